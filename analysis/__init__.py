@@ -1,0 +1,1 @@
+"""What it means: statistics, scaling-law fits, reports, dashboard, exports."""

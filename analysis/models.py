@@ -1,0 +1,1 @@
+"""Analysis stores nothing of its own yet: results are computed from judgments."""

@@ -1,0 +1,1 @@
+"""Pure numpy/scipy statistics of judgments: no Django, no project imports."""

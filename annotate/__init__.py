@@ -1,0 +1,1 @@
+"""How it is judged: studies, trials, the assignment engine, annotator pages, crowd links."""

@@ -1,0 +1,208 @@
+"""Studies and what happens in them: trials, assignments to annotators, judgments."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from generation.models import Corpus, Generator, Item, Sample, Workspace
+
+
+class Side(models.TextChoices):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+class Annotator(models.Model):
+    """A person who judges: from an invite link, a crowd platform, or a named account."""
+
+    class Source(models.TextChoices):
+        INVITE = "invite"
+        PROLIFIC = "prolific"
+        ACCOUNT = "account"
+        SIMULATED = "simulated"
+
+    # The only identifier that leaves the server, in exports and reports.
+    pseudonym = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="The crowd platform's id, e.g. PROLIFIC_PID."
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
+                name="annotator_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id or self.pseudonym}"
+
+
+class Study(models.Model):
+    """An annotation campaign over one corpus and some generators."""
+
+    class Question(models.TextChoices):
+        PREFERENCE = "preference"
+        REALISM = "realism"
+        CUSTOM = "custom"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="studies")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    corpus = models.ForeignKey(Corpus, on_delete=models.PROTECT, related_name="studies")
+    generators = models.ManyToManyField(Generator, related_name="studies", blank=True)
+    question = models.CharField(max_length=10, choices=Question.choices, default=Question.PREFERENCE)
+    question_text = models.CharField(max_length=500, blank=True)
+    instructions = models.TextField(blank=True)
+    consent_text = models.TextField(blank=True)
+    judgments_per_trial = models.PositiveIntegerField(default=3)
+    catch_rate = models.FloatField(default=0.1)
+    calibration_rate = models.FloatField(default=0.05)
+    quota_per_annotator = models.PositiveIntegerField(default=40)
+    assignment_timeout_seconds = models.PositiveIntegerField(default=600)
+    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    presentation_policy = models.JSONField(
+        default=dict, help_text="The presentation policy both images of every trial went through."
+    )
+    completion_code = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(judgments_per_trial__gte=1), name="study_judgments_per_trial_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(catch_rate__gte=0)
+                & Q(calibration_rate__gte=0)
+                & Q(catch_rate__lte=1)
+                & Q(calibration_rate__lte=1),
+                name="study_control_rates_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "open", "closed"]), name="study_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Trial(models.Model):
+    """One comparison unit: a sample against its item's reference, or a control pair."""
+
+    class Kind(models.TextChoices):
+        GENERATED = "generated"
+        CATCH = "catch"
+        CALIBRATION = "calibration"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="trials")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.GENERATED)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="trials")
+    sample = models.ForeignKey(
+        Sample, on_delete=models.PROTECT, null=True, blank=True, related_name="trials"
+    )
+    # For control trials: the other image (a corrupted or re-cropped reference).
+    control_image = models.FileField(max_length=300, blank=True)
+    judgment_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="generated") & Q(sample__isnull=False))
+                | (Q(kind__in=["catch", "calibration"]) & Q(sample__isnull=True)),
+                name="trial_sample_iff_generated",
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "judgment_count"], name="trial_study_need_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.study} trial {self.pk} ({self.kind})"
+
+
+class Assignment(models.Model):
+    """A trial issued to one annotator, with the side of each image drawn on the server."""
+
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="assignments")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="assignments")
+    # Denormalised from the trial so the database itself can refuse to show one
+    # annotator the same reference image twice within a study.
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="assignments")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="assignments")
+    reference_side = models.CharField(max_length=5, choices=Side.choices)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["issued_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "annotator"], name="assignment_unique_trial_annotator"
+            ),
+            models.UniqueConstraint(
+                fields=["study", "annotator", "item"], name="assignment_unique_reference_per_study"
+            ),
+            models.CheckConstraint(
+                condition=Q(reference_side__in=["left", "right"]), name="assignment_side_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("issued_at")), name="assignment_expires_after_issue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} of {self.trial} to {self.annotator}"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class Judgment(models.Model):
+    """The annotator's choice on an assignment. Written once, never changed."""
+
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, related_name="judgment"
+    )
+    choice = models.CharField(max_length=5, choices=Side.choices)
+    client_response_ms = models.PositiveIntegerField(null=True, blank=True)
+    server_response_ms = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(choice__in=["left", "right"]), name="judgment_choice_valid"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise AppendOnlyError("judgments are append-only: a saved judgment cannot change")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("judgments are append-only: exclude them at analysis time instead")
+
+    def __str__(self) -> str:
+        return f"judgment {self.pk}: {self.choice}"

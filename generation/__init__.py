@@ -1,0 +1,1 @@
+"""What is compared: corpora and their items, generators and their samples, generation jobs."""

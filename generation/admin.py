@@ -1,0 +1,87 @@
+from django.contrib import admin
+from django.db.models import Count
+from django.utils.html import format_html
+
+from .models import Corpus, GenerationJob, Generator, Item, Membership, Sample, Series, Workspace
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "workspace", "role", "created_at"]
+    list_filter = ["role", "workspace"]
+    search_fields = ["user__username", "workspace__name"]
+
+
+@admin.register(Corpus)
+class CorpusAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "item_count", "source", "created_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_item_count=Count("items"))
+
+    @admin.display(ordering="_item_count", description="items")
+    def item_count(self, obj):
+        return obj._item_count
+
+
+class ImagePreviewMixin:
+    @admin.display(description="image")
+    def preview(self, obj):
+        return format_html('<img src="{}" style="max-height:64px">', obj.image.url)
+
+
+@admin.register(Item)
+class ItemAdmin(ImagePreviewMixin, admin.ModelAdmin):
+    list_display = ["key", "corpus", "caption", "width", "height", "format", "mode", "preview"]
+    list_filter = ["corpus", "format", "mode"]
+    search_fields = ["key", "caption", "sha256"]
+    list_select_related = ["corpus"]
+    readonly_fields = ["sha256", "width", "height", "format", "mode", "byte_size", "preview"]
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "created_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name"]
+
+
+@admin.register(Generator)
+class GeneratorAdmin(admin.ModelAdmin):
+    list_display = ["name", "series", "params", "train_images", "train_flops", "train_step", "backend"]
+    list_filter = ["workspace", "series", "backend"]
+    search_fields = ["name", "description"]
+    list_select_related = ["series"]
+
+
+@admin.register(Sample)
+class SampleAdmin(ImagePreviewMixin, admin.ModelAdmin):
+    list_display = ["generator", "item", "seed", "width", "height", "format", "preview"]
+    list_filter = ["generator", "format"]
+    search_fields = ["item__key", "item__caption", "sha256"]
+    list_select_related = ["generator", "item"]
+    raw_id_fields = ["item", "job"]
+    readonly_fields = ["sha256", "width", "height", "format", "mode", "byte_size", "preview"]
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "generator", "status", "done", "skipped", "failed", "total", "device", "images_per_second", "created_at"]
+    list_filter = ["status", "generator"]
+    search_fields = ["generator__name", "device"]

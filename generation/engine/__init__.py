@@ -1,0 +1,1 @@
+"""Pure PyTorch text-to-image engine: networks, schedules, samplers, training. No Django."""

@@ -1,0 +1,234 @@
+"""Corpora of real text-image pairs, and the generators and samples compared with them.
+
+`Workspace` lives here because everything else hangs off it and this app is the
+bottom of the dependency chain (annotate and analysis both import generation).
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Workspace(models.Model):
+    """A team: every corpus, generator and study belongs to one."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+        VIEWER = "viewer"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user"),
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "member", "viewer"]), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class Corpus(models.Model):
+    """A set of text-image pairs that serve as ground truth."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="corpora")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=1000, blank=True, help_text="Where it was imported from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "corpora"
+        ordering = ["workspace", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="corpus_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StoredImage(models.Model):
+    """Fields shared by every stored original: references and samples alike.
+
+    The file is named by the sha256 of its bytes, so identical images are stored once
+    and a name reveals nothing but content.
+    """
+
+    image = models.FileField(max_length=300)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10, help_text="Pillow format of the original: JPEG, PNG, WEBP.")
+    mode = models.CharField(max_length=10, help_text="Pillow mode of the original, e.g. RGB, CMYK, I;16.")
+    byte_size = models.PositiveBigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class Item(StoredImage):
+    """One pair of a corpus: a caption (the prompt) and its real image, the reference."""
+
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="items")
+    key = models.CharField(max_length=255)
+    caption = models.TextField()
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["corpus", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["corpus", "key"], name="item_unique_key"),
+            models.CheckConstraint(condition=~Q(caption=""), name="item_caption_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.corpus}:{self.key}"
+
+
+class Series(models.Model):
+    """Generators that differ along scale axes: the points of one scaling curve."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="series")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["workspace", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="series_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Generator(models.Model):
+    """One model checkpoint under fixed inference settings."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="generators")
+    series = models.ForeignKey(
+        Series, on_delete=models.PROTECT, null=True, blank=True, related_name="generators"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # Scale axes. Null means "not known", which fits leave out.
+    params = models.PositiveBigIntegerField(null=True, blank=True, help_text="Parameter count N.")
+    train_images = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Training images seen D."
+    )
+    train_flops = models.FloatField(null=True, blank=True, help_text="Training compute C in FLOPs.")
+    train_step = models.PositiveBigIntegerField(null=True, blank=True)
+    settings = models.JSONField(
+        default=dict, blank=True, help_text="Inference settings: sampler, steps, guidance, resolution."
+    )
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Automatic metrics, e.g. validation loss or FID."
+    )
+    backend = models.CharField(
+        max_length=200, default="upload", help_text="'upload', or the backend that makes samples."
+    )
+    backend_config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace", "series", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="generator_unique_name"),
+            models.CheckConstraint(
+                condition=Q(train_flops__isnull=True) | Q(train_flops__gte=0),
+                name="generator_train_flops_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GenerationJob(models.Model):
+    """A run of a generator's backend over items, on a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    generator = models.ForeignKey(Generator, on_delete=models.CASCADE, related_name="jobs")
+    corpus = models.ForeignKey(Corpus, on_delete=models.PROTECT, related_name="generation_jobs")
+    item_keys = models.JSONField(default=list, blank=True, help_text="Empty: every item.")
+    seeds_per_item = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    device = models.CharField(max_length=200, blank=True)
+    batch_size = models.PositiveIntegerField(null=True, blank=True)
+    images_per_second = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed", "cancelled"]),
+                name="generationjob_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generator} job {self.pk} ({self.status})"
+
+
+class Sample(StoredImage):
+    """One image made by a generator for an item, with its seed."""
+
+    generator = models.ForeignKey(Generator, on_delete=models.CASCADE, related_name="samples")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="samples")
+    seed = models.BigIntegerField()
+    job = models.ForeignKey(
+        GenerationJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="samples"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["generator", "item", "seed"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generator", "item", "seed"], name="sample_unique_generator_item_seed"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generator} / {self.item.key} / seed {self.seed}"

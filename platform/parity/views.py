@@ -1,0 +1,22 @@
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from generation.models import Corpus, Generator
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    corpora = Corpus.objects.order_by("name")
+    generators = Generator.objects.select_related("series").order_by("name")
+    if request.user.is_authenticated and not request.user.is_superuser:
+        corpora = corpora.filter(workspace__members=request.user)
+        generators = generators.filter(workspace__members=request.user)
+    elif not request.user.is_authenticated:
+        corpora, generators = corpora.none(), generators.none()
+    return render(request, "parity/home.html", {"corpora": corpora, "generators": generators})
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
