@@ -17,5 +17,5 @@ urlpatterns = [
 if settings.DEBUG:
     # Development only; production serves media from its volume or object store.
     urlpatterns.append(
-        path(f"{settings.MEDIA_URL}<path:path>", serve, {"document_root": settings.MEDIA_ROOT})
+        path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", serve, {"document_root": settings.MEDIA_ROOT})
     )
