@@ -138,6 +138,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # A file, not memory, so that a worker process started by a test sees the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-parity.sqlite3")}
 
 # ------------------------------------------------------------------------------
 # Auth

@@ -1,0 +1,42 @@
+# The README's two commands: `make run` (a working Parity with demo content) and
+# `make test` (the whole suite). Both create the virtualenv when needed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_INSTALL := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
+PYTEST_ARGS ?=
+
+.PHONY: run test migrate demo serve bench-import clean
+
+run: $(VENV)/.installed-run migrate demo serve
+
+test: $(VENV)/.installed-dev
+	$(PY) tests/services.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: $(VENV)/.installed-run
+	$(PY) manage.py migrate --noinput -v 0
+
+demo: $(VENV)/.installed-run
+	$(PY) manage.py demo
+
+serve: $(VENV)/.installed-run
+	$(PY) manage.py serve
+
+bench-import: $(VENV)/.installed-dev
+	$(PY) bench/import_corpus.py
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The stamps make a second `make run` skip the install; editing pyproject.toml redoes it.
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e ".[generation]"
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e ".[generation,dev]"
+	touch $@ $(VENV)/.installed-run
+
+clean:
+	rm -rf $(VENV) var

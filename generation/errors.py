@@ -1,0 +1,29 @@
+"""The error family of the generation domain.
+
+`ParityError` is the root every domain error derives from; the API and the htmx
+pages map it once to a clear message, and the CLI prints it without a traceback.
+"""
+
+
+class ParityError(Exception):
+    """An error a user can act on; its message says what is wrong and where."""
+
+
+class IngestError(ParityError):
+    """An import was refused; nothing of it was written."""
+
+    def __init__(self, message: str, *, rejections: list["Rejection"] | None = None):
+        super().__init__(message)
+        self.rejections = rejections or []
+
+
+class Rejection(ParityError):
+    """One record of an import is bad. `origin` names its file and line or tar member."""
+
+    def __init__(self, origin: str, message: str):
+        super().__init__(f"{origin}: {message}")
+        self.origin = origin
+        self.reason = message
+
+    def as_dict(self) -> dict:
+        return {"origin": self.origin, "reason": self.reason}

@@ -1,0 +1,364 @@
+"""Readers of corpus and sample files: each yields records or rejections, one at a time.
+
+Formats:
+- a folder with `captions.jsonl` or `captions.csv` (key, caption, file; other fields
+  become the item's meta);
+- WebDataset tar shards as img2dataset writes them (`KEY.jpg|png|webp`, `KEY.txt`
+  caption, optional `KEY.json`), one shard, a folder of shards or a glob;
+- a sample bundle: a folder or tar with `manifest.jsonl` (key, file, seed).
+
+A bad record becomes a `Rejection` naming its file and line or tar member, so one
+import can report every problem at once. Tar members are read, never extracted, and
+links, devices and paths outside the archive are refused outright.
+"""
+
+import csv
+import glob
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from generation.errors import IngestError, Rejection
+
+IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp"}
+CORPUS_INDEXES = ("captions.jsonl", "captions.csv")
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass
+class Record:
+    key: str
+    data: bytes
+    origin: str
+    caption: str | None = None
+    seed: int | None = None
+    meta: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------
+# Corpora
+# ------------------------------------------------------------------------------
+
+
+def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    """Records of a corpus folder or of WebDataset shards (a path, a folder of shards or a glob)."""
+    path = Path(source)
+    if path.is_dir():
+        indexes = [path / name for name in CORPUS_INDEXES if (path / name).is_file()]
+        if len(indexes) > 1:
+            raise IngestError(f"{source}: has both captions.jsonl and captions.csv; keep one")
+        if indexes:
+            index = indexes[0]
+            if index.suffix == ".jsonl":
+                return _folder_jsonl(path, index, max_bytes=max_bytes)
+            return _folder_csv(path, index, max_bytes=max_bytes)
+        shards = sorted(str(p) for p in path.glob("*.tar"))
+        if not shards:
+            raise IngestError(
+                f"{source}: no captions.jsonl, captions.csv or .tar shards in this folder"
+            )
+        return _webdataset(shards, max_bytes=max_bytes)
+    shards = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
+    if not shards:
+        raise IngestError(f"{source}: no file matches this pattern")
+    for shard in shards:
+        if not Path(shard).is_file():
+            raise IngestError(f"{shard}: no such file or folder")
+        if not _is_tar_name(shard):
+            raise IngestError(f"{shard}: not a folder or a WebDataset .tar shard")
+    return _webdataset(shards, max_bytes=max_bytes)
+
+
+def _folder_jsonl(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    with index.open(encoding="utf-8", errors="strict") as lines:
+        for number, line in _numbered_lines(lines, index):
+            origin = f"{index}:{number}"
+            try:
+                row = _json_object(line, origin)
+                key, caption, name = (_text_field(row, f, origin) for f in ("key", "caption", "file"))
+            except Rejection as rejection:
+                yield rejection
+                continue
+            meta = {k: v for k, v in row.items() if k not in {"key", "caption", "file"}}
+            yield _folder_record(root, name, key=key, caption=caption, meta=meta, origin=origin, max_bytes=max_bytes)
+
+
+def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    with index.open(encoding="utf-8", errors="strict", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise IngestError(f"{index}: the file is empty (expected a header: key,caption,file)") from None
+        missing = [c for c in ("key", "caption", "file") if c not in header]
+        if missing:
+            raise IngestError(f"{index}:1: header lacks column(s) {', '.join(missing)}")
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Rejection(f"{index}:{reader.line_num}", f"malformed CSV: {exc}")
+                continue
+            origin = f"{index}:{reader.line_num}"
+            if not values:
+                continue
+            if len(values) != len(header):
+                yield Rejection(origin, f"expected {len(header)} columns ({','.join(header)}), found {len(values)}")
+                continue
+            row = dict(zip(header, values))
+            try:
+                key, caption, name = (_text_field(row, f, origin) for f in ("key", "caption", "file"))
+            except Rejection as rejection:
+                yield rejection
+                continue
+            meta = {k: v for k, v in row.items() if k not in {"key", "caption", "file"}}
+            yield _folder_record(root, name, key=key, caption=caption, meta=meta, origin=origin, max_bytes=max_bytes)
+
+
+def _folder_record(root: Path, name: str, *, origin: str, max_bytes: int, **fields) -> Record | Rejection:
+    try:
+        path = _inside(root, name, origin)
+        data = _read_capped(path, origin, max_bytes)
+    except Rejection as rejection:
+        return rejection
+    return Record(data=data, origin=f"{origin} ({name})", **fields)
+
+
+def _webdataset(shards: list[str], *, max_bytes: int) -> Iterator[Record | Rejection]:
+    for shard in shards:
+        try:
+            with tarfile.open(shard, mode="r|*") as archive:
+                group_key, group = None, {}
+                for member in archive:
+                    origin = f"{shard}:{member.name}"
+                    if member.isdir():
+                        continue
+                    try:
+                        _check_member(member, origin, max_bytes)
+                    except Rejection as rejection:
+                        yield rejection
+                        continue
+                    key, extension = _split_key(member.name)
+                    if key != group_key:
+                        if group:
+                            yield _webdataset_record(shard, group_key, group)
+                        group_key, group = key, {}
+                    if extension in group:
+                        yield Rejection(origin, f"second member with extension .{extension} for key {key!r}")
+                        continue
+                    group[extension] = (archive.extractfile(member).read(), origin)
+                if group:
+                    yield _webdataset_record(shard, group_key, group)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            yield Rejection(shard, f"not a readable tar archive: {exc}")
+
+
+def _webdataset_record(shard: str, key: str, group: dict) -> Record | Rejection:
+    origin = f"{shard}:{key}"
+    images = [ext for ext in group if ext.lower() in IMAGE_EXTENSIONS]
+    if not images:
+        return Rejection(origin, f"no image for key {key!r} (expected {key}.jpg, .png or .webp)")
+    if len(images) > 1:
+        return Rejection(origin, f"more than one image for key {key!r}: {', '.join(sorted(images))}")
+    data, image_origin = group[images[0]]
+    meta = {}
+    if "json" in group:
+        raw, json_origin = group["json"]
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return Rejection(json_origin, f"malformed JSON: {exc}")
+        if not isinstance(meta, dict):
+            return Rejection(json_origin, "expected a JSON object")
+    if "txt" in group:
+        raw, txt_origin = group["txt"]
+        try:
+            caption = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Rejection(txt_origin, "caption is not valid UTF-8")
+    elif isinstance(meta.get("caption"), str):
+        caption = meta["caption"]
+    else:
+        return Rejection(origin, f"no caption for key {key!r} (expected {key}.txt)")
+    return Record(key=key, caption=caption, data=data, origin=image_origin, meta=meta)
+
+
+# ------------------------------------------------------------------------------
+# Sample bundles
+# ------------------------------------------------------------------------------
+
+
+def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    """Records of a sample bundle: a folder or tar holding `manifest.jsonl` (key, file, seed)."""
+    path = Path(source)
+    if path.is_dir():
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            raise IngestError(f"{source}: no {MANIFEST} in this folder")
+        return _folder_bundle(path, manifest, max_bytes=max_bytes)
+    if path.is_file() and _is_tar_name(source):
+        return _tar_bundle(path, max_bytes=max_bytes)
+    if not path.exists():
+        raise IngestError(f"{source}: no such file or folder")
+    raise IngestError(f"{source}: not a folder or a .tar bundle")
+
+
+def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    with manifest.open(encoding="utf-8") as lines:
+        for number, line in _numbered_lines(lines, manifest):
+            origin = f"{manifest}:{number}"
+            try:
+                key, name, seed = _manifest_entry(line, origin)
+            except Rejection as rejection:
+                yield rejection
+                continue
+            try:
+                data = _read_capped(_inside(root, name, origin), origin, max_bytes)
+            except Rejection as rejection:
+                yield rejection
+                continue
+            yield Record(key=key, seed=seed, data=data, origin=f"{origin} ({name})")
+
+
+def _tar_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    try:
+        archive = tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise IngestError(f"{path}: not a readable tar archive: {exc}") from None
+    with archive:
+        files = {}
+        for member in archive.getmembers():
+            if member.isdir():
+                continue
+            try:
+                _check_member(member, f"{path}:{member.name}", max_bytes)
+            except Rejection as rejection:
+                yield rejection
+                continue
+            files[str(PurePosixPath(member.name))] = member
+        if MANIFEST not in files:
+            raise IngestError(f"{path}: no {MANIFEST} at the top of the archive")
+        text = archive.extractfile(files[MANIFEST]).read()
+        try:
+            lines = io.StringIO(text.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise IngestError(f"{path}:{MANIFEST}: not valid UTF-8") from None
+        for number, line in _numbered_lines(lines, f"{path}:{MANIFEST}"):
+            origin = f"{path}:{MANIFEST}:{number}"
+            try:
+                key, name, seed = _manifest_entry(line, origin)
+                normal = os.path.normpath(name)
+                if normal.startswith("..") or os.path.isabs(normal):
+                    raise Rejection(origin, f"file {name!r} points outside the bundle")
+                member = files.get(str(PurePosixPath(normal)))
+                if member is None:
+                    raise Rejection(origin, f"file {name!r} is not in the bundle")
+            except Rejection as rejection:
+                yield rejection
+                continue
+            yield Record(key=key, seed=seed, data=archive.extractfile(member).read(), origin=f"{origin} ({name})")
+
+
+def _manifest_entry(line: str, origin: str) -> tuple[str, str, int]:
+    row = _json_object(line, origin)
+    if "key" not in row and "item_key" in row:
+        row["key"] = row.pop("item_key")
+    key = _text_field(row, "key", origin)
+    name = _text_field(row, "file", origin)
+    if "seed" not in row:
+        raise Rejection(origin, "missing field 'seed'")
+    seed = row["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise Rejection(origin, f"field 'seed' must be an integer, got {seed!r}")
+    if not -(2**63) <= seed < 2**63:
+        raise Rejection(origin, "field 'seed' does not fit in 64 bits")
+    return key, name, seed
+
+
+# ------------------------------------------------------------------------------
+# Shared checks
+# ------------------------------------------------------------------------------
+
+
+def _numbered_lines(lines, name) -> Iterator[tuple[int, str]]:
+    try:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                yield number, line
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{name}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _json_object(line: str, origin: str) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise Rejection(origin, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(row, dict):
+        raise Rejection(origin, f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def _text_field(row: dict, name: str, origin: str) -> str:
+    if name not in row or row[name] is None:
+        raise Rejection(origin, f"missing field {name!r}")
+    value = row[name]
+    if isinstance(value, int) and not isinstance(value, bool) and name == "key":
+        value = str(value)
+    if not isinstance(value, str):
+        raise Rejection(origin, f"field {name!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _inside(root: Path, name: str, origin: str) -> Path:
+    if os.path.isabs(name):
+        raise Rejection(origin, f"file {name!r} is an absolute path; give it relative to {root}")
+    path = (root / name).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise Rejection(origin, f"file {name!r} points outside {root}")
+    if not path.is_file():
+        raise Rejection(origin, f"file {name!r} not found in {root}")
+    return path
+
+
+def _read_capped(path: Path, origin: str, max_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise Rejection(origin, f"{path.name} is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+    return path.read_bytes()
+
+
+def _check_member(member: tarfile.TarInfo, origin: str, max_bytes: int) -> None:
+    name = member.name
+    if name.startswith("/") or PurePosixPath(name).is_absolute():
+        raise Rejection(origin, "absolute path in archive refused")
+    if ".." in PurePosixPath(name).parts:
+        raise Rejection(origin, "path with '..' in archive refused")
+    if member.issym():
+        raise Rejection(origin, f"symbolic link refused (to {member.linkname!r})")
+    if member.islnk():
+        raise Rejection(origin, f"hard link refused (to {member.linkname!r})")
+    if member.isdev():
+        raise Rejection(origin, "device file or FIFO refused")
+    if not member.isfile():
+        raise Rejection(origin, "not a regular file")
+    if member.size > max_bytes:
+        raise Rejection(origin, f"member is {member.size:,} bytes, over the limit of {max_bytes:,} bytes")
+
+
+def _split_key(name: str) -> tuple[str, str]:
+    """WebDataset's rule: the key is the path up to the first dot of the file name."""
+    path = PurePosixPath(name)
+    base, _, extension = path.name.partition(".")
+    key = str(path.parent / base) if str(path.parent) != "." else base
+    return key, extension
+
+
+def _is_tar_name(name: str) -> bool:
+    return name.endswith((".tar", ".tar.gz", ".tgz"))

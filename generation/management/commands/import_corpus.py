@@ -1,0 +1,58 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.text import slugify
+
+from generation.errors import ParityError
+from generation.models import Workspace
+from generation.services import corpus_import
+
+from ._progress import progress_bar, write_report
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a corpus of text-image pairs: a folder with captions.jsonl or captions.csv "
+        "(key, caption, file), or WebDataset tar shards as img2dataset writes them "
+        "(one shard, a folder of shards, or a quoted glob such as 'shards/*.tar')."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="folder, .tar shard, or glob of shards")
+        parser.add_argument("--workspace", required=True, help="workspace slug (created if missing)")
+        parser.add_argument("--name", required=True, help="name of the new corpus")
+        parser.add_argument("--description", default="")
+        parser.add_argument(
+            "--skip-bad", action="store_true",
+            help="import the good items and write the rejected ones to a report, instead of refusing the whole import",
+        )
+        parser.add_argument("--report", type=Path, help="where --skip-bad writes its JSONL report")
+
+    def handle(self, *args, path, workspace, name, description, skip_bad, report, **options):
+        workspace_obj, created = Workspace.objects.get_or_create(
+            slug=slugify(workspace), defaults={"name": workspace}
+        )
+        if created:
+            self.stdout.write(f"Created workspace {workspace_obj.slug!r}.")
+        try:
+            with progress_bar(f"Importing {name}", disable=options["verbosity"] == 0) as on_progress:
+                corpus, result = corpus_import(
+                    workspace=workspace_obj, name=name, source=path, description=description,
+                    skip_bad=skip_bad, on_progress=on_progress,
+                )
+        except ParityError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(
+            f"Imported corpus {corpus.name!r} (id {corpus.pk}): {result.created} items."
+        ))
+        if result.converted:
+            self.stdout.write(
+                f"{result.converted} images are CMYK, YCbCr or 16-bit: stored as they are, "
+                "shown as 8-bit sRGB by the presentation policy."
+            )
+        if result.rejected:
+            report = report or Path(f"{slugify(name)}-rejected.jsonl")
+            write_report(report, result.rejected)
+            self.stdout.write(self.style.WARNING(
+                f"Rejected {len(result.rejected)} records; the report is {report}."
+            ))

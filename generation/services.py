@@ -1,0 +1,263 @@
+"""Writes of the generation domain: corpus and sample imports.
+
+An import is all-or-nothing by default: every record is validated, every problem is
+collected, and if any record is bad nothing is written — no rows (one transaction)
+and no stored files (the ones this import created are removed). With `skip_bad` the
+good records are imported and the bad ones are returned for a report.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, default_storage
+from django.db import IntegrityError, transaction
+
+from generation.errors import IngestError, Rejection
+from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
+from generation.ingest.sources import Record, bundle_records, corpus_records
+from generation.models import Corpus, Generator, Item, Sample, Workspace
+
+BATCH = 256
+SHOWN_REJECTIONS = 20
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    skipped: int = 0
+    converted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def import_limits() -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.PARITY_MAX_IMAGE_BYTES, max_pixels=settings.PARITY_MAX_IMAGE_PIXELS
+    )
+
+
+def corpus_import(
+    *,
+    workspace: Workspace,
+    name: str,
+    source: str,
+    description: str = "",
+    skip_bad: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[Corpus, ImportResult]:
+    """Create corpus `name` in `workspace` from the files at `source`."""
+    limits = import_limits()
+    records = corpus_records(source, max_bytes=limits.max_bytes)
+    result = ImportResult()
+    files = _StoredFiles(default_storage)
+    try:
+        with transaction.atomic():
+            if Corpus.objects.filter(workspace=workspace, name=name).exists():
+                raise IngestError(f"workspace {workspace.slug!r} already has a corpus named {name!r}")
+            corpus = Corpus.objects.create(
+                workspace=workspace, name=name, source=source, description=description
+            )
+            first_seen: dict[str, str] = {}
+            batch: list[Item] = []
+            for record in _counted(records, on_progress):
+                try:
+                    if isinstance(record, Rejection):
+                        raise record
+                    key = _checked_key(record)
+                    caption = _checked_caption(record)
+                    if key in first_seen:
+                        raise Rejection(record.origin, f"duplicate key {key!r} (first at {first_seen[key]})")
+                    first_seen[key] = record.origin
+                    facts = inspect_image(record.data, origin=record.origin, limits=limits)
+                except Rejection as rejection:
+                    result.rejected.append(rejection)
+                    continue
+                if result.rejected and not skip_bad:
+                    continue  # the import will be refused: validate the rest, store nothing more
+                result.converted += facts.converted
+                batch.append(Item(corpus=corpus, key=key, caption=caption, meta=record.meta,
+                                  image=files.save(facts, record.data), **_fact_fields(facts)))
+                if len(batch) >= BATCH:
+                    result.created += len(Item.objects.bulk_create(batch))
+                    batch = []
+            _refuse_if_bad(result, skip_bad, what="item")
+            result.created += len(Item.objects.bulk_create(batch))
+            if result.created == 0:
+                raise IngestError(f"{source}: no item to import", rejections=result.rejected)
+    except BaseException:
+        files.remove_created()
+        raise
+    return corpus, result
+
+
+def samples_import(
+    *,
+    generator: Generator,
+    source: str,
+    corpus: Corpus | None = None,
+    skip_bad: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Add the samples of the bundle at `source` to `generator`; item keys are `corpus`'s.
+
+    A sample that already exists with the same bytes is skipped, so a rerun is harmless;
+    one that exists with other bytes is a rejection.
+    """
+    corpus = corpus or _only_corpus(generator.workspace)
+    limits = import_limits()
+    records = bundle_records(source, max_bytes=limits.max_bytes)
+    result = ImportResult()
+    files = _StoredFiles(default_storage)
+    try:
+        with transaction.atomic():
+            first_seen: dict[tuple[str, int], str] = {}
+            pending: list[tuple[Record, ImageFacts]] = []
+            for record in _counted(records, on_progress):
+                try:
+                    if isinstance(record, Rejection):
+                        raise record
+                    pair = (_checked_key(record), record.seed)
+                    if pair in first_seen:
+                        raise Rejection(
+                            record.origin,
+                            f"duplicate key {pair[0]!r} with seed {pair[1]} (first at {first_seen[pair]})",
+                        )
+                    first_seen[pair] = record.origin
+                    pending.append((record, inspect_image(record.data, origin=record.origin, limits=limits)))
+                except Rejection as rejection:
+                    result.rejected.append(rejection)
+                if len(pending) >= BATCH:
+                    _store_samples(pending, generator, corpus, files, result, skip_bad)
+                    pending = []
+            _store_samples(pending, generator, corpus, files, result, skip_bad)
+            _refuse_if_bad(result, skip_bad, what="sample")
+    except BaseException:
+        files.remove_created()
+        raise
+    return result
+
+
+def _store_samples(pending, generator, corpus, files, result, skip_bad) -> None:
+    if not pending:
+        return
+    keys = {record.key for record, _ in pending}
+    items = dict(Item.objects.filter(corpus=corpus, key__in=keys).values_list("key", "id"))
+    existing = {
+        (item_id, seed): sha
+        for item_id, seed, sha in Sample.objects.filter(
+            generator=generator, item_id__in=items.values()
+        ).values_list("item_id", "seed", "sha256")
+    }
+    rows = []
+    for record, facts in pending:
+        item_id = items.get(record.key)
+        if item_id is None:
+            result.rejected.append(
+                Rejection(record.origin, f"unknown item key {record.key!r}: corpus {corpus.name!r} has no such item")
+            )
+            continue
+        old = existing.get((item_id, record.seed))
+        if old == facts.sha256:
+            result.skipped += 1
+            continue
+        if old is not None:
+            result.rejected.append(
+                Rejection(record.origin, f"generator {generator.name!r} already has a different sample "
+                                         f"for key {record.key!r} with seed {record.seed}")
+            )
+            continue
+        if result.rejected and not skip_bad:
+            continue
+        result.converted += facts.converted
+        rows.append(Sample(generator=generator, item_id=item_id, seed=record.seed,
+                           image=files.save(facts, record.data), **_fact_fields(facts)))
+    try:
+        result.created += len(Sample.objects.bulk_create(rows))
+    except IntegrityError as exc:
+        # Another import of the same generator committed these samples meanwhile.
+        raise IngestError(f"samples of {generator.name!r} changed during the import: {exc}") from None
+
+
+def _only_corpus(workspace: Workspace) -> Corpus:
+    corpora = list(Corpus.objects.filter(workspace=workspace)[:2])
+    if len(corpora) == 1:
+        return corpora[0]
+    if not corpora:
+        raise IngestError(f"workspace {workspace.slug!r} has no corpus: import one first")
+    raise IngestError(f"workspace {workspace.slug!r} has several corpora: say which one the item keys belong to")
+
+
+def _refuse_if_bad(result: ImportResult, skip_bad: bool, *, what: str) -> None:
+    if not result.rejected or skip_bad:
+        return
+    count = len(result.rejected)
+    lines = [f"  {rejection}" for rejection in result.rejected[:SHOWN_REJECTIONS]]
+    if count > SHOWN_REJECTIONS:
+        lines.append(f"  … and {count - SHOWN_REJECTIONS} more")
+    raise IngestError(
+        f"import refused: {count} bad {what}{'s' if count != 1 else ''}; nothing was written "
+        f"(--skip-bad imports the good ones and reports the rest)\n" + "\n".join(lines),
+        rejections=result.rejected,
+    )
+
+
+def _checked_key(record: Record) -> str:
+    key = record.key.strip()
+    if not key:
+        raise Rejection(record.origin, "key is empty")
+    if len(key) > 255:
+        raise Rejection(record.origin, f"key has {len(key)} characters, over the limit of 255")
+    return key
+
+
+def _checked_caption(record: Record) -> str:
+    caption = (record.caption or "").strip()
+    if not caption:
+        raise Rejection(record.origin, "caption is empty")
+    limit = settings.PARITY_MAX_CAPTION_CHARS
+    if len(caption) > limit:
+        raise Rejection(record.origin, f"caption has {len(caption):,} characters, over the limit of {limit:,}")
+    return caption
+
+
+def _fact_fields(facts: ImageFacts) -> dict:
+    return {
+        "sha256": facts.sha256,
+        "width": facts.width,
+        "height": facts.height,
+        "format": facts.format,
+        "mode": facts.mode,
+        "byte_size": facts.byte_size,
+    }
+
+
+def _counted(records: Iterable, on_progress: Callable[[int], None] | None) -> Iterator:
+    for count, record in enumerate(records, start=1):
+        yield record
+        if on_progress:
+            on_progress(count)
+
+
+class _StoredFiles:
+    """Content-addressed originals: the name is the sha256, so equal images are stored once.
+
+    Remembers the files this import created so that a refused import leaves none behind.
+    """
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.created: list[str] = []
+
+    def save(self, facts: ImageFacts, data: bytes) -> str:
+        name = f"originals/{facts.sha256[:2]}/{facts.sha256}.{facts.extension}"
+        if not self.storage.exists(name):
+            saved = self.storage.save(name, ContentFile(data))
+            self.created.append(saved)
+            return saved
+        return name
+
+    def remove_created(self) -> None:
+        for name in self.created:
+            self.storage.delete(name)
+        self.created.clear()

@@ -1,0 +1,48 @@
+"""Serve the web process and a Celery worker side by side, for one machine.
+
+Production runs gunicorn and workers as separate services (docker-compose.yml);
+this is the embedded shape `make run` uses: runserver on loopback and one worker on
+the broker from settings (by default kombu's filesystem transport, no server).
+"""
+
+import subprocess
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web server and a Celery worker (both queues) until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--no-worker", action="store_true")
+
+    def handle(self, *args, addr, no_worker, **options):
+        worker = None
+        if not no_worker:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "parity", "worker", "-Q", "celery,gpu",
+                 "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
+                 "--hostname", "embedded@%h"],
+            )
+        base = f"http://{addr}"
+        self.stdout.write(self.style.SUCCESS(f"\nParity is serving on {base}/"))
+        self.stdout.write(f"  researcher home  {base}/")
+        self.stdout.write(f"  admin            {base}/admin/")
+        self.stdout.write(f"  API docs         {base}/api/docs/")
+        self.stdout.write(f"  database         {settings.DATABASES['default']['NAME']}")
+        self.stdout.write("  Ctrl-C stops the web server and the worker.\n")
+        try:
+            call_command("runserver", addr, use_reloader=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if worker:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()

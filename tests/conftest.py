@@ -1,0 +1,63 @@
+"""Fixtures shared by the whole suite: services, media in a temporary folder, workspaces."""
+
+import os
+import shutil
+
+import pytest
+
+from tests.services import Redis, require_services
+
+
+def service_missing(reason: str) -> None:
+    """Skip, or fail where PARITY_REQUIRE_SERVICES=1 says services must be there (CI)."""
+    if require_services():
+        pytest.fail(f"service missing with PARITY_REQUIRE_SERVICES=1: {reason}")
+    pytest.skip(f"service missing: {reason}")
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Every test stores files in its own folder, so cleanup checks can list it."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def media_root(_media_root):
+    return _media_root
+
+
+@pytest.fixture
+def postgres_only(db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        service_missing(
+            "this test needs PostgreSQL: install postgresql (make test then starts one) or set DATABASE_URL"
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    try:
+        server = Redis()
+    except FileNotFoundError as exc:
+        service_missing(str(exc))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    path = os.environ.get("PARITY_CHROMIUM", "/usr/bin/chromium")
+    if not shutil.which(path):
+        service_missing(f"{path} not found (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture
+def workspace(db):
+    from generation.models import Workspace
+
+    return Workspace.objects.create(name="Lab", slug="lab")
