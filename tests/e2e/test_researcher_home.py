@@ -1,0 +1,26 @@
+"""A researcher logs in with a real browser and sees their workspace's corpora only."""
+
+from django.contrib.auth import get_user_model
+
+from generation.models import Corpus, Membership, Workspace
+
+
+def test_researcher_sees_own_corpora_after_login(browser, live_server, transactional_db):
+    mine = Workspace.objects.create(name="Mine", slug="mine")
+    theirs = Workspace.objects.create(name="Theirs", slug="theirs")
+    user = get_user_model().objects.create_user("ada", password="a-long-test-password", is_staff=True)
+    Membership.objects.create(workspace=mine, user=user, role=Membership.Role.OWNER)
+    Corpus.objects.create(workspace=mine, name="coco-val")
+    Corpus.objects.create(workspace=theirs, name="secret-corpus")
+
+    page = browser.new_page()
+    page.goto(f"{live_server.url}/")
+    page.get_by_role("link", name="Log in").click()
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "a-long-test-password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+
+    table = page.locator("main table").first
+    assert "coco-val" in table.inner_text()
+    assert "secret-corpus" not in page.content()
