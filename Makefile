@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 
 .PHONY: run test migrate demo serve bench-import clean
 
-run: $(VENV)/.installed-run migrate demo serve
+run: $(VENV)/.installed-run
+	$(PY) manage.py serve --setup
 
 test: $(VENV)/.installed-dev
 	$(PY) tests/services.py run -- $(PY) -m pytest $(PYTEST_ARGS)

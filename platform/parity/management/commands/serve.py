@@ -5,6 +5,7 @@ this is the embedded shape `make run` uses: runserver on loopback and one worker
 the broker from settings (by default kombu's filesystem transport, no server).
 """
 
+import signal
 import subprocess
 import sys
 
@@ -19,12 +20,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000")
         parser.add_argument("--no-worker", action="store_true")
+        parser.add_argument(
+            "--setup", action="store_true",
+            help="migrate and build the demo first, in this process (one start-up instead of three)",
+        )
 
-    def handle(self, *args, addr, no_worker, **options):
+    def handle(self, *args, addr, no_worker, setup, **options):
+        if setup:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("demo")
+        # `kill` as well as Ctrl-C must stop the worker too: turn SIGTERM into SystemExit.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         worker = None
         if not no_worker:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "parity", "worker", "-Q", "celery,gpu",
+                [sys.executable, "-m", "celery", "--quiet", "-A", "parity", "worker", "-Q", "celery,gpu",
                  "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
                  "--hostname", "embedded@%h"],
             )
