@@ -1,0 +1,115 @@
+"""Settings from the environment: production's refusals, deploy checks, parsing.
+
+Settings are read once per process, so each case runs in a fresh interpreter with an
+environment of its own.
+"""
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MANAGE = str(REPO / "manage.py")
+
+PRINT_SETTINGS = """
+import json
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "engine": db["ENGINE"], "name": str(db["NAME"]), "user": db.get("USER"),
+    "host": db.get("HOST"), "port": db.get("PORT"),
+    "broker": settings.CELERY_BROKER_URL,
+    "broker_options": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    "media_root": str(settings.MEDIA_ROOT), "static_root": str(settings.STATIC_ROOT),
+    "debug": settings.DEBUG, "ssl_redirect": getattr(settings, "SECURE_SSL_REDIRECT", False),
+}))
+"""
+
+
+def production_env(app_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return app_env | {
+        "PARITY_ENV": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "parity.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'parity.sqlite3'}",
+    }
+
+
+def read_settings(run_python, env: dict[str, str]) -> dict:
+    result = run_python("-c", PRINT_SETTINGS, env=env | {"DJANGO_SETTINGS_MODULE": "parity.settings"})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+def test_production_refuses_to_start_without_a_secret_key(run_python, app_env, tmp_path, secret):
+    env = production_env(app_env, tmp_path)
+    del env["DJANGO_SECRET_KEY"]
+    if secret is not None:
+        env["DJANGO_SECRET_KEY"] = secret
+    result = run_python(MANAGE, "check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_checks(run_python, app_env, tmp_path):
+    result = run_python(MANAGE, "check", "--deploy", "--fail-level", "WARNING", env=production_env(app_env, tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_development_needs_no_configuration(run_python, app_env, tmp_path):
+    settings = read_settings(run_python, app_env)
+    assert settings["debug"] is True
+    assert settings["engine"] == "django.db.backends.sqlite3"
+    assert Path(settings["name"]).parent == tmp_path / "var"
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DJANGO_DEBUG", "maybe"),
+        ("PARITY_ENV", "staging"),
+        ("DATABASE_CONN_MAX_AGE", "forever"),
+        ("PARITY_MAX_IMAGE_BYTES", "32MB"),
+    ],
+)
+def test_a_bad_value_names_its_variable(run_python, app_env, name, value):
+    result = run_python(MANAGE, "check", env=app_env | {name: value})
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line
+    assert name in last_line and repr(value) in last_line
+
+
+def test_database_url_chooses_postgresql(run_python, app_env):
+    settings = read_settings(run_python, app_env | {"DATABASE_URL": "postgres://u:p@h:5/db"})
+    assert settings["engine"] == "django.db.backends.postgresql"
+    assert (settings["name"], settings["user"], settings["host"], settings["port"]) == ("db", "u", "h", 5)
+
+
+def test_default_broker_is_the_filesystem_under_the_var_folder(run_python, app_env, tmp_path):
+    settings = read_settings(run_python, app_env)
+    assert settings["broker"].startswith("filesystem://")
+    folders = [settings["broker_options"][key] for key in ("data_folder_in", "data_folder_out", "processed_folder")]
+    for folder in folders:
+        assert Path(folder).is_relative_to(tmp_path / "var")
+
+
+def test_redis_broker_takes_a_visibility_timeout_not_filesystem_options(run_python, app_env):
+    settings = read_settings(
+        run_python,
+        app_env | {"CELERY_BROKER_URL": "redis://redis:6379/0", "CELERY_VISIBILITY_TIMEOUT": "7200"},
+    )
+    assert settings["broker"] == "redis://redis:6379/0"
+    assert settings["broker_options"] == {"visibility_timeout": 7200}
+
+
+def test_media_and_static_roots_follow_the_environment(run_python, app_env, tmp_path):
+    settings = read_settings(
+        run_python,
+        app_env | {"MEDIA_ROOT": str(tmp_path / "m"), "DJANGO_STATIC_ROOT": str(tmp_path / "s")},
+    )
+    assert settings["media_root"] == str(tmp_path / "m")
+    assert settings["static_root"] == str(tmp_path / "s")
