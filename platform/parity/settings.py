@@ -6,6 +6,7 @@ SQLite and media under `var/`, and a Celery broker that needs no server.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -140,8 +141,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    # A file, not memory, so that a worker process started by a test sees the test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-parity.sqlite3")}
+    # A file, not memory, so that a worker process started by a test sees the test
+    # data; one per process, so that two test runs never share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"parity-test-{os.getpid()}.sqlite3")
+    }
 
 # ------------------------------------------------------------------------------
 # Auth
