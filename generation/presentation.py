@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 import numpy as np
+import PIL
 from PIL import Image, ImageCms, ImageOps
 
 # Bump whenever the rendered bytes for an unchanged policy would change (conversion
@@ -110,8 +111,14 @@ class PresentationPolicy:
 
     @property
     def fingerprint(self) -> str:
-        """16 hex digits that change with any field or with `RENDERER_VERSION`."""
-        payload = json.dumps({**self.to_dict(), "renderer": RENDERER_VERSION}, sort_keys=True)
+        """16 hex digits that change with any field, `RENDERER_VERSION` or the Pillow release.
+
+        Pillow is in it because another codec build may encode differently: images
+        cached before an upgrade must not sit beside images rendered after it.
+        """
+        payload = json.dumps(
+            {**self.to_dict(), "renderer": RENDERER_VERSION, "pillow": PIL.__version__}, sort_keys=True
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def cache_name(self, source_sha256: str) -> str:

@@ -415,3 +415,12 @@ def test_module_does_not_import_django():
     code = "import sys, generation.presentation; assert 'django' not in sys.modules, sorted(sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_fingerprint_changes_with_the_pillow_release(monkeypatch):
+    import PIL
+
+    policy = PresentationPolicy()
+    before = policy.fingerprint
+    monkeypatch.setattr(PIL, "__version__", "0.0.0-other-build")
+    assert policy.fingerprint != before
