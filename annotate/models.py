@@ -3,10 +3,16 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
 from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.presentation import PresentationPolicy
+
+
+def default_presentation_policy() -> dict:
+    return PresentationPolicy().to_dict()
 
 
 class Side(models.TextChoices):
@@ -77,7 +83,8 @@ class Study(models.Model):
     assignment_timeout_seconds = models.PositiveIntegerField(default=600)
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     presentation_policy = models.JSONField(
-        default=dict, help_text="The presentation policy both images of every trial went through."
+        default=default_presentation_policy,
+        help_text="The presentation policy both images of every trial went through.",
     )
     completion_code = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
@@ -104,6 +111,16 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        try:
+            PresentationPolicy.from_dict(self.presentation_policy)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"presentation_policy": str(exc)}) from None
+
+    @property
+    def policy(self) -> PresentationPolicy:
+        return PresentationPolicy.from_dict(self.presentation_policy)
 
 
 class Trial(models.Model):
