@@ -71,7 +71,7 @@ def test_no_annotator_sees_one_reference_twice_in_a_study(study):
 def test_side_and_choice_are_left_or_right(study):
     assignment = _assign(study.trials.first(), Annotator.objects.create(source="invite"))
     _refused(lambda: Assignment.objects.filter(pk=assignment.pk).update(reference_side="top"))
-    _refused(lambda: Judgment.objects.create(assignment=assignment, choice="middle", server_response_ms=1))
+    _refused(lambda: Judgment.objects.create(assignment=assignment, choice="mid", server_response_ms=1))
 
 
 def test_generated_trials_need_a_sample_and_controls_have_none(study):
