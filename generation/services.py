@@ -117,7 +117,8 @@ def samples_import(
                 try:
                     if isinstance(record, Rejection):
                         raise record
-                    pair = (_checked_key(record), record.seed)
+                    record.key = _checked_key(record)  # trimmed, as the corpus import stores keys
+                    pair = (record.key, record.seed)
                     if pair in first_seen:
                         raise Rejection(
                             record.origin,

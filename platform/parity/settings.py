@@ -170,7 +170,11 @@ USE_TZ = True
 # Static and media files
 # ------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
+# Production collects static files into STATIC_ROOT (the image does it at build
+# time); elsewhere whitenoise serves them straight from the apps' folders.
+_static_root = os.environ.get("DJANGO_STATIC_ROOT")
+STATIC_ROOT = Path(_static_root) if _static_root else (VAR_DIR / "static" if PRODUCTION else None)
+WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Any Django storage backend works: django-storages' S3 backend is one setting away,
