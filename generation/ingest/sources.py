@@ -74,7 +74,7 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
 
 
 def _folder_jsonl(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    with index.open(encoding="utf-8", errors="strict") as lines:
+    with index.open(encoding="utf-8-sig") as lines:
         for number, line in _numbered_lines(lines, index):
             origin = f"{index}:{number}"
             try:
@@ -88,7 +88,7 @@ def _folder_jsonl(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record
 
 
 def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    with index.open(encoding="utf-8", errors="strict", newline="") as handle:
+    with index.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
