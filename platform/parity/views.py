@@ -1,4 +1,5 @@
 from django.db import connection
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -6,8 +7,10 @@ from generation.models import Corpus, Generator
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    corpora = Corpus.objects.order_by("name")
-    generators = Generator.objects.select_related("series").order_by("name")
+    corpora = Corpus.objects.select_related("workspace").annotate(item_count=Count("items")).order_by("name")
+    generators = (
+        Generator.objects.select_related("series").annotate(sample_count=Count("samples")).order_by("name")
+    )
     if request.user.is_authenticated and not request.user.is_superuser:
         corpora = corpora.filter(workspace__members=request.user)
         generators = generators.filter(workspace__members=request.user)
