@@ -1,11 +1,13 @@
 """A researcher logs in with a real browser and sees their workspace's corpora only."""
 
+import pytest
 from django.contrib.auth import get_user_model
 
 from generation.models import Corpus, Membership, Workspace
 
 
-def test_researcher_sees_own_corpora_after_login(browser, live_server, transactional_db):
+@pytest.fixture
+def two_workspaces(transactional_db):
     mine = Workspace.objects.create(name="Mine", slug="mine")
     theirs = Workspace.objects.create(name="Theirs", slug="theirs")
     user = get_user_model().objects.create_user("ada", password="a-long-test-password", is_staff=True)
@@ -13,6 +15,10 @@ def test_researcher_sees_own_corpora_after_login(browser, live_server, transacti
     Corpus.objects.create(workspace=mine, name="coco-val")
     Corpus.objects.create(workspace=theirs, name="secret-corpus")
 
+
+def test_researcher_sees_own_corpora_after_login(two_workspaces, live_server, browser):
+    # No ORM call in here: while Playwright runs, Django would open a connection in
+    # another context and leave it open (PostgreSQL then cannot drop the test database).
     page = browser.new_page()
     page.goto(f"{live_server.url}/")
     page.get_by_role("link", name="Log in").click()
@@ -24,3 +30,4 @@ def test_researcher_sees_own_corpora_after_login(browser, live_server, transacti
     table = page.locator("main table").first
     assert "coco-val" in table.inner_text()
     assert "secret-corpus" not in page.content()
+
