@@ -21,7 +21,7 @@ class StudyAdmin(admin.ModelAdmin):
 
 @admin.register(Trial)
 class TrialAdmin(admin.ModelAdmin):
-    list_display = ["id", "study", "kind", "item", "sample", "judgment_count"]
+    list_display = ["id", "study", "kind", "item", "sample", "active_count", "judgment_count"]
     list_filter = ["kind", "study"]
     search_fields = ["item__key"]
     raw_id_fields = ["item", "sample"]

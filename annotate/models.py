@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from generation.models import Corpus, Generator, Item, Sample, Workspace
 from generation.presentation import PresentationPolicy
@@ -140,18 +141,32 @@ class Trial(models.Model):
     # For control trials: the other image (a corrupted or re-cropped reference).
     control_image = models.FileField(max_length=300, blank=True)
     judgment_count = models.PositiveIntegerField(default=0)
+    # Assignments issued and still counting: judged, or open and not yet released.
+    # Denormalised so that "trials that still need judgments" is one indexed range
+    # scan on a study of any size; the assignment engine keeps it at most k.
+    active_count = models.PositiveIntegerField(default=0)
+    # A random key drawn when the trial is built: the engine breaks ties between
+    # equally needy trials by starting at a random point of this order.
+    shuffle = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["study", "id"]
         constraints = [
             models.CheckConstraint(
+                condition=Q(judgment_count__lte=F("active_count")),
+                name="trial_judged_within_active",
+            ),
+            models.CheckConstraint(
                 condition=(Q(kind="generated") & Q(sample__isnull=False))
                 | (Q(kind__in=["catch", "calibration"]) & Q(sample__isnull=True)),
                 name="trial_sample_iff_generated",
             ),
         ]
-        indexes = [models.Index(fields=["study", "judgment_count"], name="trial_study_need_idx")]
+        indexes = [
+            models.Index(fields=["study", "judgment_count"], name="trial_study_need_idx"),
+            models.Index(fields=["study", "kind", "active_count", "shuffle"], name="trial_study_active_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.study} trial {self.pk} ({self.kind})"
@@ -168,8 +183,11 @@ class Assignment(models.Model):
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="assignments")
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="assignments")
     reference_side = models.CharField(max_length=5, choices=Side.choices)
-    issued_at = models.DateTimeField(auto_now_add=True)
+    issued_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    # Set once when the assignment expired unanswered and its trial went back to the
+    # pool. The row stays, so the annotator never gets this trial or reference again.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["issued_at"]
@@ -185,6 +203,11 @@ class Assignment(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(expires_at__gt=F("issued_at")), name="assignment_expires_after_issue"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"], condition=Q(released_at__isnull=True), name="assignment_unreleased_idx"
             ),
         ]
 

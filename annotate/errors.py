@@ -1,0 +1,36 @@
+"""The error family of the annotate domain: why an annotator cannot get or judge a trial.
+
+Every class derives from `generation.errors.ParityError`, so the API and the htmx
+pages map them once to a clear message. "Nothing left to judge" is not an error:
+`assignment_next` returns None for it.
+"""
+
+from generation.errors import ParityError
+
+
+class AnnotateError(ParityError):
+    """Root of the annotate domain's errors."""
+
+
+class StudyClosed(AnnotateError):
+    """The study is not open, so it issues no assignments."""
+
+
+class StudyNotReady(AnnotateError):
+    """The study cannot open yet, e.g. it has no trials."""
+
+
+class QuotaReached(AnnotateError):
+    """The annotator has judged (or holds open) as many trials as the study allows."""
+
+
+class AssignmentUnknown(AnnotateError):
+    """No assignment has this token."""
+
+
+class AssignmentNotYours(AnnotateError):
+    """The assignment was issued to another annotator."""
+
+
+class AssignmentExpired(AnnotateError):
+    """The assignment expired before it was judged; its trial went back to the pool."""
