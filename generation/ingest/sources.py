@@ -26,6 +26,7 @@ from generation.errors import IngestError, Rejection
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp"}
 CORPUS_INDEXES = ("captions.jsonl", "captions.csv")
+INDEX_FIELDS = ("key", "caption", "file")
 MANIFEST = "manifest.jsonl"
 
 
@@ -79,12 +80,10 @@ def _folder_jsonl(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record
             origin = f"{index}:{number}"
             try:
                 row = _json_object(line, origin)
-                key, caption, name = (_text_field(row, f, origin) for f in ("key", "caption", "file"))
             except Rejection as rejection:
                 yield rejection
                 continue
-            meta = {k: v for k, v in row.items() if k not in {"key", "caption", "file"}}
-            yield _folder_record(root, name, key=key, caption=caption, meta=meta, origin=origin, max_bytes=max_bytes)
+            yield _folder_record(root, row, origin=origin, max_bytes=max_bytes)
 
 
 def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
@@ -94,7 +93,7 @@ def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record |
             header = next(reader)
         except StopIteration:
             raise IngestError(f"{index}: the file is empty (expected a header: key,caption,file)") from None
-        missing = [c for c in ("key", "caption", "file") if c not in header]
+        missing = [c for c in INDEX_FIELDS if c not in header]
         if missing:
             raise IngestError(f"{index}:1: header lacks column(s) {', '.join(missing)}")
         while True:
@@ -111,23 +110,18 @@ def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record |
             if len(values) != len(header):
                 yield Rejection(origin, f"expected {len(header)} columns ({','.join(header)}), found {len(values)}")
                 continue
-            row = dict(zip(header, values))
-            try:
-                key, caption, name = (_text_field(row, f, origin) for f in ("key", "caption", "file"))
-            except Rejection as rejection:
-                yield rejection
-                continue
-            meta = {k: v for k, v in row.items() if k not in {"key", "caption", "file"}}
-            yield _folder_record(root, name, key=key, caption=caption, meta=meta, origin=origin, max_bytes=max_bytes)
+            yield _folder_record(root, dict(zip(header, values)), origin=origin, max_bytes=max_bytes)
 
 
-def _folder_record(root: Path, name: str, *, origin: str, max_bytes: int, **fields) -> Record | Rejection:
+def _folder_record(root: Path, row: dict, *, origin: str, max_bytes: int) -> Record | Rejection:
+    """The record of one index row (key, caption, file; other fields become meta)."""
     try:
-        path = _inside(root, name, origin)
-        data = _read_capped(path, origin, max_bytes)
+        key, caption, name = (_text_field(row, field, origin) for field in INDEX_FIELDS)
+        data = _read_capped(_inside(root, name, origin), origin, max_bytes)
     except Rejection as rejection:
         return rejection
-    return Record(data=data, origin=f"{origin} ({name})", **fields)
+    meta = {k: v for k, v in row.items() if k not in INDEX_FIELDS}
+    return Record(key=key, caption=caption, data=data, meta=meta, origin=f"{origin} ({name})")
 
 
 def _webdataset(shards: list[str], *, max_bytes: int) -> Iterator[Record | Rejection]:
