@@ -1,0 +1,219 @@
+"""The annotator's pages: invite or Prolific entry, consent, trials (htmx), images, completion.
+
+Views stay thin: they read the session, call one service of the assignment engine
+and render. Every error of the annotate domain becomes a friendly message through
+`ERROR_MESSAGES`, the one place that maps them.
+"""
+
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from annotate import selectors
+from annotate.errors import (
+    AssignmentExpired,
+    AssignmentNotYours,
+    AssignmentUnknown,
+    QuotaReached,
+    StudyClosed,
+)
+from annotate.models import Annotator, Side, Study
+from annotate.services import assignment_next, judgment_record
+from generation.errors import ParityError
+
+PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+IMAGE_MAX_AGE = 3600
+CONTENT_TYPES = {"JPEG": "image/jpeg", "WEBP": "image/webp", "PNG": "image/png"}
+QUESTIONS = {
+    Study.Question.PREFERENCE: "Which image do you prefer for this caption?",
+    Study.Question.REALISM: "Which image is a real photograph?",
+}
+
+# (message, HTTP status) for every error an annotator can run into.
+ERROR_MESSAGES: dict[type[ParityError], tuple[str, int]] = {
+    StudyClosed: ("This study is not accepting answers right now. Thank you for your interest.", 200),
+    QuotaReached: ("You have answered all the trials this study asks of you.", 200),
+    AssignmentExpired: ("That trial timed out before your answer arrived, so it was not recorded. "
+                        "Here is the next one.", 200),
+    AssignmentUnknown: ("That answer did not match any trial, so it was not recorded. Here is the next one.", 200),
+    AssignmentNotYours: ("That trial belongs to another participant, so your answer was not recorded.", 403),
+}
+DEFAULT_ERROR = ("Something went wrong with that answer; it was not recorded.", 400)
+
+
+def error_message(exc: ParityError) -> tuple[str, int]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_MESSAGES:
+            return ERROR_MESSAGES[cls]
+    return DEFAULT_ERROR
+
+
+# ------------------------------------------------------------------------------
+# Session
+# ------------------------------------------------------------------------------
+def _key(study: Study, name: str) -> str:
+    return f"annotate:{study.pk}:{name}"
+
+
+def _session_annotator(request: HttpRequest, study: Study) -> Annotator | None:
+    annotator_id = request.session.get(_key(study, "annotator"))
+    return Annotator.objects.filter(pk=annotator_id).first() if annotator_id else None
+
+
+def _study_or_404(request: HttpRequest, slug: str) -> Study:
+    study = selectors.study_by_slug(slug=slug)
+    if study is None:
+        raise Http404("no such study")
+    return study
+
+
+def _not_open(request: HttpRequest, study: Study) -> HttpResponse:
+    return render(request, "annotate/closed.html", {"study": study})
+
+
+# ------------------------------------------------------------------------------
+# Entry and consent
+# ------------------------------------------------------------------------------
+@require_GET
+def entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """The invite link; Prolific appends PROLIFIC_PID, STUDY_ID and SESSION_ID."""
+    study = selectors.study_by_slug(slug=slug)
+    if study is None:
+        return render(request, "annotate/unknown.html", status=404)
+    if study.status != Study.Status.OPEN:
+        return _not_open(request, study)
+    pid = request.GET.get("PROLIFIC_PID", "").strip()[:200]
+    if pid:
+        annotator, _ = Annotator.objects.get_or_create(source=Annotator.Source.PROLIFIC, external_id=pid)
+        if request.session.get(_key(study, "annotator")) != annotator.pk:
+            request.session[_key(study, "consented")] = False
+        request.session[_key(study, "annotator")] = annotator.pk
+        request.session[_key(study, "prolific")] = {
+            "study_id": request.GET.get("STUDY_ID", "")[:200],
+            "session_id": request.GET.get("SESSION_ID", "")[:200],
+        }
+    elif _session_annotator(request, study) is None:
+        annotator = Annotator.objects.create(source=Annotator.Source.INVITE)
+        request.session[_key(study, "annotator")] = annotator.pk
+    if request.session.get(_key(study, "consented")):
+        return redirect("annotate:trial", slug=study.slug)
+    question = QUESTIONS.get(study.question, study.question_text)
+    return render(request, "annotate/consent.html", {"study": study, "question": question})
+
+
+@require_POST
+def consent(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _study_or_404(request, slug)
+    if _session_annotator(request, study) is None:
+        return redirect("annotate:entry", slug=study.slug)
+    request.session[_key(study, "consented")] = True
+    return redirect("annotate:trial", slug=study.slug)
+
+
+# ------------------------------------------------------------------------------
+# Trials
+# ------------------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+def trial(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _study_or_404(request, slug)
+    annotator = _session_annotator(request, study)
+    if annotator is None or not request.session.get(_key(study, "consented")):
+        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
+    message, status = "", 200
+    if request.method == "POST":
+        try:
+            judgment_record(
+                assignment_token=request.POST.get("token", ""),
+                annotator=annotator,
+                choice=request.POST.get("choice", ""),
+                client_response_ms=_client_ms(request.POST.get("client_ms")),
+            )
+        except ParityError as exc:
+            message, status = error_message(exc)
+        except ValueError:
+            message, status = "Please choose the left or the right image.", 400
+        if not message and not request.htmx:
+            return redirect("annotate:trial", slug=study.slug)
+    try:
+        assignment = assignment_next(study=study, annotator=annotator)
+    except StudyClosed:
+        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
+    except QuotaReached:
+        assignment = None
+    if assignment is None:
+        request.session[_key(study, "finished")] = True
+        return _navigate(request, reverse("annotate:done", args=[study.slug]))
+    context = {
+        "study": study,
+        "assignment": assignment,
+        "caption": assignment.item.caption,
+        "question": QUESTIONS.get(study.question, study.question_text),
+        "judged": selectors.annotator_judged_count(study=study, annotator=annotator),
+        "quota": study.quota_per_annotator,
+        "left_url": _image_url(study, assignment, Side.LEFT),
+        "right_url": _image_url(study, assignment, Side.RIGHT),
+        "message": message,
+    }
+    template = "annotate/partials/trial.html" if request.htmx else "annotate/trial.html"
+    return render(request, template, context, status=status)
+
+
+def _navigate(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect that also works when the request came from htmx (a full page load)."""
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _client_ms(raw: str | None) -> int | None:
+    try:
+        value = int(float(raw))
+    except (TypeError, ValueError):
+        return None
+    # Negative or absurd (over a day) values are a broken clock, not a response time.
+    return value if 0 <= value <= 86_400_000 else None
+
+
+def _image_url(study: Study, assignment, slot: str) -> str:
+    return reverse("annotate:image", args=[study.slug, selectors.image_key(assignment=assignment, slot=slot)])
+
+
+# ------------------------------------------------------------------------------
+# Images
+# ------------------------------------------------------------------------------
+@require_GET
+def image(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    """One image of a trial, rendered through the study's presentation policy.
+
+    Both slots answer with the same headers; only the bytes differ.
+    """
+    resolved = selectors.image_key_resolve(key=key)
+    if resolved is None or resolved[0].study.slug != slug:
+        raise Http404("no such image")
+    assignment, slot = resolved
+    annotator = _session_annotator(request, assignment.study)
+    if annotator is None or annotator.pk != assignment.annotator_id:
+        return HttpResponse("This image belongs to another participant's trial.", status=403,
+                            content_type="text/plain; charset=utf-8")
+    name = selectors.presented_image_name(assignment=assignment, slot=slot)
+    with default_storage.open(name, "rb") as handle:
+        data = handle.read()
+    response = HttpResponse(data, content_type=CONTENT_TYPES[assignment.study.policy.format])
+    response["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}"
+    return response
+
+
+# ------------------------------------------------------------------------------
+# Completion
+# ------------------------------------------------------------------------------
+@require_GET
+def done(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _study_or_404(request, slug)
+    annotator = _session_annotator(request, study)
+    if annotator is None or not request.session.get(_key(study, "finished")):
+        return redirect("annotate:entry", slug=study.slug)
+    prolific_url = ""
+    if annotator.source == Annotator.Source.PROLIFIC and study.completion_code:
+        prolific_url = PROLIFIC_COMPLETE_URL.format(code=study.completion_code)
+    return render(request, "annotate/done.html", {"study": study, "prolific_url": prolific_url})
