@@ -26,3 +26,22 @@ def browser(chromium_path):
         yield browser
         browser.close()
 
+
+
+def outside_playwright(function, *args):
+    """Run ORM code while Playwright is active: in a thread of its own, whose database
+    connection is closed afterwards (in the test's thread Django would open one in
+    Playwright's context and never close it, and PostgreSQL then cannot drop the
+    test database)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def call():
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
