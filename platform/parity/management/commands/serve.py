@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from annotate.models import Study
+
 
 class Command(BaseCommand):
     help = "Run the web server and a Celery worker (both queues) until Ctrl-C."
@@ -41,6 +43,8 @@ class Command(BaseCommand):
         base = f"http://{addr}"
         self.stdout.write(self.style.SUCCESS(f"\nParity is serving on {base}/"))
         self.stdout.write(f"  researcher home  {base}/")
+        for study in Study.objects.filter(status=Study.Status.OPEN).order_by("-created_at")[:3]:
+            self.stdout.write(f"  annotator link   {base}/s/{study.slug}/   ({study.name})")
         self.stdout.write(f"  admin            {base}/admin/")
         self.stdout.write(f"  API docs         {base}/api/docs/")
         self.stdout.write(f"  database         {settings.DATABASES['default']['NAME']}")
