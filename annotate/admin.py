@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Annotator, Assignment, Judgment, Study, Trial
+from .models import Annotator, Assignment, Judgment, Participation, Study, Trial
 
 
 @admin.register(Annotator)
@@ -17,6 +17,24 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["generators"]
+
+
+@admin.register(Participation)
+class ParticipationAdmin(admin.ModelAdmin):
+    list_display = [
+        "id", "study", "annotator", "prolific_study_id", "prolific_session_id", "consented_at", "finished_at",
+        "created_at",
+    ]
+    list_filter = [
+        "study",
+        "annotator__source",
+        ("consented_at", admin.EmptyFieldListFilter),
+        ("finished_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["annotator__external_id", "annotator__pseudonym", "prolific_study_id", "prolific_session_id"]
+    raw_id_fields = ["annotator"]
+    list_select_related = ["study", "annotator"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(Trial)

@@ -82,7 +82,12 @@ class Study(models.Model):
     calibration_rate = models.FloatField(default=0.05)
     quota_per_annotator = models.PositiveIntegerField(default=40)
     assignment_timeout_seconds = models.PositiveIntegerField(default=600)
-    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    exposure_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Mask both images this long after they appear (timed exposure)."
+    )
+    break_every = models.PositiveIntegerField(
+        default=0, help_text="Offer a break after every this many judgments; 0 never does."
+    )
     presentation_policy = models.JSONField(
         default=default_presentation_policy,
         help_text="The presentation policy both images of every trial went through.",
@@ -122,6 +127,32 @@ class Study(models.Model):
     @property
     def policy(self) -> PresentationPolicy:
         return PresentationPolicy.from_dict(self.presentation_policy)
+
+
+class Participation(models.Model):
+    """One annotator's passage through one study: where they came from, consent, completion.
+
+    The database, not the browser session, is the truth about consent, so a returning
+    participant in a new browser is not asked again.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participations")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="participations")
+    prolific_study_id = models.CharField(max_length=200, blank=True)
+    # Prolific issues a new SESSION_ID per attempt; the latest one is kept.
+    prolific_session_id = models.CharField(max_length=200, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "annotator"], name="participation_unique_study_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} in {self.study}"
 
 
 class Trial(models.Model):

@@ -11,7 +11,7 @@ import uuid
 from django.core.files.storage import default_storage
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from annotate.models import Annotator, Assignment, Judgment, Side, Study, Trial
+from annotate.models import Annotator, Assignment, Judgment, Participation, Side, Study, Trial
 from generation.presentation import ensure_presented
 
 IMAGE_KEY_SALT = "annotate.image-key"
@@ -24,6 +24,19 @@ def study_by_slug(*, slug: str) -> Study | None:
 
 def annotator_judged_count(*, study: Study, annotator: Annotator) -> int:
     return Judgment.objects.filter(assignment__study=study, assignment__annotator=annotator).count()
+
+
+def annotator_has_consented(*, study: Study, annotator: Annotator) -> bool:
+    return Participation.objects.filter(study=study, annotator=annotator, consented_at__isnull=False).exists()
+
+
+def break_due(*, study: Study, judged: int) -> bool:
+    """Whether a break is offered now that the annotator has `judged` judgments.
+
+    Never after the last judgment of the quota: the annotator is done, not pausing.
+    """
+    every = study.break_every
+    return bool(every) and 0 < judged < study.quota_per_annotator and judged % every == 0
 
 
 def image_key(*, assignment: Assignment, slot: str) -> str:

@@ -49,7 +49,7 @@ from annotate.errors import (
     StudyClosed,
     StudyNotReady,
 )
-from annotate.models import Annotator, Assignment, Judgment, Side, Study, Trial
+from annotate.models import Annotator, Assignment, Judgment, Participation, Side, Study, Trial
 from generation.models import Item, Sample
 
 SHUFFLE_RANGE = 2**31 - 1
@@ -138,6 +138,48 @@ def study_close(*, study: Study) -> Study:
     study.status = Study.Status.CLOSED
     study.save(update_fields=["status"])
     return study
+
+
+# ------------------------------------------------------------------------------
+# Participations
+# ------------------------------------------------------------------------------
+def participation_enter(
+    *, study: Study, annotator: Annotator, prolific_study_id: str = "", prolific_session_id: str = ""
+) -> Participation:
+    """The annotator's participation in the study, created on first entry.
+
+    Prolific ids that come with the link are stored; a return visit with a new
+    SESSION_ID replaces the old one. Ids left out of a link leave the stored ones alone.
+    """
+    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+    changed = {}
+    if prolific_study_id and prolific_study_id != participation.prolific_study_id:
+        changed["prolific_study_id"] = prolific_study_id
+    if prolific_session_id and prolific_session_id != participation.prolific_session_id:
+        changed["prolific_session_id"] = prolific_session_id
+    if changed:
+        for field, value in changed.items():
+            setattr(participation, field, value)
+        participation.save(update_fields=list(changed))
+    return participation
+
+
+def participation_consent(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
+    """Record the annotator's consent; the first consent's time is kept."""
+    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+    if participation.consented_at is None:
+        participation.consented_at = now or timezone.now()
+        participation.save(update_fields=["consented_at"])
+    return participation
+
+
+def participation_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
+    """Record that the annotator has nothing left to judge; the first finish's time is kept."""
+    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+    if participation.finished_at is None:
+        participation.finished_at = now or timezone.now()
+        participation.save(update_fields=["finished_at"])
+    return participation
 
 
 # ------------------------------------------------------------------------------

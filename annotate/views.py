@@ -5,6 +5,8 @@ and render. Every error of the annotate domain becomes a friendly message throug
 `ERROR_MESSAGES`, the one place that maps them.
 """
 
+from urllib.parse import quote
+
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,10 +23,18 @@ from annotate.errors import (
     StudyClosed,
 )
 from annotate.models import Annotator, Side, Study
-from annotate.services import assignment_next, judgment_record
+from annotate.services import (
+    assignment_next,
+    judgment_record,
+    participation_consent,
+    participation_enter,
+    participation_finish,
+)
 from generation.errors import ParityError
 
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+# Long enough to read (or copy) the completion code before the page moves on.
+PROLIFIC_REDIRECT_SECONDS = 3
 IMAGE_MAX_AGE = 3600
 CONTENT_TYPES = {"JPEG": "image/jpeg", "WEBP": "image/webp", "PNG": "image/png"}
 QUESTIONS = {
@@ -91,14 +101,19 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
         if request.session.get(_key(study, "annotator")) != annotator.pk:
             request.session[_key(study, "consented")] = False
         request.session[_key(study, "annotator")] = annotator.pk
-        request.session[_key(study, "prolific")] = {
-            "study_id": request.GET.get("STUDY_ID", "")[:200],
-            "session_id": request.GET.get("SESSION_ID", "")[:200],
-        }
-    elif _session_annotator(request, study) is None:
-        annotator = Annotator.objects.create(source=Annotator.Source.INVITE)
-        request.session[_key(study, "annotator")] = annotator.pk
-    if request.session.get(_key(study, "consented")):
+        participation_enter(
+            study=study,
+            annotator=annotator,
+            prolific_study_id=request.GET.get("STUDY_ID", "").strip()[:200],
+            prolific_session_id=request.GET.get("SESSION_ID", "").strip()[:200],
+        )
+    else:
+        annotator = _session_annotator(request, study)
+        if annotator is None:
+            annotator = Annotator.objects.create(source=Annotator.Source.INVITE)
+            request.session[_key(study, "annotator")] = annotator.pk
+        participation_enter(study=study, annotator=annotator)
+    if _consented(request, study, annotator):
         return redirect("annotate:trial", slug=study.slug)
     question = QUESTIONS.get(study.question, study.question_text)
     return render(request, "annotate/consent.html", {"study": study, "question": question})
@@ -107,10 +122,22 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def consent(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study_or_404(request, slug)
-    if _session_annotator(request, study) is None:
+    annotator = _session_annotator(request, study)
+    if annotator is None:
         return redirect("annotate:entry", slug=study.slug)
+    participation_consent(study=study, annotator=annotator)
     request.session[_key(study, "consented")] = True
     return redirect("annotate:trial", slug=study.slug)
+
+
+def _consented(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
+    """Consent from the session's cache, else from the database (another browser's consent)."""
+    if request.session.get(_key(study, "consented")):
+        return True
+    if selectors.annotator_has_consented(study=study, annotator=annotator):
+        request.session[_key(study, "consented")] = True
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------
@@ -120,7 +147,7 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
 def trial(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study_or_404(request, slug)
     annotator = _session_annotator(request, study)
-    if annotator is None or not request.session.get(_key(study, "consented")):
+    if annotator is None or not _consented(request, study, annotator):
         return _navigate(request, reverse("annotate:entry", args=[study.slug]))
     message, status = "", 200
     if request.method == "POST":
@@ -135,8 +162,16 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
             message, status = error_message(exc)
         except ValueError:
             message, status = "Please choose the left or the right image.", 400
-        if not message and not request.htmx:
-            return redirect("annotate:trial", slug=study.slug)
+        if not message:
+            judged = selectors.annotator_judged_count(study=study, annotator=annotator)
+            if selectors.break_due(study=study, judged=judged):
+                # The next assignment is issued only on Continue, so a break does not
+                # run down its timeout.
+                context = {"study": study, "judged": judged, "quota": study.quota_per_annotator}
+                template = "annotate/partials/break.html" if request.htmx else "annotate/break.html"
+                return render(request, template, context)
+            if not request.htmx:
+                return redirect("annotate:trial", slug=study.slug)
     try:
         assignment = assignment_next(study=study, annotator=annotator)
     except StudyClosed:
@@ -144,6 +179,7 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
     except QuotaReached:
         assignment = None
     if assignment is None:
+        participation_finish(study=study, annotator=annotator)
         request.session[_key(study, "finished")] = True
         return _navigate(request, reverse("annotate:done", args=[study.slug]))
     context = {
@@ -215,5 +251,6 @@ def done(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("annotate:entry", slug=study.slug)
     prolific_url = ""
     if annotator.source == Annotator.Source.PROLIFIC and study.completion_code:
-        prolific_url = PROLIFIC_COMPLETE_URL.format(code=study.completion_code)
-    return render(request, "annotate/done.html", {"study": study, "prolific_url": prolific_url})
+        prolific_url = PROLIFIC_COMPLETE_URL.format(code=quote(study.completion_code, safe=""))
+    context = {"study": study, "prolific_url": prolific_url, "redirect_seconds": PROLIFIC_REDIRECT_SECONDS}
+    return render(request, "annotate/done.html", context)

@@ -75,7 +75,9 @@ def test_prolific_entry_creates_one_annotator_and_a_return_visit_resumes(db):
     first, second = Client(), Client()
     enter(first, study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se")
     _, token = trial_page(first, study)
-    enter(second, study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se2")
+    # Consent is in the database: the second browser goes straight to the trials.
+    response = second.get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "se2"})
+    assert response["Location"] == f"/s/{study.slug}/trial/"
     _, again = trial_page(second, study)
     assert Annotator.objects.filter(source="prolific", external_id=PID).count() == 1
     assert Annotator.objects.count() == 1

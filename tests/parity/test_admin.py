@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from annotate.models import Annotator, Assignment, Judgment, Study, Trial
+from annotate.models import Annotator, Assignment, Judgment, Participation, Study, Trial
 from generation.models import Corpus, GenerationJob, Generator, Item, Membership, Sample, Series
 
 
@@ -31,11 +31,12 @@ def rows(workspace, django_user_model):
         expires_at=timezone.now() + timedelta(minutes=10),
     )
     Judgment.objects.create(assignment=assignment, choice="right", server_response_ms=800)
+    Participation.objects.create(study=study, annotator=annotator, prolific_study_id="needle-study-id")
     return user
 
 
 MODELS = [Membership, Corpus, Item, Series, Generator, GenerationJob, Sample,
-          Study, Trial, Annotator, Assignment, Judgment]
+          Study, Trial, Annotator, Assignment, Judgment, Participation]
 
 
 def test_every_model_is_registered():
