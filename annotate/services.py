@@ -36,7 +36,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from PIL import Image
 
@@ -251,10 +251,10 @@ def _pick_trial(study: Study, annotator: Annotator, mine: QuerySet) -> Trial | N
     rest: fewest active assignments first; among those, the generator the annotator
     has seen least; among those, a random trial.
     """
-    seen_items = list(mine.values_list("item_id", flat=True))
-    candidates = Trial.objects.filter(
-        study=study, active_count__lt=study.judgments_per_trial
-    ).exclude(item_id__in=seen_items)
+    # NOT EXISTS over the (study, annotator, item) unique index: no list of the
+    # annotator's history travels to Python and back.
+    seen = mine.filter(item_id=OuterRef("item_id"))
+    candidates = Trial.objects.filter(study=study, active_count__lt=study.judgments_per_trial).filter(~Exists(seen))
     control_first = _tie_break.random() < study.catch_rate + study.calibration_rate
     groups = [CONTROL_KINDS, (Trial.Kind.GENERATED,)]
     for kinds in groups if control_first else groups[::-1]:
