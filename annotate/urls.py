@@ -1,8 +1,8 @@
-"""The annotator's pages, under /s/<study-slug>/."""
+"""The annotator's pages, under /s/<study-slug>/, and the researcher's, under /studies/<slug>/."""
 
 from django.urls import path
 
-from annotate import views
+from annotate import research_views, views
 
 app_name = "annotate"
 
@@ -12,4 +12,7 @@ urlpatterns = [
     path("s/<slug:slug>/trial/", views.trial, name="trial"),
     path("s/<slug:slug>/img/<str:key>/", views.image, name="image"),
     path("s/<slug:slug>/done/", views.done, name="done"),
+    path("studies/<slug:slug>/", research_views.study_detail, name="study-detail"),
+    path("studies/<slug:slug>/progress/", research_views.study_progress, name="study-progress"),
+    path("studies/<slug:slug>/<str:action>/", research_views.study_action, name="study-action"),
 ]

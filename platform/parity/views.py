@@ -3,6 +3,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from annotate.models import Study
 from generation.models import Corpus, Generator
 
 
@@ -11,12 +12,15 @@ def home(request: HttpRequest) -> HttpResponse:
     generators = (
         Generator.objects.select_related("series").annotate(sample_count=Count("samples")).order_by("name")
     )
+    studies = Study.objects.select_related("corpus").order_by("name")
     if request.user.is_authenticated and not request.user.is_superuser:
         corpora = corpora.filter(workspace__members=request.user)
         generators = generators.filter(workspace__members=request.user)
+        studies = studies.filter(workspace__members=request.user)
     elif not request.user.is_authenticated:
-        corpora, generators = corpora.none(), generators.none()
-    return render(request, "parity/home.html", {"corpora": corpora, "generators": generators})
+        corpora, generators, studies = corpora.none(), generators.none(), studies.none()
+    context = {"corpora": corpora, "generators": generators, "studies": studies}
+    return render(request, "parity/home.html", context)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -1,0 +1,71 @@
+"""The researcher's study page, under /studies/<slug>/: status, open/close, links, progress.
+
+Visibility goes through `selectors.study_for_user`: a study the user may not see is a
+404, exactly like a study that does not exist. Opening and closing also need
+`selectors.study_can_manage` (viewers only look). Errors of the domain become a
+message on the page, never a traceback.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotate import selectors
+from annotate.models import Study
+from annotate.services import study_close, study_open
+from generation.errors import ParityError
+
+# Prolific substitutes these placeholders in a study's URL for each participant.
+PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+ACTIONS = {"open": study_open, "close": study_close}
+
+
+def _visible_study(request: HttpRequest, slug: str) -> Study:
+    study = selectors.study_for_user(user=request.user, slug=slug)
+    if study is None:
+        raise Http404("no such study")
+    return study
+
+
+@login_required
+@require_GET
+def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _visible_study(request, slug)
+    invite_url = request.build_absolute_uri(reverse("annotate:entry", args=[study.slug]))
+    context = {
+        "study": study,
+        "can_manage": selectors.study_can_manage(user=request.user, study=study),
+        "invite_url": invite_url,
+        "prolific_url": f"{invite_url}?{PROLIFIC_QUERY}",
+        "progress": selectors.study_progress(study=study),
+    }
+    return render(request, "annotate/research/study.html", context)
+
+
+@login_required
+@require_GET
+def study_progress(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _visible_study(request, slug)
+    context = {"study": study, "progress": selectors.study_progress(study=study)}
+    return render(request, "annotate/research/partials/progress.html", context)
+
+
+@login_required
+@require_POST
+def study_action(request: HttpRequest, slug: str, action: str) -> HttpResponse:
+    study = _visible_study(request, slug)
+    if action not in ACTIONS:
+        raise Http404("no such action")
+    if not selectors.study_can_manage(user=request.user, study=study):
+        raise PermissionDenied("viewers cannot open or close a study")
+    try:
+        ACTIONS[action](study=study)
+    except ParityError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Study {study.name} is now {study.get_status_display().lower()}.")
+    return redirect("annotate:study-detail", slug=study.slug)
