@@ -27,7 +27,7 @@ def test_researcher_sees_own_corpora_after_login(two_workspaces, live_server, br
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/")
 
-    table = page.locator("main table").first
-    assert "coco-val" in table.inner_text()
+    corpora = page.locator("main table").filter(has=page.get_by_role("columnheader", name="Items"))
+    assert corpora.get_by_role("link", name="coco-val").is_visible()
     assert "secret-corpus" not in page.content()
 
