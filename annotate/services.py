@@ -152,33 +152,31 @@ def participation_enter(
     SESSION_ID replaces the old one. Ids left out of a link leave the stored ones alone.
     """
     participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
-    changed = {}
-    if prolific_study_id and prolific_study_id != participation.prolific_study_id:
-        changed["prolific_study_id"] = prolific_study_id
-    if prolific_session_id and prolific_session_id != participation.prolific_session_id:
-        changed["prolific_session_id"] = prolific_session_id
-    if changed:
-        for field, value in changed.items():
+    changed = []
+    for field, value in (("prolific_study_id", prolific_study_id), ("prolific_session_id", prolific_session_id)):
+        if value and value != getattr(participation, field):
             setattr(participation, field, value)
-        participation.save(update_fields=list(changed))
+            changed.append(field)
+    if changed:
+        participation.save(update_fields=changed)
     return participation
 
 
 def participation_consent(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
     """Record the annotator's consent; the first consent's time is kept."""
-    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
-    if participation.consented_at is None:
-        participation.consented_at = now or timezone.now()
-        participation.save(update_fields=["consented_at"])
-    return participation
+    return _participation_stamp(study, annotator, "consented_at", now)
 
 
 def participation_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
     """Record that the annotator has nothing left to judge; the first finish's time is kept."""
+    return _participation_stamp(study, annotator, "finished_at", now)
+
+
+def _participation_stamp(study: Study, annotator: Annotator, field: str, now: datetime | None) -> Participation:
     participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
-    if participation.finished_at is None:
-        participation.finished_at = now or timezone.now()
-        participation.save(update_fields=["finished_at"])
+    if getattr(participation, field) is None:
+        setattr(participation, field, now or timezone.now())
+        participation.save(update_fields=[field])
     return participation
 
 
