@@ -34,3 +34,17 @@ class AssignmentNotYours(AnnotateError):
 
 class AssignmentExpired(AnnotateError):
     """The assignment expired before it was judged; its trial went back to the pool."""
+
+
+class InviteRefused(AnnotateError):
+    """Some names of an invite match no active account, or several; nobody was invited."""
+
+    def __init__(self, *, unknown: list[str], ambiguous: list[str]):
+        parts = []
+        if unknown:
+            parts.append("no account found for " + ", ".join(unknown))
+        if ambiguous:
+            parts.append("more than one account has the email " + ", ".join(ambiguous) + " (use the username)")
+        super().__init__("Nobody was invited: " + "; ".join(parts) + ".")
+        self.unknown = unknown
+        self.ambiguous = ambiguous

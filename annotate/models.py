@@ -88,6 +88,10 @@ class Study(models.Model):
     break_every = models.PositiveIntegerField(
         default=0, help_text="Offer a break after every this many judgments; 0 never does."
     )
+    practice_trials = models.PositiveIntegerField(
+        default=3,
+        help_text="Practice trials with feedback before the study; their items are set aside, never in the study.",
+    )
     presentation_policy = models.JSONField(
         default=default_presentation_policy,
         help_text="The presentation policy both images of every trial went through.",
@@ -141,9 +145,22 @@ class Participation(models.Model):
     prolific_study_id = models.CharField(max_length=200, blank=True)
     # Prolific issues a new SESSION_ID per attempt; the latest one is kept.
     prolific_session_id = models.CharField(max_length=200, blank=True)
+    # Set when a researcher invited a named account; such a participation exists
+    # before the annotator ever visits.
+    invited_at = models.DateTimeField(null=True, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
+    practice_finished_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The assignment engine's running state for this annotator in this study, kept
+    # here so a pick reads one locked row instead of counting the annotator's
+    # history: study assignments issued (practice excluded), study judgments made,
+    # assignments issued per generator id, and the reference sides still to come in
+    # the current side block ("l"/"r", drawn as a shuffled balanced block).
+    issued = models.PositiveIntegerField(default=0)
+    judged = models.PositiveIntegerField(default=0)
+    issued_per_generator = models.JSONField(default=dict, blank=True)
+    pending_sides = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -162,12 +179,20 @@ class Trial(models.Model):
         GENERATED = "generated"
         CATCH = "catch"
         CALIBRATION = "calibration"
+        # A catch pair on an item set aside for practice: shown with feedback before
+        # the study, never picked by the engine, never in results.
+        PRACTICE = "practice"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="trials")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.GENERATED)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="trials")
     sample = models.ForeignKey(
         Sample, on_delete=models.PROTECT, null=True, blank=True, related_name="trials"
+    )
+    # The sample's generator, denormalised so that the engine's pick for one generator
+    # is a range scan of one index.
+    generator = models.ForeignKey(
+        Generator, on_delete=models.PROTECT, null=True, blank=True, related_name="trials"
     )
     # For control trials: the other image (a corrupted or re-cropped reference).
     control_image = models.FileField(max_length=300, blank=True)
@@ -189,18 +214,24 @@ class Trial(models.Model):
                 name="trial_judged_within_active",
             ),
             models.CheckConstraint(
-                condition=(Q(kind="generated") & Q(sample__isnull=False))
-                | (Q(kind__in=["catch", "calibration"]) & Q(sample__isnull=True)),
+                condition=(Q(kind="generated") & Q(sample__isnull=False) & Q(generator__isnull=False))
+                | (Q(kind__in=["catch", "calibration", "practice"]) & Q(sample__isnull=True) & Q(generator__isnull=True)),
                 name="trial_sample_iff_generated",
             ),
         ]
         indexes = [
             models.Index(fields=["study", "judgment_count"], name="trial_study_need_idx"),
-            models.Index(fields=["study", "kind", "active_count", "shuffle"], name="trial_study_active_idx"),
+            # The engine's pick: one kind (and generator), neediest first, then the random key.
+            models.Index(fields=["study", "kind", "generator", "active_count", "shuffle"], name="trial_pick_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.study} trial {self.pk} ({self.kind})"
+
+    def save(self, *args, **kwargs):
+        if self.sample_id is not None and self.generator_id is None:
+            self.generator_id = self.sample.generator_id
+        super().save(*args, **kwargs)
 
 
 class Assignment(models.Model):
@@ -215,6 +246,10 @@ class Assignment(models.Model):
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="assignments")
     reference_side = models.CharField(max_length=5, choices=Side.choices)
     issued_at = models.DateTimeField(default=timezone.now)
+    # When the trial was first put in front of the annotator; an assignment issued
+    # ahead (so its images preload) is shown later than it is issued. The server's
+    # response time runs from here.
+    shown_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
     # Set once when the assignment expired unanswered and its trial went back to the
     # pool. The row stays, so the annotator never gets this trial or reference again.

@@ -1,8 +1,9 @@
-"""The researcher's study page, under /studies/<slug>/: status, open/close, links, progress.
+"""The researcher's study page, under /studies/<slug>/: status, open/close, links, progress,
+invited accounts.
 
 Visibility goes through `selectors.study_for_user`: a study the user may not see is a
-404, exactly like a study that does not exist. Opening and closing also need
-`selectors.study_can_manage` (viewers only look). Errors of the domain become a
+404, exactly like a study that does not exist. Opening, closing and inviting also
+need `selectors.study_can_manage` (viewers only look). Errors of the domain become a
 message on the page, never a traceback.
 """
 
@@ -15,8 +16,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
+from annotate.errors import InviteRefused
+from annotate.forms import InviteForm
 from annotate.models import Study
-from annotate.services import study_close, study_open
+from annotate.services import participation_invite, study_close, study_open
 from generation.errors import ParityError
 
 # Prolific substitutes these placeholders in a study's URL for each participant.
@@ -34,7 +37,10 @@ def _visible_study(request: HttpRequest, slug: str) -> Study:
 @login_required
 @require_GET
 def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _visible_study(request, slug)
+    return _study_page(request, _visible_study(request, slug), InviteForm())
+
+
+def _study_page(request: HttpRequest, study: Study, invite_form: InviteForm, status: int = 200) -> HttpResponse:
     invite_url = request.build_absolute_uri(reverse("annotate:entry", args=[study.slug]))
     context = {
         "study": study,
@@ -42,8 +48,10 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "invite_url": invite_url,
         "prolific_url": f"{invite_url}?{PROLIFIC_QUERY}",
         "progress": selectors.study_progress(study=study),
+        "invite_form": invite_form,
+        "invited": selectors.study_invited_accounts(study=study),
     }
-    return render(request, "annotate/research/study.html", context)
+    return render(request, "annotate/research/study.html", context, status=status)
 
 
 @login_required
@@ -69,3 +77,23 @@ def study_action(request: HttpRequest, slug: str, action: str) -> HttpResponse:
     else:
         messages.success(request, f"Study {study.name} is now {study.get_status_display().lower()}.")
     return redirect("annotate:study-detail", slug=study.slug)
+
+
+@login_required
+@require_POST
+def study_invite(request: HttpRequest, slug: str) -> HttpResponse:
+    """Invite named accounts; a name that is not found invites nobody and is shown in the form."""
+    study = _visible_study(request, slug)
+    if not selectors.study_can_manage(user=request.user, study=study):
+        raise PermissionDenied("viewers cannot invite")
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            invited = participation_invite(study=study, names=form.cleaned_data["names"])
+        except InviteRefused as exc:
+            form.add_error("names", str(exc))
+        else:
+            count = len(invited)
+            messages.success(request, f"Invited {count} account{'' if count == 1 else 's'} to {study.name}.")
+            return redirect("annotate:study-detail", slug=study.slug)
+    return _study_page(request, study, form, status=400)

@@ -10,8 +10,9 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -70,7 +71,7 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
     k = study.judgments_per_trial
     rows = (
         Trial.objects.filter(study=study, kind=Trial.Kind.GENERATED)
-        .values(generator_id=F("sample__generator_id"), name=F("sample__generator__name"))
+        .values("generator_id", name=F("generator__name"))
         .annotate(trials=Count("id"), done=Coalesce(Sum("judgment_count"), 0))
         .order_by("name")
     )
@@ -83,7 +84,7 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
         calibration=Count("id", filter=Q(assignment__trial__kind=Trial.Kind.CALIBRATION)),
         calibration_left=Count("id", filter=Q(assignment__trial__kind=Trial.Kind.CALIBRATION, choice=Side.LEFT)),
     )
-    assignments = Assignment.objects.filter(study=study).aggregate(
+    assignments = Assignment.objects.filter(study=study).exclude(trial__kind=Trial.Kind.PRACTICE).aggregate(
         active_annotators=Count("annotator", distinct=True, filter=Q(issued_at__gte=now - ACTIVE_WINDOW)),
         open_assignments=Count(
             "id", filter=Q(released_at__isnull=True, judgment__isnull=True, expires_at__gt=now)
@@ -109,7 +110,9 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def annotator_judged_count(*, study: Study, annotator: Annotator) -> int:
-    return Judgment.objects.filter(assignment__study=study, assignment__annotator=annotator).count()
+    """The annotator's study judgments so far (practice excluded), from the engine's running count."""
+    judged = Participation.objects.filter(study=study, annotator=annotator).values_list("judged", flat=True).first()
+    return judged or 0
 
 
 def annotator_has_consented(*, study: Study, annotator: Annotator) -> bool:
@@ -154,7 +157,17 @@ def image_key_resolve(*, key: str) -> tuple[Assignment, str] | None:
 
 
 def presented_image_name(*, assignment: Assignment, slot: str) -> str:
-    """Storage name of the slot's image rendered through the study's presentation policy."""
+    """Storage name of the slot's image rendered through the study's presentation policy.
+
+    Both slots are rendered on a miss, whichever is asked for: otherwise the image that
+    had to be rendered (usually the sample: a reference is shared by many trials and
+    is mostly rendered already) would answer measurably later and name itself.
+    """
+    names = {s: _presented(assignment, s) for s in SLOTS}
+    return names[slot]
+
+
+def _presented(assignment: Assignment, slot: str) -> str:
     name, sha256 = _slot_source(assignment, slot)
     if not sha256:
         with default_storage.open(name, "rb") as handle:
@@ -176,10 +189,119 @@ def _slot_source(assignment: Assignment, slot: str) -> tuple[str, str]:
     if trial.kind == Trial.Kind.GENERATED:
         return trial.sample.image.name, trial.sample.sha256
     if trial.control_image:
-        return trial.control_image.name, ""
+        # Control images are stored content-addressed (controls/<sha256>.png).
+        stem = trial.control_image.name.rsplit("/", 1)[-1].split(".", 1)[0]
+        return trial.control_image.name, stem if len(stem) == 64 and _is_hex(stem) else ""
     # A calibration trial without its own image shows the reference on both sides.
     return item.image.name, item.sha256
 
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
+
+
+# ------------------------------------------------------------------------------
+# Invited accounts
+# ------------------------------------------------------------------------------
+def invited_annotator(*, study: Study, user) -> Annotator | None:
+    """The annotator of `user`'s account if a researcher invited it to the study, else None."""
+    if not user.is_authenticated:
+        return None
+    return Annotator.objects.filter(
+        user=user, participations__study=study, participations__invited_at__isnull=False
+    ).first()
+
+
+def participation_state(participation: Participation) -> str:
+    """Where an invited account stands: "invited", "consented" or "finished"."""
+    if participation.finished_at is not None:
+        return "finished"
+    if participation.consented_at is not None:
+        return "consented"
+    return "invited"
+
+
+def study_invited_accounts(*, study: Study) -> list[dict]:
+    """The accounts invited to the study, by username: username, email, state, judged, invited_at."""
+    participations = (
+        Participation.objects.filter(study=study, invited_at__isnull=False, annotator__user__isnull=False)
+        .select_related("annotator__user")
+        .order_by("annotator__user__username")
+    )
+    return [
+        {
+            "username": p.annotator.user.get_username(),
+            "email": p.annotator.user.email,
+            "state": participation_state(p),
+            "judged": p.judged,
+            "invited_at": p.invited_at,
+        }
+        for p in participations
+    ]
+
+
+def invitations_for_user(*, user) -> list[dict]:
+    """The open studies `user`'s account is invited to, by name: study and state."""
+    if not user.is_authenticated:
+        return []
+    participations = (
+        Participation.objects.filter(
+            annotator__user=user, invited_at__isnull=False, study__status=Study.Status.OPEN
+        )
+        .select_related("study")
+        .order_by("study__name")
+    )
+    return [{"study": p.study, "state": participation_state(p)} for p in participations]
+
+
+# ------------------------------------------------------------------------------
+# Practice
+# ------------------------------------------------------------------------------
+def practice_pending(*, study: Study, annotator: Annotator) -> bool:
+    """Whether practice still stands between the annotator and the study's trials.
+
+    A study without practice trials has none pending; otherwise it is pending until
+    `practice_finish` has stamped the annotator's participation.
+    """
+    finished = Participation.objects.filter(study=study, annotator=annotator, practice_finished_at__isnull=False)
+    return Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).exists() and not finished.exists()
+
+
+def practice_assignment(*, study: Study, token: str) -> Assignment | None:
+    """The study's practice assignment with this token, whoever holds it, or None.
+
+    Only these get feedback: a study trial's token posted to the practice page must
+    not come back with its sides revealed.
+    """
+    try:
+        return (
+            Assignment.objects.select_related("item", "trial")
+            .filter(study=study, trial__kind=Trial.Kind.PRACTICE, token=token)
+            .first()
+        )
+    except (ValidationError, ValueError):
+        # ValidationError: the token is not even a UUID.
+        return None
+
+
+def practice_position(*, assignment: Assignment) -> tuple[int, int]:
+    """(place of the assignment's trial in the practice order, from 1; number of practice trials)."""
+    order = list(
+        Trial.objects.filter(study_id=assignment.study_id, kind=Trial.Kind.PRACTICE)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return order.index(assignment.trial_id) + 1, len(order)
+
+
+def practice_remaining(*, study: Study, annotator: Annotator, now: datetime | None = None) -> int:
+    """How many practice trials the annotator has still to be given or holds open.
+
+    A practice trial is over for the annotator once answered, or once its assignment
+    lapsed unanswered (`services.practice_next` passes over those).
+    """
+    now = now or timezone.now()
+    over = Assignment.objects.filter(annotator=annotator, trial_id=OuterRef("pk")).filter(
+        Q(judgment__isnull=False) | Q(released_at__isnull=False) | Q(expires_at__lte=now)
+    )
+    return Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).filter(~Exists(over)).count()

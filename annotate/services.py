@@ -15,28 +15,41 @@ Why it is race-free
 - Throughput: on PostgreSQL the candidate row is taken with ``SELECT … FOR UPDATE
   SKIP LOCKED``, so annotators racing for the neediest trials spread out instead of
   queueing on one row.
-- One annotator, two requests at once: the annotator's row is locked first
-  (``SELECT … FOR UPDATE``, blocking), so one annotator's requests run one after the
-  other and the second resumes the first's open assignment. The unique constraints
-  (trial, annotator) and (study, annotator, item) are the last line; an
+- One annotator, two requests at once: the annotator's participation row is locked
+  first (``SELECT … FOR UPDATE``, blocking), so one annotator's requests run one
+  after the other and the second resumes the first's open assignment. The unique
+  constraints (trial, annotator) and (study, annotator, item) are the last line; an
   IntegrityError is retried.
 - Expiry: an assignment is released once. Its row is locked (skip locked), checked
   afresh for a judgment after the lock, marked ``released_at``, and only then is its
   trial decremented; trials are decremented in ascending id order, so two expiries
   never deadlock. `judgment_record` locks the same row, so a judgment and a release
   of one assignment cannot both happen.
+
+Why it is fast
+--------------
+A pick reads one locked row for the annotator's running state (issued, judged, per
+generator, side block: `Participation`), never their history; the trials that still
+need judgments are walked in the order of one index (study, kind, generator,
+active_count, shuffle), probing the annotator's (study, annotator, item) index per
+candidate. A cycle (record a judgment, issue the next trial) is about fifteen short
+statements whatever the study's size.
 """
 
 import random
 import secrets
+import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from PIL import Image
 
@@ -45,6 +58,7 @@ from annotate.errors import (
     AssignmentExpired,
     AssignmentNotYours,
     AssignmentUnknown,
+    InviteRefused,
     QuotaReached,
     StudyClosed,
     StudyNotReady,
@@ -54,9 +68,12 @@ from generation.models import Item, Sample
 
 SHUFFLE_RANGE = 2**31 - 1
 ISSUE_ATTEMPTS = 5
-# Sides are balanced within each annotator by permuted blocks of this size: in any
-# prefix of an annotator's assignments, left and right differ by at most half a block.
-SIDE_BLOCK = 4
+# Sides are balanced within each annotator by permuted blocks of one of these sizes,
+# drawn per block: in any prefix of an annotator's assignments, left and right differ
+# by at most half the largest.
+SIDE_BLOCK_SIZES = (4, 6, 8)
+# How many assignments between two reads of the study's generator list per annotator.
+GENERATORS_REFRESH_EVERY = 50
 CONTROL_KINDS = (Trial.Kind.CATCH, Trial.Kind.CALIBRATION)
 
 _tie_break = random.SystemRandom()
@@ -69,21 +86,27 @@ _sides = secrets.SystemRandom()
 def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     """Create the study's trials; return how many were created.
 
-    One generated trial per (generator, item) that has a sample of that generator,
-    using its lowest seed; plus ``round(catch_rate * n)`` catch and
-    ``round(calibration_rate * n)`` calibration trials on random items of the corpus
-    (n: the corpus's items). Calling it again creates only what is missing: generated
-    trials of new generators or samples; control trials only if the study has none.
+    The first build sets aside ``practice_trials`` random items of the corpus for
+    practice (a catch pair each, shown with feedback before the study); no trial of
+    the study ever shows them. Then one generated trial per (generator, item) that
+    has a sample of that generator, using its lowest seed; plus ``round(catch_rate *
+    n)`` catch and ``round(calibration_rate * n)`` calibration trials on random items
+    (n: the items left after practice). Calling it again creates only what is
+    missing: generated trials of new generators or samples; control trials only if
+    the study has none.
     """
     if Study.objects.filter(pk=study.pk, status=Study.Status.CLOSED).exists():
         raise StudyClosed(f"study {study.slug!r} is closed: its trials can no longer change")
     rng = random.Random(rng_seed)
-    existing = set(
-        Trial.objects.filter(study=study, kind=Trial.Kind.GENERATED).values_list(
-            "sample__generator_id", "item_id"
-        )
-    )
     trials = []
+    if not Trial.objects.filter(study=study).exists():
+        trials += _practice_trials(study, rng)
+    set_aside = {t.item_id for t in trials} | set(
+        Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True)
+    )
+    existing = set(
+        Trial.objects.filter(study=study, kind=Trial.Kind.GENERATED).values_list("generator_id", "item_id")
+    )
     samples = (
         Sample.objects.filter(item__corpus_id=study.corpus_id, generator__in=study.generators.all())
         .order_by("generator_id", "item_id", "seed")
@@ -91,12 +114,13 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     )
     for sample in samples.iterator():
         pair = (sample.generator_id, sample.item_id)
-        if pair in existing:
+        if pair in existing or sample.item_id in set_aside:
             continue
         existing.add(pair)
-        trials.append(Trial(study=study, kind=Trial.Kind.GENERATED, item_id=sample.item_id, sample_id=sample.id))
+        trials.append(Trial(study=study, kind=Trial.Kind.GENERATED, item_id=sample.item_id, sample_id=sample.id,
+                            generator_id=sample.generator_id))
     if not Trial.objects.filter(study=study, kind__in=CONTROL_KINDS).exists():
-        trials += _control_trials(study, rng)
+        trials += _control_trials(study, rng, exclude=set_aside)
     for trial in trials:
         trial.shuffle = rng.randrange(SHUFFLE_RANGE)
     with transaction.atomic():
@@ -104,8 +128,18 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     return len(trials)
 
 
-def _control_trials(study: Study, rng: random.Random) -> list[Trial]:
+def _practice_trials(study: Study, rng: random.Random) -> list[Trial]:
     items = list(Item.objects.filter(corpus_id=study.corpus_id).order_by("id"))
+    chosen = rng.sample(items, min(len(items), study.practice_trials))
+    return [
+        Trial(study=study, kind=Trial.Kind.PRACTICE, item=item,
+              control_image=_catch_image(item, seed=rng.randrange(SHUFFLE_RANGE)))
+        for item in chosen
+    ]
+
+
+def _control_trials(study: Study, rng: random.Random, *, exclude: set[int]) -> list[Trial]:
+    items = [item for item in Item.objects.filter(corpus_id=study.corpus_id).order_by("id") if item.pk not in exclude]
     trials = []
     for kind, rate in ((Trial.Kind.CATCH, study.catch_rate), (Trial.Kind.CALIBRATION, study.calibration_rate)):
         for item in rng.sample(items, min(len(items), round(rate * len(items)))):
@@ -184,119 +218,263 @@ def _participation_stamp(study: Study, annotator: Annotator, field: str, now: da
 # Assignments
 # ------------------------------------------------------------------------------
 def assignment_next(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Assignment | None:
-    """The annotator's next assignment in the study, or None when nothing is left for them.
+    """The annotator's current assignment in the study, or None when nothing is left for them.
 
     An open assignment is returned again (a reload does not burn trials). Raises
     `StudyClosed` when the study is not open and `QuotaReached` when the annotator
     has judged or holds as many assignments as the study's quota.
     """
+    issued = assignments_next(study=study, annotator=annotator, now=now, ahead=0)
+    return issued[0] if issued else None
+
+
+def assignments_next(
+    *, study: Study, annotator: Annotator, now: datetime | None = None, ahead: int = 1
+) -> list[Assignment]:
+    """The annotator's current assignment and up to `ahead` upcoming ones, issued in order.
+
+    The upcoming ones let a page preload the next trial's images; each is an ordinary
+    open assignment that becomes current when the one before it is answered. The
+    first is stamped as shown (its response time runs from now). An empty list: nothing
+    is left for the annotator. `study` is the caller's copy: a study closed a moment
+    ago may issue one more round.
+    """
+    if study.status != Study.Status.OPEN:
+        raise StudyClosed(f"study {study.slug!r} is not open")
+    explicit = now is not None
     now = now or timezone.now()
-    assignments_expire(now=now, study=study)
+    if explicit or _sweep_due(study.pk):
+        assignments_expire(now=now, study=study)
     for _ in range(ISSUE_ATTEMPTS):
         try:
             with transaction.atomic():
-                return _issue(study, annotator, now)
+                return _issue(study, annotator, now, want=1 + ahead)
         except _Contended:
             continue
         except IntegrityError:
-            # Only reachable if the annotator lock was bypassed: the unique constraints
-            # refused a second assignment of one trial or reference. Look again.
+            # Only reachable if the participation lock was bypassed: the unique
+            # constraints refused a second assignment of one trial or reference.
             continue
-    return None
+    return []
+
+
+# Expired assignments are swept inside `assignments_next`, but at most this often per
+# process and study: the sweep is a write, and an expired assignment only holds one
+# slot of one trial a few seconds longer.
+SWEEP_EVERY_S = 5.0
+_last_sweep: dict[int, float] = {}
+
+
+def _sweep_due(study_id: int) -> bool:
+    clock = time.monotonic()
+    if clock - _last_sweep.get(study_id, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
+        return False
+    _last_sweep[study_id] = clock
+    return True
 
 
 class _Contended(Exception):
     """The chosen trial filled up between the pick and the increment; pick again."""
 
 
-def _issue(study: Study, annotator: Annotator, now: datetime) -> Assignment | None:
-    # Serialises the requests of one annotator (two tabs, a double click).
-    Annotator.objects.select_for_update().filter(pk=annotator.pk).values_list("pk", flat=True).get()
-    current = Study.objects.get(pk=study.pk)
-    if current.status != Study.Status.OPEN:
-        raise StudyClosed(f"study {current.slug!r} is not open")
-    mine = Assignment.objects.filter(study=current, annotator=annotator)
-    open_ = mine.filter(released_at__isnull=True, judgment__isnull=True, expires_at__gt=now)
-    resumed = open_.order_by("issued_at", "id").first()
-    if resumed is not None:
-        return resumed
-    active = mine.filter(released_at__isnull=True).filter(Q(judgment__isnull=False) | Q(expires_at__gt=now))
-    if active.count() >= current.quota_per_annotator:
-        raise QuotaReached(f"you have judged the {current.quota_per_annotator} trials this study asks of you")
-    trial = _pick_trial(current, annotator, mine)
-    if trial is None:
-        return None
-    claimed = Trial.objects.filter(pk=trial.pk, active_count__lt=current.judgments_per_trial).update(
-        active_count=F("active_count") + 1
-    )
-    if not claimed:
-        raise _Contended
-    return Assignment.objects.create(
-        trial=trial,
-        annotator=annotator,
-        study=current,
-        item_id=trial.item_id,
-        reference_side=_draw_side(mine),
-        issued_at=now,
-        expires_at=now + timedelta(seconds=current.assignment_timeout_seconds),
-    )
+def _issue(study: Study, annotator: Annotator, now: datetime, *, want: int) -> list[Assignment]:
+    # Locking the participation serialises the requests of one annotator (two tabs, a
+    # double click) and hands over their running counts in the same round trip.
+    participation = _lock_participation(study, annotator)
+    issued = _open_assignments(study, annotator, now, limit=want)
+    if not issued and participation.judged >= study.quota_per_annotator:
+        raise QuotaReached(f"you have judged the {study.quota_per_annotator} trials this study asks of you")
+    fresh = False
+    while len(issued) < want and participation.judged + len(issued) < study.quota_per_annotator:
+        trial = _pick_trial(study, annotator, participation)
+        if trial is None:
+            break
+        claimed = Trial.objects.filter(pk=trial.pk, active_count__lt=study.judgments_per_trial).update(
+            active_count=F("active_count") + 1
+        )
+        if not claimed:
+            raise _Contended
+        # Inserted at once: the next pick of this loop must see it as seen.
+        assignment = Assignment.objects.create(
+            trial=trial,
+            annotator=annotator,
+            study=study,
+            item=trial.item,
+            reference_side=_draw_side(participation),
+            issued_at=now,
+            # Only the one shown now has been shown; an upcoming one is stamped when it is.
+            shown_at=None if issued else now,
+            expires_at=now + timedelta(seconds=study.assignment_timeout_seconds),
+        )
+        if trial.generator_id is not None:
+            counts = participation.issued_per_generator
+            counts[str(trial.generator_id)] = counts.get(str(trial.generator_id), 0) + 1
+        issued.append(assignment)
+        fresh = True
+    if fresh:
+        participation.save(update_fields=["issued", "pending_sides", "issued_per_generator"])
+    current = issued[0] if issued else None
+    if current is not None and current.shown_at is None:
+        current.shown_at = now
+        Assignment.objects.filter(pk=current.pk).update(shown_at=now)
+    return issued
 
 
-def _pick_trial(study: Study, annotator: Annotator, mine: QuerySet) -> Trial | None:
+def _lock_participation(study: Study, annotator: Annotator) -> Participation:
+    locked = (
+        Participation.objects.select_for_update()
+        .filter(study=study, annotator=annotator)
+        .only("id", "issued", "judged", "issued_per_generator", "pending_sides")
+        .order_by()
+    )
+    participation = locked.first()
+    if participation is None:
+        # An annotator driven by code rather than the pages (the API, tests) may not have
+        # entered; a concurrent create raises IntegrityError and the caller retries.
+        Participation.objects.create(study=study, annotator=annotator)
+        participation = locked.get()
+    return participation
+
+
+# The engine's reads on the hot path are written out in SQL: building them with the
+# ORM cost more CPU than running them (bench/annotate_load.py --explain). They are
+# plain SQL that PostgreSQL and SQLite both run; only the row lock differs.
+_T, _A, _I, _J = (m._meta.db_table for m in (Trial, Assignment, Item, Judgment))
+# Not seen by the annotator: one probe of the (study, annotator, item) unique index
+# per candidate, as the pick index is walked in order.
+_UNSEEN = f"NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.study_id = t.study_id AND a.annotator_id = %s AND a.item_id = t.item_id)"
+
+
+def _open_assignments(study: Study, annotator: Annotator, now: datetime, *, limit: int) -> list[Assignment]:
+    """The annotator's open study assignments, oldest first, each with its item's caption."""
+    rows = Assignment.objects.raw(
+        f"""SELECT s.*, i.caption AS item_caption FROM {_A} s
+            JOIN {_T} t ON t.id = s.trial_id
+            JOIN {_I} i ON i.id = s.item_id
+            WHERE s.study_id = %s AND s.annotator_id = %s AND s.released_at IS NULL AND s.expires_at > %s
+              AND t.kind <> %s AND NOT EXISTS (SELECT 1 FROM {_J} j WHERE j.assignment_id = s.id)
+            ORDER BY s.issued_at, s.id LIMIT %s""",
+        [study.pk, annotator.pk, connection.ops.adapt_datetimefield_value(now), Trial.Kind.PRACTICE, limit],
+    )
+    issued = list(rows)
+    for assignment in issued:
+        assignment.item = Item.from_db(connection.alias, ["id", "caption"], [assignment.item_id, assignment.item_caption])
+    return issued
+
+
+def _pick_trial(study: Study, annotator: Annotator, participation: Participation) -> Trial | None:
     """Lock and return the next trial for the annotator, or None.
 
-    Controls come first with probability catch_rate + calibration_rate. Among the
-    rest: fewest active assignments first; among those, the generator the annotator
-    has seen least; among those, a random trial.
+    A catch trial comes first with probability catch_rate, a calibration trial with
+    probability calibration_rate, else a generated one; an empty kind falls through
+    to the others. Within a kind: fewest active assignments first; among generated
+    trials, then the generator the annotator has been issued least; then the trial's
+    random key.
     """
-    # NOT EXISTS over the (study, annotator, item) unique index: no list of the
-    # annotator's history travels to Python and back.
-    seen = mine.filter(item_id=OuterRef("item_id"))
-    candidates = Trial.objects.filter(study=study, active_count__lt=study.judgments_per_trial).filter(~Exists(seen))
-    control_first = _tie_break.random() < study.catch_rate + study.calibration_rate
-    groups = [CONTROL_KINDS, (Trial.Kind.GENERATED,)]
-    for kinds in groups if control_first else groups[::-1]:
-        trial = _pick_in(candidates.filter(kind__in=kinds), study, mine, generated=kinds[0] == Trial.Kind.GENERATED)
+    draw = _tie_break.random()
+    if draw < study.catch_rate:
+        order = [Trial.Kind.CATCH, Trial.Kind.CALIBRATION, Trial.Kind.GENERATED]
+    elif draw < study.catch_rate + study.calibration_rate:
+        order = [Trial.Kind.CALIBRATION, Trial.Kind.CATCH, Trial.Kind.GENERATED]
+    else:
+        order = [Trial.Kind.GENERATED, *(CONTROL_KINDS if draw < 0.5 else CONTROL_KINDS[::-1])]
+    for kind in order:
+        if kind == Trial.Kind.GENERATED:
+            trial = _pick_generated(study, annotator, participation)
+        else:
+            trial = _first_unlocked(study, annotator, kind=kind)
         if trial is not None:
             return trial
     return None
 
 
-def _pick_in(candidates: QuerySet, study: Study, mine: QuerySet, *, generated: bool) -> Trial | None:
-    level = candidates.order_by("active_count").values_list("active_count", flat=True).first()
-    if level is None:
+def _pick_generated(study: Study, annotator: Annotator, participation: Participation) -> Trial | None:
+    """One survey of each generator's neediest candidate, then a locked pick in the winner's tier."""
+    counts = participation.issued_per_generator
+    if not counts or participation.issued % GENERATORS_REFRESH_EVERY == 0:
+        # The study's generators, read on an annotator's first pick and now and then
+        # after, so that one added to a running study joins the rotation.
+        for generator_id in study.generators.values_list("id", flat=True):
+            counts.setdefault(str(generator_id), 0)
+    tops = _neediest_per_generator(study, annotator, [int(g) for g in counts])
+    if not tops:
         return None
-    tier = candidates.filter(active_count=level)
-    if generated:
-        seen = Counter(mine.filter(trial__sample__isnull=False).values_list("trial__sample__generator_id", flat=True))
-        generators = list(study.generators.values_list("id", flat=True))
-        generators.sort(key=lambda g: (seen[g], _tie_break.random()))
-        parts = [tier.filter(sample__generator_id=g) for g in generators]
+    ranked = sorted(tops, key=lambda row: (row[1], counts.get(str(row[0]), 0), _tie_break.random()))
+    for generator_id, level in ranked:
+        trial = _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=generator_id, level=level)
+        if trial is not None:
+            return trial
+    # Every surveyed tier is being claimed by others right now: any candidate will do.
+    return _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=ANY_GENERATOR)
+
+
+def _neediest_per_generator(study: Study, annotator: Annotator, generator_ids: list[int]) -> list[tuple[int, int]]:
+    """(generator id, fewest active assignments) of every generator with a candidate left."""
+    if not generator_ids:
+        return []
+    # One round trip: per generator, a walk of the pick index that stops at the first
+    # unseen candidate.
+    values = ", ".join(["(%s)"] * len(generator_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT g.column1, (SELECT t.active_count FROM {_T} t
+                    WHERE t.study_id = %s AND t.kind = %s AND t.generator_id = g.column1
+                      AND t.active_count < %s AND {_UNSEEN}
+                    ORDER BY t.active_count, t.shuffle LIMIT 1)
+                FROM (VALUES {values}) AS g""",
+            [study.pk, Trial.Kind.GENERATED, study.judgments_per_trial, annotator.pk, *generator_ids],
+        )
+        return [(g, level) for g, level in cursor.fetchall() if level is not None]
+
+
+ANY_GENERATOR = -1
+
+
+def _first_unlocked(
+    study: Study, annotator: Annotator, *, kind: str, generator_id: int | None = None, level: int | None = None
+) -> Trial | None:
+    """The first candidate of the kind (and generator, and level) in pick order, locked; skips locked rows."""
+    params: list = [study.pk, kind]
+    if generator_id is None:
+        generator = "t.generator_id IS NULL"
+    elif generator_id == ANY_GENERATOR:
+        generator = "t.generator_id IS NOT NULL"
     else:
-        parts = [tier]
-    for part in parts:
-        pivot = _tie_break.randrange(SHUFFLE_RANGE)
-        for half in (part.filter(shuffle__gte=pivot), part.filter(shuffle__lt=pivot)):
-            trial = _first_unlocked(half.order_by("shuffle", "id"))
-            if trial is not None:
-                return trial
-    # Every trial of the neediest tier is being claimed by someone else right now.
-    return _first_unlocked(candidates.order_by("active_count", "shuffle", "id"))
+        generator, params = "t.generator_id = %s", [*params, generator_id]
+    if level is None:
+        need, params = "t.active_count < %s", [*params, study.judgments_per_trial]
+    else:
+        need, params = "t.active_count = %s", [*params, level]
+    lock = "FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    rows = Trial.objects.raw(
+        f"""SELECT t.id, t.kind, t.item_id, t.sample_id, t.generator_id, i.caption AS item_caption
+            FROM {_T} t JOIN {_I} i ON i.id = t.item_id
+            WHERE t.study_id = %s AND t.kind = %s AND {generator} AND {need} AND {_UNSEEN}
+            ORDER BY t.active_count, t.shuffle LIMIT 1 {lock}""",
+        [*params, annotator.pk],
+    )
+    for trial in rows:
+        trial.item = Item.from_db(connection.alias, ["id", "caption"], [trial.item_id, trial.item_caption])
+        return trial
+    return None
 
 
-def _first_unlocked(queryset: QuerySet) -> Trial | None:
-    if connection.features.has_select_for_update_skip_locked:
-        queryset = queryset.select_for_update(skip_locked=True, of=("self",))
-    return queryset.only("id", "item_id", "kind", "sample_id").first()
+def _draw_side(participation: Participation) -> str:
+    """The reference's side: the next of the annotator's current block, a fresh block when it is used up.
 
-
-def _draw_side(mine: QuerySet) -> str:
-    """The reference's side, from a random permutation of a balanced block."""
-    issued = mine.count()
-    placed = list(mine.order_by("-id").values_list("reference_side", flat=True)[: issued % SIDE_BLOCK])
-    left_needed = SIDE_BLOCK // 2 - placed.count(Side.LEFT)
-    slots = SIDE_BLOCK - len(placed)
-    return Side.LEFT if _sides.randrange(slots) < left_needed else Side.RIGHT
+    A block is a shuffled sequence with as many lefts as rights, so in any prefix of an
+    annotator's assignments the sides differ by at most half a block. Its size is drawn
+    per block, so that someone counting trials cannot tell where a block ends and
+    infer its last sides from the first ones.
+    """
+    if not participation.pending_sides:
+        half = _sides.choice(SIDE_BLOCK_SIZES) // 2
+        block = ["l"] * half + ["r"] * half
+        _sides.shuffle(block)
+        participation.pending_sides = "".join(block)
+    side, participation.pending_sides = participation.pending_sides[0], participation.pending_sides[1:]
+    participation.issued += 1
+    return Side.LEFT if side == "l" else Side.RIGHT
 
 
 def assignments_expire(*, now: datetime | None = None, study: Study | None = None) -> int:
@@ -349,24 +527,161 @@ def judgment_record(
 
 def _record(token, annotator: Annotator, choice: str, client_response_ms: int | None, now: datetime) -> Judgment:
     try:
-        assignment = Assignment.objects.select_for_update(of=("self",)).get(token=token)
+        # The judgment (if any) comes along in the same round trip; only the
+        # assignment's row is locked.
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("judgment", "trial")
+            .only("id", "annotator_id", "study_id", "trial_id", "trial__kind", "issued_at", "shown_at",
+                  "expires_at", "released_at", "judgment")
+            .get(token=token)
+        )
     except (Assignment.DoesNotExist, ValidationError, ValueError):
         # ValidationError: the token is not even a UUID.
         raise AssignmentUnknown("this assignment does not exist") from None
     if assignment.annotator_id != annotator.pk:
         raise AssignmentNotYours("this assignment was issued to someone else")
-    existing = Judgment.objects.filter(assignment=assignment).first()
-    if existing is not None:
-        return existing
+    try:
+        return assignment.judgment
+    except Judgment.DoesNotExist:
+        pass
     if assignment.released_at is not None or now >= assignment.expires_at:
         raise AssignmentExpired(
             "this assignment expired before it was answered; ask for the next one to continue"
         )
+    shown_at = assignment.shown_at or assignment.issued_at
     judgment = Judgment.objects.create(
         assignment=assignment,
         choice=choice,
         client_response_ms=client_response_ms,
-        server_response_ms=max(0, round((now - assignment.issued_at).total_seconds() * 1000)),
+        server_response_ms=max(0, round((now - shown_at).total_seconds() * 1000)),
     )
     Trial.objects.filter(pk=assignment.trial_id).update(judgment_count=F("judgment_count") + 1)
+    if assignment.trial.kind != Trial.Kind.PRACTICE:
+        Participation.objects.filter(study_id=assignment.study_id, annotator=annotator).update(
+            judged=F("judged") + 1
+        )
     return judgment
+
+
+# ------------------------------------------------------------------------------
+# Practice
+# ------------------------------------------------------------------------------
+PRACTICE_ISSUE_ATTEMPTS = 3
+
+
+def practice_next(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Assignment | None:
+    """The annotator's current practice assignment, or None when practice is over for them.
+
+    Practice trials come in one fixed order (by id), each issued once as an ordinary
+    assignment with its own random side; an open one is returned again, so a reload
+    does not skip ahead. One that lapsed unanswered is passed over rather than issued
+    again: nobody gets the same trial twice, practice included. Practice has no k:
+    every annotator gets every practice trial. Nothing is issued once the annotator's
+    practice is finished. Raises `StudyClosed` when the study is not open.
+    """
+    if study.status != Study.Status.OPEN:
+        raise StudyClosed(f"study {study.slug!r} is not open")
+    now = now or timezone.now()
+    for attempt in range(PRACTICE_ISSUE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return _practice_issue(study, annotator, now)
+        except IntegrityError:
+            # A concurrent first entry created the participation, or (lock bypassed)
+            # issued this trial: the next pass finds their row.
+            if attempt == PRACTICE_ISSUE_ATTEMPTS - 1:
+                raise
+    return None
+
+
+def _practice_issue(study: Study, annotator: Annotator, now: datetime) -> Assignment | None:
+    # The participation's row lock serialises one annotator's requests (two tabs, a
+    # double click), as it does for study trials.
+    participation, _ = Participation.objects.select_for_update().get_or_create(study=study, annotator=annotator)
+    if participation.practice_finished_at is not None:
+        return None
+    mine = Assignment.objects.filter(study=study, annotator=annotator, trial__kind=Trial.Kind.PRACTICE)
+    current = (
+        mine.filter(released_at__isnull=True, judgment__isnull=True, expires_at__gt=now)
+        .select_related("item", "trial")
+        .order_by("issued_at", "id")
+        .first()
+    )
+    if current is not None:
+        return current
+    issued = Assignment.objects.filter(annotator=annotator, trial_id=OuterRef("pk"))
+    trial = (
+        Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE)
+        .filter(~Exists(issued))
+        .select_related("item")
+        .order_by("id")
+        .first()
+    )
+    if trial is None:
+        return None
+    # No k to respect, but the check judgment_count <= active_count must still hold.
+    Trial.objects.filter(pk=trial.pk).update(active_count=F("active_count") + 1)
+    return Assignment.objects.create(
+        trial=trial,
+        annotator=annotator,
+        study=study,
+        item=trial.item,
+        # Drawn apart from the engine's balanced side blocks, which cover study trials only.
+        reference_side=secrets.choice(Side.values),
+        issued_at=now,
+        shown_at=now,
+        expires_at=now + timedelta(seconds=study.assignment_timeout_seconds),
+    )
+
+
+def practice_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
+    """Record that the annotator is through practice; the first time is kept."""
+    return _participation_stamp(study, annotator, "practice_finished_at", now)
+
+
+# ------------------------------------------------------------------------------
+# Invites of named accounts
+# ------------------------------------------------------------------------------
+
+def participation_invite(*, study: Study, names: Iterable[str], now: datetime | None = None) -> list[Participation]:
+    """Invite existing accounts, each named by username or email, to the study: all or none.
+
+    A username names its account; otherwise the email (any case) must belong to
+    exactly one active account. Each account gets its annotator (source "account")
+    if it has none, and a participation stamped `invited_at`; inviting again keeps
+    the first time. Raises `InviteRefused`, inviting nobody, when a name matches no
+    active account or several.
+    """
+    wanted = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    accounts = list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .annotate(email_lower=Lower("email"))
+        .filter(Q(username__in=wanted) | Q(email_lower__in=[name.lower() for name in wanted]))
+    )
+    users, unknown, ambiguous = {}, [], []
+    for name in wanted:
+        by_username = [user for user in accounts if user.get_username() == name]
+        matches = by_username or [user for user in accounts if user.email and user.email.lower() == name.lower()]
+        if not matches:
+            unknown.append(name)
+        elif len(matches) > 1:
+            ambiguous.append(name)
+        else:
+            users[matches[0].pk] = matches[0]
+    if unknown or ambiguous:
+        raise InviteRefused(unknown=unknown, ambiguous=ambiguous)
+    now = now or timezone.now()
+    invited = []
+    with transaction.atomic():
+        for user in users.values():
+            annotator, _ = Annotator.objects.get_or_create(user=user, defaults={"source": Annotator.Source.ACCOUNT})
+            participation, _ = Participation.objects.get_or_create(
+                study=study, annotator=annotator, defaults={"invited_at": now}
+            )
+            if participation.invited_at is None:
+                participation.invited_at = now
+                participation.save(update_fields=["invited_at"])
+            invited.append(participation)
+    return invited

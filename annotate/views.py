@@ -1,4 +1,4 @@
-"""The annotator's pages: invite or Prolific entry, consent, trials (htmx), images, completion.
+"""The annotator's pages: invite or Prolific entry, consent, practice, trials (htmx), images, completion.
 
 Views stay thin: they read the session, call one service of the assignment engine
 and render. Every error of the annotate domain becomes a friendly message through
@@ -23,12 +23,15 @@ from annotate.errors import (
     StudyClosed,
 )
 from annotate.models import Annotator, Side, Study
+from annotate.ratelimits import join_limit, submit_limit
 from annotate.services import (
-    assignment_next,
+    assignments_next,
     judgment_record,
     participation_consent,
     participation_enter,
     participation_finish,
+    practice_finish,
+    practice_next,
 )
 from generation.errors import ParityError
 
@@ -88,14 +91,20 @@ def _not_open(request: HttpRequest, study: Study) -> HttpResponse:
 # Entry and consent
 # ------------------------------------------------------------------------------
 @require_GET
+@join_limit("entry")
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
-    """The invite link; Prolific appends PROLIFIC_PID, STUDY_ID and SESSION_ID."""
+    """The invite link; Prolific appends PROLIFIC_PID, STUDY_ID and SESSION_ID.
+
+    A signed-in account that a researcher invited judges as itself.
+    """
     study = selectors.study_by_slug(slug=slug)
     if study is None:
         return render(request, "annotate/unknown.html", status=404)
     if study.status != Study.Status.OPEN:
         return _not_open(request, study)
     pid = request.GET.get("PROLIFIC_PID", "").strip()[:200]
+    # A Prolific link wins over an invited account: Prolific pays by its own id.
+    invited = None if pid else selectors.invited_annotator(study=study, user=request.user)
     if pid:
         annotator, _ = Annotator.objects.get_or_create(source=Annotator.Source.PROLIFIC, external_id=pid)
         if request.session.get(_key(study, "annotator")) != annotator.pk:
@@ -107,6 +116,11 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             prolific_study_id=request.GET.get("STUDY_ID", "").strip()[:200],
             prolific_session_id=request.GET.get("SESSION_ID", "").strip()[:200],
         )
+    elif invited is not None:
+        annotator = invited
+        if request.session.get(_key(study, "annotator")) != annotator.pk:
+            request.session[_key(study, "consented")] = False
+        request.session[_key(study, "annotator")] = annotator.pk
     else:
         annotator = _session_annotator(request, study)
         if annotator is None:
@@ -114,12 +128,13 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             request.session[_key(study, "annotator")] = annotator.pk
         participation_enter(study=study, annotator=annotator)
     if _consented(request, study, annotator):
-        return redirect("annotate:trial", slug=study.slug)
+        return redirect("annotate:practice", slug=study.slug)
     question = QUESTIONS.get(study.question, study.question_text)
     return render(request, "annotate/consent.html", {"study": study, "question": question})
 
 
 @require_POST
+@join_limit("consent")
 def consent(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study_or_404(request, slug)
     annotator = _session_annotator(request, study)
@@ -127,7 +142,7 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("annotate:entry", slug=study.slug)
     participation_consent(study=study, annotator=annotator)
     request.session[_key(study, "consented")] = True
-    return redirect("annotate:trial", slug=study.slug)
+    return redirect("annotate:practice", slug=study.slug)
 
 
 def _consented(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
@@ -141,15 +156,130 @@ def _consented(request: HttpRequest, study: Study, annotator: Annotator) -> bool
 
 
 # ------------------------------------------------------------------------------
-# Trials
+# Practice
 # ------------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
-def trial(request: HttpRequest, slug: str) -> HttpResponse:
+@submit_limit("practice", retry_view="annotate:practice")
+def practice(request: HttpRequest, slug: str) -> HttpResponse:
+    """Practice trials between consent and the study, each answer followed by feedback.
+
+    A GET shows the annotator's current practice trial, or sends them on to the
+    trials once practice is over (at once for a study without practice). A POST
+    records the answer and shows the feedback, whose button asks for the next one.
+    """
     study = _study_or_404(request, slug)
     annotator = _session_annotator(request, study)
     if annotator is None or not _consented(request, study, annotator):
         return _navigate(request, reverse("annotate:entry", args=[study.slug]))
+    if _practiced_in_session(request, study, annotator):
+        return _navigate(request, reverse("annotate:trial", args=[study.slug]))
     message, status = "", 200
+    if request.method == "POST":
+        try:
+            return _practice_feedback(request, study, annotator)
+        except ParityError as exc:
+            message, status = error_message(exc)
+        except ValueError:
+            message, status = "Please choose the left or the right image.", 400
+    try:
+        assignment = practice_next(study=study, annotator=annotator)
+    except StudyClosed:
+        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
+    if assignment is None:
+        _practice_over(request, study, annotator)
+        return _navigate(request, reverse("annotate:trial", args=[study.slug]))
+    position, total = selectors.practice_position(assignment=assignment)
+    context = {
+        "study": study,
+        "assignment": assignment,
+        "caption": assignment.item.caption,
+        "question": QUESTIONS.get(study.question, study.question_text),
+        "position": position,
+        "total": total,
+        "left_url": _image_url(study, assignment, Side.LEFT),
+        "right_url": _image_url(study, assignment, Side.RIGHT),
+        "message": message,
+    }
+    template = "annotate/partials/practice.html" if request.htmx else "annotate/practice.html"
+    return render(request, template, context, status=status)
+
+
+def _practice_feedback(request: HttpRequest, study: Study, annotator: Annotator) -> HttpResponse:
+    """Record a practice answer and say whether it found the real photograph."""
+    assignment = selectors.practice_assignment(study=study, token=request.POST.get("token", ""))
+    if assignment is None:
+        # Feedback reveals the sides, so only a practice assignment may get it.
+        raise AssignmentUnknown("no practice assignment of this study has this token")
+    judgment = judgment_record(
+        assignment_token=assignment.token,
+        annotator=annotator,
+        choice=request.POST.get("choice", ""),
+        client_response_ms=_client_ms(request.POST.get("client_ms")),
+    )
+    last = selectors.practice_remaining(study=study, annotator=annotator) == 0
+    if last:
+        _practice_over(request, study, annotator)
+    position, total = selectors.practice_position(assignment=assignment)
+    context = {
+        "study": study,
+        "caption": assignment.item.caption,
+        "position": position,
+        "total": total,
+        # A repeated submit gets the first answer's feedback: the judgment is the first one.
+        "correct": judgment.choice == assignment.reference_side,
+        "reference_side": assignment.reference_side,
+        "panels": [
+            {
+                "side": slot,
+                "url": _image_url(study, assignment, slot),
+                "real": slot == assignment.reference_side,
+                "chosen": slot == judgment.choice,
+            }
+            for slot in (Side.LEFT, Side.RIGHT)
+        ],
+        "last": last,
+    }
+    template = "annotate/partials/feedback.html" if request.htmx else "annotate/feedback.html"
+    return render(request, template, context)
+
+
+def _practice_over(request: HttpRequest, study: Study, annotator: Annotator) -> None:
+    practice_finish(study=study, annotator=annotator)
+    request.session[_key(study, "practiced")] = annotator.pk
+
+
+def _practiced_in_session(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
+    # Keyed to the annotator, so that another Prolific id entering this browser does
+    # not inherit the practice of the one before.
+    return request.session.get(_key(study, "practiced")) == annotator.pk
+
+
+def _practice_pending(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
+    """Practice before the trials, from the database until "done" is cached in the session."""
+    if _practiced_in_session(request, study, annotator):
+        return False
+    if selectors.practice_pending(study=study, annotator=annotator):
+        return True
+    request.session[_key(study, "practiced")] = annotator.pk
+    return False
+
+
+# ------------------------------------------------------------------------------
+# Trials
+# ------------------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+@submit_limit("trial")
+def trial(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _study_or_404(request, slug)
+    annotator_id = request.session.get(_key(study, "annotator"))
+    # The engine needs only the annotator's key: no row is read for it.
+    annotator = Annotator(pk=annotator_id) if annotator_id else None
+    if annotator is None or not _consented(request, study, annotator):
+        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
+    if _practice_pending(request, study, annotator):
+        return _navigate(request, reverse("annotate:practice", args=[study.slug]))
+    message, status = "", 200
+    judged = None
     if request.method == "POST":
         try:
             judgment_record(
@@ -172,25 +302,31 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
                 return render(request, template, context)
             if not request.htmx:
                 return redirect("annotate:trial", slug=study.slug)
+    if judged is None:
+        judged = selectors.annotator_judged_count(study=study, annotator=annotator)
+    # One ahead, so that the page can preload the next trial's images; none when a
+    # break comes next, so that no assignment's timeout runs during the break.
+    ahead = 0 if selectors.break_due(study=study, judged=judged + 1) else 1
     try:
-        assignment = assignment_next(study=study, annotator=annotator)
+        current, *upcoming = assignments_next(study=study, annotator=annotator, ahead=ahead) or [None]
     except StudyClosed:
         return _navigate(request, reverse("annotate:entry", args=[study.slug]))
     except QuotaReached:
-        assignment = None
-    if assignment is None:
+        current, upcoming = None, []
+    if current is None:
         participation_finish(study=study, annotator=annotator)
         request.session[_key(study, "finished")] = True
         return _navigate(request, reverse("annotate:done", args=[study.slug]))
     context = {
         "study": study,
-        "assignment": assignment,
-        "caption": assignment.item.caption,
+        "assignment": current,
+        "caption": current.item.caption,
         "question": QUESTIONS.get(study.question, study.question_text),
-        "judged": selectors.annotator_judged_count(study=study, annotator=annotator),
+        "judged": judged,
         "quota": study.quota_per_annotator,
-        "left_url": _image_url(study, assignment, Side.LEFT),
-        "right_url": _image_url(study, assignment, Side.RIGHT),
+        "left_url": _image_url(study, current, Side.LEFT),
+        "right_url": _image_url(study, current, Side.RIGHT),
+        "preload_urls": [_image_url(study, a, slot) for a in upcoming for slot in (Side.LEFT, Side.RIGHT)],
         "message": message,
     }
     template = "annotate/partials/trial.html" if request.htmx else "annotate/trial.html"

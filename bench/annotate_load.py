@@ -9,14 +9,20 @@ stdlib HTTP connections, one thread each. Two phases of --seconds each:
   split  GET /s/<slug>/trial/ ("fetch": assignment_next + full page), then a plain
          POST of the choice ("submit": judgment_record, answered with a 302).
   htmx   POST of the choice with HX-Request: true ("cycle": judgment_record +
-         assignment_next + partial, one request per cycle).
+         assignments_next + partial, one request per cycle), as fast as answers come.
+  paced  the htmx cycle, each annotator starting one every annotators/--rate
+         seconds: the latency at a given load rather than at saturation (where, with
+         20 annotators in a closed loop, it is only 20 / throughput).
+
+Each phase also reports the CPU time per cycle of the load client, gunicorn (master
+and workers) and PostgreSQL (all its processes), read from /proc.
 
 Then checks the database (k-overflows, repeats, acknowledged submits missing) and,
 with --explain, profiles one htmx cycle in-process: queries, their times, and
 EXPLAIN ANALYZE of the slowest. Prints figures; asserts nothing.
 
     .venv/bin/python bench/annotate_load.py [--seconds 20] [--annotators 20]
-        [--workers N] [--threads N] [--phases split,htmx] [--explain]
+        [--workers N] [--threads N] [--phases split,htmx,paced] [--rate 200] [--explain]
 """
 
 import argparse
@@ -78,7 +84,7 @@ def build_study(*, control_rate: float, analyze: bool = True) -> tuple[str, dict
     study = Study.objects.create(
         workspace=workspace, name="bench", slug="bench", corpus=corpus, judgments_per_trial=K,
         quota_per_annotator=QUOTA, catch_rate=control_rate, calibration_rate=control_rate,
-        assignment_timeout_seconds=TIMEOUT_S, consent_text="Bench.",
+        assignment_timeout_seconds=TIMEOUT_S, consent_text="Bench.", practice_trials=0,
     )
     for g in range(GENERATORS):
         generator = Generator.objects.create(workspace=workspace, name=f"bench-g{g}")
@@ -232,17 +238,24 @@ class Annotator:
         return True
 
 
-def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, seconds: float, warmup: float):
+def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, seconds: float, warmup: float,
+              rate: float = 0.0):
     start_at = time.perf_counter() + 0.2
     record_at = start_at + warmup
     stop_at = record_at + seconds
+    period = len(annotators) / rate if phase == "paced" else 0.0
 
     def loop(a: Annotator) -> None:
         while time.perf_counter() < start_at:
             time.sleep(0.01)
-        if phase == "htmx" and not a.fetch(False):
+        if phase != "split" and not a.fetch(False):
             return
+        # Paced annotators start evenly spread over one period, then keep to it.
+        due = start_at + period * a.n / len(annotators)
         while not a.finished:
+            if period:
+                time.sleep(max(0.0, due - time.perf_counter()))
+                due += period
             now = time.perf_counter()
             if now >= stop_at:
                 break
@@ -253,7 +266,7 @@ def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, sec
                 ok = a.submit_htmx(record)
             if ok and record:
                 a.cycles += 1
-            if not ok and not a.finished and phase == "htmx":
+            if not ok and not a.finished and phase != "split":
                 a.fetch(False)  # recover a token after an error
 
     threads = [threading.Thread(target=loop, args=(a,), daemon=True) for a in annotators]
@@ -264,6 +277,37 @@ def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, sec
     return time.perf_counter() - record_at
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes, from /proc (0 for any that has exited)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def process_groups(gunicorn_pid: int) -> dict[str, list[int]]:
+    """The bench's own process, gunicorn's master and workers, and every postgres process."""
+    groups = {"client": [os.getpid()], "gunicorn": [gunicorn_pid], "postgres": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if int(rest.split()[1]) == gunicorn_pid:
+            groups["gunicorn"].append(int(entry.name))
+        elif name.startswith("postgres"):
+            groups["postgres"].append(int(entry.name))
+    return groups
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -271,7 +315,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
 
 
-def report_phase(phase: str, annotators: list[Annotator], elapsed: float) -> None:
+def report_phase(phase: str, annotators: list[Annotator], elapsed: float, cpu: dict[str, float]) -> None:
     cycles = sum(a.cycles for a in annotators)
     requests = sum(a.requests for a in annotators)
     lat = defaultdict(list)
@@ -290,6 +334,10 @@ def report_phase(phase: str, annotators: list[Annotator], elapsed: float) -> Non
     print(f"  errors (non-2xx/3xx or exceptions): {sum(errors.values())} {dict(errors) or ''}")
     print(f"  refused with a message (200, not recorded): {sum(a.soft for a in annotators)}")
     print(f"  annotators finished (no trial left / quota): {sum(a.finished for a in annotators)}")
+    if cycles:
+        shares = "  ".join(f"{name} {seconds / cycles * 1000:.2f}" for name, seconds in cpu.items())
+        print(f"  CPU ms per cycle (whole phase incl. warm-up, over measured cycles): {shares}; "
+              f"machine busy {sum(cpu.values()) / (elapsed * len(os.sched_getaffinity(0))):.0%}")
 
 
 def reset_counters(annotators: list[Annotator]) -> None:
@@ -418,7 +466,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY; default: the conf's 2*cores+1")
     parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS; default: the conf's 4")
     parser.add_argument("--control-rate", type=float, default=0.05, help="catch and calibration rate each")
-    parser.add_argument("--phases", default="split,htmx")
+    parser.add_argument("--phases", default="split,htmx,paced")
+    parser.add_argument("--rate", type=float, default=200, help="cycles/s offered in the paced phase")
     parser.add_argument("--debug", action="store_true", help="run gunicorn with DJANGO_DEBUG=1 (dev default)")
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--no-analyze", action="store_true", help="skip ANALYZE after the bulk load")
@@ -451,7 +500,10 @@ def main() -> None:
         connections.close_all()
 
         port = free_port()
-        env = dict(os.environ, PORT=str(port), DJANGO_DEBUG="1" if args.debug else "0")
+        # Simulated annotators judge far faster than people and all share one address:
+        # the limits stay on (their counting is part of every request) but high.
+        env = dict(os.environ, PORT=str(port), DJANGO_DEBUG="1" if args.debug else "0",
+                   PARITY_RATE_SUBMIT="100000/m", PARITY_RATE_JOIN="100000/m")
         if args.workers is not None:
             env["WEB_CONCURRENCY"] = str(args.workers)
         if args.threads is not None:
@@ -472,8 +524,15 @@ def main() -> None:
             a.enter()
         for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
             reset_counters(annotators)
-            elapsed = run_phase(port, slug, annotators, phase, args.seconds, args.warmup)
-            report_phase(phase, annotators, elapsed)
+            groups = process_groups(gunicorn.pid)
+            before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+            elapsed = run_phase(port, slug, annotators, phase, args.seconds, args.warmup, args.rate)
+            groups = process_groups(gunicorn.pid) | {"postgres": groups["postgres"]}
+            cpu = {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
+            if phase == "paced":
+                print(f"\n(paced: {args.rate:.0f} cycles/s offered, one every "
+                      f"{len(annotators) / args.rate * 1000:.0f} ms per annotator)")
+            report_phase(phase, annotators, elapsed, cpu)
         for a in annotators:
             a.conn.close()
         acked = [t for a in annotators for t in a.acked]

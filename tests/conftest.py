@@ -23,6 +23,15 @@ def _media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _rate_limit_counts():
+    """Every test starts with no requests counted, so that one test's requests never
+    push another's over a rate limit (the cache outlives a test's rolled-back data)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def media_root(_media_root):
     return _media_root

@@ -6,6 +6,7 @@ SQLite and media under `var/`, and a Celery broker that needs no server.
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -82,6 +83,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_htmx",
+    # Only for its system checks of the cache; annotate/ratelimits.py does the counting.
+    "django_ratelimit",
     "parity",
     "generation",
     "annotate",
@@ -146,6 +149,52 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"parity-test-{os.getpid()}.sqlite3")
     }
+
+# ------------------------------------------------------------------------------
+# Cache and rate limits (annotate/ratelimits.py)
+# ------------------------------------------------------------------------------
+# The rate limits count in the default cache. Each process's memory is enough for
+# `make run`; several web processes need a shared one to share the counts.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if not CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://HOST:PORT/DB (or leave it unset)")
+
+_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A rate like "30/m" or "10/5m"; None (no limit) for "0", "0/m" or an explicitly empty value."""
+    value = os.environ.get(name)
+    value = default if value is None else value.strip()
+    if value in {"", "0"}:
+        return None
+    match = _RATE.fullmatch(value)
+    if match is None or match.group(2) == "0":
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: use requests/period, e.g. 30/m, 500/h or 10/5m (0 turns it off)"
+        )
+    return None if match.group(1) == "0" else value
+
+
+PARITY_RATE_JOIN = env_rate("PARITY_RATE_JOIN", "30/m")
+PARITY_RATE_SUBMIT = env_rate("PARITY_RATE_SUBMIT", "120/m")
+# Proxies in front that append the client's address to X-Forwarded-For.
+PARITY_NUM_PROXIES = env_int("PARITY_NUM_PROXIES", 0)
+if PARITY_NUM_PROXIES < 0:
+    raise ImproperlyConfigured(f"PARITY_NUM_PROXIES={PARITY_NUM_PROXIES!r} is negative")
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "annotate.ratelimits.client_ip"
+SILENCED_SYSTEM_CHECKS = [
+    # "Per-process cache" is an error to django-ratelimit, which would stop `make run`;
+    # annotate.W001 warns under `check --deploy` instead.
+    "django_ratelimit.E003",
+    # Django's own Redis cache is not on its list, but increments atomically.
+    "django_ratelimit.W001",
+]
 
 # ------------------------------------------------------------------------------
 # Auth

@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from annotate.models import Study
+from annotate.selectors import invitations_for_user
 from generation.models import Corpus, Generator
 
 
@@ -19,7 +20,12 @@ def home(request: HttpRequest) -> HttpResponse:
         studies = studies.filter(workspace__members=request.user)
     elif not request.user.is_authenticated:
         corpora, generators, studies = corpora.none(), generators.none(), studies.none()
-    context = {"corpora": corpora, "generators": generators, "studies": studies}
+    context = {
+        "corpora": corpora,
+        "generators": generators,
+        "studies": studies,
+        "invitations": invitations_for_user(user=request.user),
+    }
     return render(request, "parity/home.html", context)
 
 

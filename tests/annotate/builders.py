@@ -43,6 +43,7 @@ def build_study(
     timeout: int = 600,
     slug: str = "s",
     seeds: tuple[int, ...] = (0,),
+    practice: int = 0,
 ) -> Study:
     """A draft study: `generators` x `items`, every pair with a sample of each seed."""
     workspace = workspace or Workspace.objects.create(name=f"ws-{slug}", slug=f"ws-{slug}")
@@ -54,7 +55,7 @@ def build_study(
     study = Study.objects.create(
         workspace=workspace, name=slug, slug=slug, corpus=corpus, judgments_per_trial=k,
         quota_per_annotator=quota, catch_rate=catch_rate, calibration_rate=calibration_rate,
-        assignment_timeout_seconds=timeout,
+        assignment_timeout_seconds=timeout, practice_trials=practice,
     )
     for g in range(generators):
         generator = Generator.objects.create(workspace=workspace, name=f"{slug}-g{g}")

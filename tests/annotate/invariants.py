@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from annotate.models import Assignment, Judgment, Study, Trial
+from annotate.models import Assignment, Judgment, Participation, Study, Trial
 
 
 def assert_invariants(study: Study) -> None:
@@ -12,12 +12,21 @@ def assert_invariants(study: Study) -> None:
     judged = set(Judgment.objects.filter(assignment__study=study).values_list("assignment_id", flat=True))
     active = Counter(a["trial_id"] for a in assignments if a["released_at"] is None)
     judgments = Counter(a["trial_id"] for a in assignments if a["id"] in judged)
-    for trial in Trial.objects.filter(study=study).values("id", "active_count", "judgment_count"):
+    trials = {t["id"]: t for t in Trial.objects.filter(study=study).values("id", "kind", "active_count", "judgment_count")}
+    for trial in trials.values():
         assert trial["active_count"] == active[trial["id"]], trial
         assert trial["judgment_count"] == judgments[trial["id"]], trial
-        assert trial["active_count"] <= k, trial
+        # Practice trials are shown to everyone: k does not apply to them.
+        assert trial["active_count"] <= k or trial["kind"] == Trial.Kind.PRACTICE, trial
     assert not any(a["released_at"] is not None and a["id"] in judged for a in assignments)
     pairs = Counter((a["annotator_id"], a["trial_id"]) for a in assignments)
     assert max(pairs.values(), default=1) == 1
     references = Counter((a["annotator_id"], a["item_id"]) for a in assignments)
     assert max(references.values(), default=1) == 1
+    # The engine's running counts per annotator agree with the rows they summarise.
+    study_rows = [a for a in assignments if trials[a["trial_id"]]["kind"] != Trial.Kind.PRACTICE]
+    issued = Counter(a["annotator_id"] for a in study_rows)
+    made = Counter(a["annotator_id"] for a in study_rows if a["id"] in judged)
+    for participation in Participation.objects.filter(study=study):
+        assert participation.issued == issued[participation.annotator_id], participation
+        assert participation.judged == made[participation.annotator_id], participation

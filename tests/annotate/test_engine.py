@@ -17,6 +17,7 @@ from annotate.errors import (
 )
 from annotate.models import Assignment, Judgment, Trial
 from annotate.services import (
+    SIDE_BLOCK_SIZES,
     assignment_next,
     assignments_expire,
     judgment_record,
@@ -140,15 +141,21 @@ def test_k_is_never_exceeded_and_nothing_is_seen_twice(db):
     assert max(seen.values()) == 1
 
 
-def test_sides_are_balanced_per_annotator(db):
-    study = opened(generators=1, items=40, k=1)
+def test_sides_are_balanced_per_annotator_in_blocks_of_varying_size(db):
+    study = opened(generators=1, items=120, k=1, quota=120)
     (annotator,) = annotators(1)
+    sides = [judge(study, annotator).reference_side for _ in range(120)]
     left = right = 0
-    for _ in range(40):
-        side = judge(study, annotator).reference_side
+    ends = []  # where the running count is level: a block may end only there
+    for n, side in enumerate(sides, 1):
         left, right = left + (side == "left"), right + (side == "right")
-        assert abs(left - right) <= 2
-    assert left == right == 20
+        assert abs(left - right) <= max(SIDE_BLOCK_SIZES) // 2
+        if left == right:
+            ends.append(n)
+    # Balanced blocks end on a level count, and not all at one period.
+    gaps = {b - a for a, b in zip([0, *ends], ends)}
+    assert max(b - a for a, b in zip([0, *ends], ends)) <= max(SIDE_BLOCK_SIZES)
+    assert len(gaps) > 1
 
 
 def test_the_fewest_judged_trial_comes_first(db):

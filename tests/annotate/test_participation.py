@@ -40,7 +40,7 @@ def test_consent_given_in_one_browser_holds_in_another(db):
     enter(Client(), study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se1")
     fresh = Client()
     response = fresh.get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "se2"})
-    assert response.status_code == 302 and response["Location"] == f"/s/{study.slug}/trial/"
+    assert response.status_code == 302 and response["Location"] == f"/s/{study.slug}/practice/"
     trial_page(fresh, study)
 
 

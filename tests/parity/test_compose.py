@@ -115,6 +115,19 @@ def test_database_and_broker_urls_point_at_the_services(compose):
     assert (broker.scheme, broker.hostname) == ("redis", "redis")
 
 
+def test_rate_limits_count_in_redis_per_forwarded_client(compose):
+    env = service_env(compose["services"]["web"], OPERATOR_VALUES)
+    cache, broker = urlsplit(env["CACHE_URL"]), urlsplit(env["CELERY_BROKER_URL"])
+    assert (cache.scheme, cache.hostname) == ("redis", "redis")
+    assert cache.path != broker.path  # its own database: flushing one leaves the other
+    assert env["PARITY_NUM_PROXIES"] == "1"
+    # Unset unless the operator sets them, so that settings' defaults apply.
+    assert "PARITY_RATE_JOIN" not in env and "PARITY_RATE_SUBMIT" not in env
+    assert service_env(compose["services"]["web"], {**OPERATOR_VALUES, "PARITY_RATE_SUBMIT": "0"})[
+        "PARITY_RATE_SUBMIT"
+    ] == "0"
+
+
 def test_compose_environment_passes_the_deploy_checks(compose, run_python, app_env):
     env = app_env | service_env(compose["services"]["web"], OPERATOR_VALUES)
     result = run_python(str(REPO / "manage.py"), "check", "--deploy", "--fail-level", "WARNING", env=env)

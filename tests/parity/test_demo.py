@@ -16,7 +16,10 @@ def test_demo_builds_a_corpus_generators_and_an_open_study_once(db, settings, tm
     assert all(g.samples.count() == 12 for g in generators)
     study = Study.objects.get(slug="demo")
     assert study.status == Study.Status.OPEN
-    assert study.trials.filter(kind="generated").count() == 36
+    # Every item but those set aside for practice, once per generator.
+    practice = study.trials.filter(kind="practice").count()
+    assert practice == study.practice_trials == 3
+    assert study.trials.filter(kind="generated").count() == 3 * (12 - practice)
     # Samples redraw their item's own scene: same size, different bytes from the reference.
     sample = Sample.objects.select_related("item").first()
     assert (sample.width, sample.height) == (sample.item.width, sample.item.height)

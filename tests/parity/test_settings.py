@@ -24,6 +24,8 @@ print(json.dumps({
     "broker_options": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
     "media_root": str(settings.MEDIA_ROOT), "static_root": str(settings.STATIC_ROOT),
     "debug": settings.DEBUG, "ssl_redirect": getattr(settings, "SECURE_SSL_REDIRECT", False),
+    "cache": settings.CACHES["default"], "rate_join": settings.PARITY_RATE_JOIN,
+    "rate_submit": settings.PARITY_RATE_SUBMIT, "num_proxies": settings.PARITY_NUM_PROXIES,
 }))
 """
 
@@ -34,6 +36,8 @@ def production_env(app_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "parity.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'parity.sqlite3'}",
+        # Nothing connects to it during the checks.
+        "CACHE_URL": "redis://redis.example:6379/1",
     }
 
 
@@ -59,6 +63,16 @@ def test_production_settings_pass_the_deploy_checks(run_python, app_env, tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_production_without_a_shared_cache_fails_the_deploy_checks(run_python, app_env, tmp_path):
+    env = production_env(app_env, tmp_path)
+    del env["CACHE_URL"]
+    result = run_python(MANAGE, "check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "annotate.W001" in result.stderr and "CACHE_URL" in result.stderr
+    # Only a warning: the processes still start, each with its own count.
+    assert run_python(MANAGE, "check", env=env).returncode == 0
+
+
 def test_development_needs_no_configuration(run_python, app_env, tmp_path):
     settings = read_settings(run_python, app_env)
     assert settings["debug"] is True
@@ -73,6 +87,11 @@ def test_development_needs_no_configuration(run_python, app_env, tmp_path):
         ("PARITY_ENV", "staging"),
         ("DATABASE_CONN_MAX_AGE", "forever"),
         ("PARITY_MAX_IMAGE_BYTES", "32MB"),
+        ("PARITY_RATE_JOIN", "30 per minute"),
+        ("PARITY_RATE_SUBMIT", "2/w"),
+        ("PARITY_RATE_SUBMIT", "2/0m"),
+        ("PARITY_NUM_PROXIES", "one"),
+        ("CACHE_URL", "memcached://m:11211"),
     ],
 )
 def test_a_bad_value_names_its_variable(run_python, app_env, name, value):
@@ -113,3 +132,32 @@ def test_media_and_static_roots_follow_the_environment(run_python, app_env, tmp_
     )
     assert settings["media_root"] == str(tmp_path / "m")
     assert settings["static_root"] == str(tmp_path / "s")
+
+
+def test_rate_limits_and_cache_default_to_one_process(run_python, app_env):
+    settings = read_settings(run_python, app_env)
+    assert (settings["rate_join"], settings["rate_submit"]) == ("30/m", "120/m")
+    assert settings["cache"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert settings["num_proxies"] == 0
+    result = run_python(MANAGE, "check", "--fail-level", "WARNING", env=app_env)
+    assert result.returncode == 0, result.stdout + result.stderr  # `make run` starts without a warning
+
+
+@pytest.mark.parametrize(
+    "join, submit, expected",
+    [
+        ("0", "", (None, None)),
+        (" 10/5m ", "500/h", ("10/5m", "500/h")),
+        ("0/m", "3/s", (None, "3/s")),
+    ],
+)
+def test_rate_limits_parse_and_zero_or_empty_turns_them_off(run_python, app_env, join, submit, expected):
+    settings = read_settings(run_python, app_env | {"PARITY_RATE_JOIN": join, "PARITY_RATE_SUBMIT": submit})
+    assert (settings["rate_join"], settings["rate_submit"]) == expected
+
+
+def test_cache_url_chooses_redis(run_python, app_env):
+    settings = read_settings(run_python, app_env | {"CACHE_URL": "redis://redis:6379/1"})
+    assert settings["cache"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://redis:6379/1"
+    }

@@ -1,0 +1,27 @@
+"""Forms of the researcher's pages."""
+
+import re
+
+from django import forms
+
+# One form is one transaction; a cohort larger than this is better invited in parts.
+MAX_INVITE_NAMES = 500
+
+
+class InviteForm(forms.Form):
+    """Usernames or emails of existing accounts, one per line or separated by commas."""
+
+    names = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 40, "placeholder": "alice\nbob@example.org"}),
+        label="Usernames or emails",
+        help_text="One per line, or separated by commas.",
+    )
+
+    def clean_names(self) -> list[str]:
+        names = list(dict.fromkeys(part.strip() for part in re.split(r"[,\n]", self.cleaned_data["names"])))
+        names = [name for name in names if name]
+        if not names:
+            raise forms.ValidationError("Name at least one account.")
+        if len(names) > MAX_INVITE_NAMES:
+            raise forms.ValidationError(f"At most {MAX_INVITE_NAMES} accounts at a time.")
+        return names
