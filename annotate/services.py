@@ -39,12 +39,12 @@ statements whatever the study's size.
 import random
 import secrets
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -339,7 +339,7 @@ def _lock_participation(study: Study, annotator: Annotator) -> Participation:
 # The engine's reads on the hot path are written out in SQL: building them with the
 # ORM cost more CPU than running them (bench/annotate_load.py --explain). They are
 # plain SQL that PostgreSQL and SQLite both run; only the row lock differs.
-_T, _A, _I, _J = (m._meta.db_table for m in (Trial, Assignment, Item, Judgment))
+_T, _A, _I, _J, _P = (m._meta.db_table for m in (Trial, Assignment, Item, Judgment, Participation))
 # Not seen by the annotator: one probe of the (study, annotator, item) unique index
 # per candidate, as the pick index is walked in order.
 _UNSEEN = f"NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.study_id = t.study_id AND a.annotator_id = %s AND a.item_id = t.item_id)"
@@ -512,7 +512,11 @@ def judgment_record(
     client_response_ms: int | None = None,
     now: datetime | None = None,
 ) -> Judgment:
-    """Record the annotator's choice on their assignment; a repeat returns the first judgment."""
+    """Record the annotator's choice on their assignment; a repeat returns the first judgment.
+
+    The judgment carries ``annotator_judged``: the annotator's study judgments so far,
+    this one included (None for a practice trial), for the page's progress.
+    """
     if choice not in Side.values:
         raise ValueError(f"choice must be 'left' or 'right', not {choice!r}")
     now = now or timezone.now()
@@ -527,24 +531,32 @@ def judgment_record(
 
 def _record(token, annotator: Annotator, choice: str, client_response_ms: int | None, now: datetime) -> Judgment:
     try:
-        # The judgment (if any) comes along in the same round trip; only the
-        # assignment's row is locked.
-        assignment = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("judgment", "trial")
-            .only("id", "annotator_id", "study_id", "trial_id", "trial__kind", "issued_at", "shown_at",
-                  "expires_at", "released_at", "judgment")
-            .get(token=token)
-        )
-    except (Assignment.DoesNotExist, ValidationError, ValueError):
-        # ValidationError: the token is not even a UUID.
+        token_value = Assignment._meta.get_field("token").get_db_prep_value(uuid.UUID(str(token)), connection)
+    except ValueError:
         raise AssignmentUnknown("this assignment does not exist") from None
+    lock = "FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    # One round trip: the assignment (locked), its trial's kind, its judgment if any,
+    # and the annotator's count of judgments so far.
+    rows = Assignment.objects.raw(
+        f"""SELECT s.id, s.annotator_id, s.study_id, s.trial_id, s.item_id, s.reference_side, s.issued_at,
+                   s.shown_at, s.expires_at, s.released_at, t.kind AS trial_kind, j.id AS judgment_id,
+                   p.judged AS judged_before
+            FROM {_A} s JOIN {_T} t ON t.id = s.trial_id
+            LEFT JOIN {_J} j ON j.assignment_id = s.id
+            LEFT JOIN {_P} p ON p.study_id = s.study_id AND p.annotator_id = s.annotator_id
+            WHERE s.token = %s {lock}""",
+        [token_value],
+    )
+    assignment = next(iter(rows), None)
+    if assignment is None:
+        raise AssignmentUnknown("this assignment does not exist")
     if assignment.annotator_id != annotator.pk:
         raise AssignmentNotYours("this assignment was issued to someone else")
-    try:
-        return assignment.judgment
-    except Judgment.DoesNotExist:
-        pass
+    practice = assignment.trial_kind == Trial.Kind.PRACTICE
+    if assignment.judgment_id is not None:
+        judgment = Judgment.objects.get(pk=assignment.judgment_id)
+        judgment.annotator_judged = None if practice else assignment.judged_before
+        return judgment
     if assignment.released_at is not None or now >= assignment.expires_at:
         raise AssignmentExpired(
             "this assignment expired before it was answered; ask for the next one to continue"
@@ -557,10 +569,14 @@ def _record(token, annotator: Annotator, choice: str, client_response_ms: int | 
         server_response_ms=max(0, round((now - shown_at).total_seconds() * 1000)),
     )
     Trial.objects.filter(pk=assignment.trial_id).update(judgment_count=F("judgment_count") + 1)
-    if assignment.trial.kind != Trial.Kind.PRACTICE:
+    judgment.annotator_judged = None
+    if not practice:
         Participation.objects.filter(study_id=assignment.study_id, annotator=annotator).update(
             judged=F("judged") + 1
         )
+        # Under the assignment's lock, not the participation's: exact unless the same
+        # annotator answers two assignments at the same instant, and only shown as progress.
+        judgment.annotator_judged = (assignment.judged_before or 0) + 1
     return judgment
 
 

@@ -282,7 +282,7 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
     judged = None
     if request.method == "POST":
         try:
-            judgment_record(
+            judgment = judgment_record(
                 assignment_token=request.POST.get("token", ""),
                 annotator=annotator,
                 choice=request.POST.get("choice", ""),
@@ -293,7 +293,9 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
         except ValueError:
             message, status = "Please choose the left or the right image.", 400
         if not message:
-            judged = selectors.annotator_judged_count(study=study, annotator=annotator)
+            judged = judgment.annotator_judged
+            if judged is None:  # a practice trial's token posted here
+                judged = selectors.annotator_judged_count(study=study, annotator=annotator)
             if selectors.break_due(study=study, judged=judged):
                 # The next assignment is issued only on Continue, so a break does not
                 # run down its timeout.
