@@ -115,6 +115,20 @@ def annotator_judged_count(*, study: Study, annotator: Annotator) -> int:
     return judged or 0
 
 
+def study_full_for(*, study: Study, annotator: Annotator) -> bool:
+    """Whether the study has nothing for this annotator because it has all the judgments it needs.
+
+    Only for someone who has not started: a returning annotator resumes or finishes.
+    """
+    started = Assignment.objects.filter(study=study, annotator=annotator).exclude(trial__kind=Trial.Kind.PRACTICE)
+    if started.exists():
+        return False
+    room = Trial.objects.filter(study=study, active_count__lt=study.judgments_per_trial).exclude(
+        kind=Trial.Kind.PRACTICE
+    )
+    return not room.exists()
+
+
 def annotator_has_consented(*, study: Study, annotator: Annotator) -> bool:
     return Participation.objects.filter(study=study, annotator=annotator, consented_at__isnull=False).exists()
 

@@ -87,6 +87,13 @@ def _not_open(request: HttpRequest, study: Study) -> HttpResponse:
     return render(request, "annotate/closed.html", {"study": study})
 
 
+def _full(request: HttpRequest, study: Study) -> HttpResponse:
+    """Every trial has its judgments: a newcomer is told so, and gets no completion code."""
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("annotate:entry", args=[study.slug]))
+    return render(request, "annotate/closed.html", {"study": study, "full": True})
+
+
 # ------------------------------------------------------------------------------
 # Entry and consent
 # ------------------------------------------------------------------------------
@@ -127,6 +134,8 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             annotator = Annotator.objects.create(source=Annotator.Source.INVITE)
             request.session[_key(study, "annotator")] = annotator.pk
         participation_enter(study=study, annotator=annotator)
+    if selectors.study_full_for(study=study, annotator=annotator):
+        return _full(request, study)
     if _consented(request, study, annotator):
         return redirect("annotate:practice", slug=study.slug)
     question = QUESTIONS.get(study.question, study.question_text)
@@ -315,6 +324,8 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
         return _navigate(request, reverse("annotate:entry", args=[study.slug]))
     except QuotaReached:
         current, upcoming = None, []
+    if current is None and judged == 0 and selectors.study_full_for(study=study, annotator=annotator):
+        return _full(request, study)
     if current is None:
         participation_finish(study=study, annotator=annotator)
         request.session[_key(study, "finished")] = True

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from annotate.models import Annotator, Assignment, Judgment, Study
+from annotate.models import Annotator, Assignment, Judgment, Participation, Study
 from annotate.services import study_build_trials, study_open
 from tests.annotate.builders import build_study
 
@@ -296,3 +296,34 @@ def test_the_page_does_not_predict_the_side_of_the_reference(db):
     assert len(sides) == 40 and set(sides) == {"left", "right"}
     # The first page of each annotator is the full page, the rest are partials.
     assert len(pages) == 2
+
+
+def test_a_full_study_says_so_to_a_newcomer_and_gives_no_code(db):
+    study = opened(items=2, generators=1, k=1, quota=5)
+    first = Client()
+    enter(first, study)
+    html, token = trial_page(first, study)
+    post_choice(first, study, token, "left")
+    # Both trials are taken (judged, or held ahead by the first annotator).
+    newcomer = Client()
+    response = newcomer.get(f"/s/{study.slug}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "all the answers it needs" in page and "C0DE42" not in page
+    assert "I agree" not in page
+    # The first annotator, who has started, still resumes and finishes normally.
+    html, token = trial_page(first, study)
+    assert post_choice(first, study, token, "left")["Location"] == f"/s/{study.slug}/trial/"
+
+
+def test_a_study_that_fills_up_after_consent_tells_the_newcomer_and_stamps_no_finish(db):
+    study = opened(items=2, generators=1, k=1, quota=5)
+    newcomer, first = Client(), Client()
+    enter(newcomer, study)
+    enter(first, study)
+    _, token = trial_page(first, study)
+    post_choice(first, study, token, "left")
+    response = newcomer.get(f"/s/{study.slug}/trial/")
+    assert "all the answers it needs" in response.content.decode()
+    assert not Participation.objects.filter(study=study, finished_at__isnull=False).exists()
+    assert newcomer.get(f"/s/{study.slug}/done/")["Location"] == f"/s/{study.slug}/"
