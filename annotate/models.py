@@ -234,6 +234,10 @@ class Trial(models.Model):
         super().save(*args, **kwargs)
 
 
+# Control trials: mixed into a study at its catch and calibration rates.
+CONTROL_KINDS = (Trial.Kind.CATCH, Trial.Kind.CALIBRATION)
+
+
 class Assignment(models.Model):
     """A trial issued to one annotator, with the side of each image drawn on the server."""
 

@@ -1,6 +1,6 @@
-"""Writes of the annotate domain: building a study's trials, and the assignment engine.
+"""The assignment engine: issuing assignments, recording judgments, expiring the abandoned.
 
-The engine (ARCHITECTURE.md, path 4: Assign and judge) gives an annotator the next
+It (ARCHITECTURE.md, path 4: Assign and judge) gives an annotator the next
 trial that still needs judgments, never the same trial or reference twice, never
 more than k judgments per trial, with control trials mixed in.
 
@@ -41,32 +41,22 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
-from django.db.models.functions import Lower
+from django.db.models import F
 from django.utils import timezone
-from PIL import Image
 
-from annotate.controls import control_name, corrupted_png
 from annotate.errors import (
     AssignmentExpired,
     AssignmentNotYours,
     AssignmentUnknown,
-    InviteRefused,
     QuotaReached,
     StudyClosed,
-    StudyNotReady,
 )
-from annotate.models import Annotator, Assignment, Judgment, Participation, Side, Study, Trial
-from generation.models import Item, Sample
+from annotate.models import CONTROL_KINDS, Annotator, Assignment, Judgment, Participation, Side, Study, Trial
+from generation.models import Item
 
-SHUFFLE_RANGE = 2**31 - 1
 ISSUE_ATTEMPTS = 5
 # Sides are balanced within each annotator by permuted blocks of one of these sizes,
 # drawn per block: in any prefix of an annotator's assignments, left and right differ
@@ -74,149 +64,11 @@ ISSUE_ATTEMPTS = 5
 SIDE_BLOCK_SIZES = (4, 6, 8)
 # How many assignments between two reads of the study's generator list per annotator.
 GENERATORS_REFRESH_EVERY = 50
-CONTROL_KINDS = (Trial.Kind.CATCH, Trial.Kind.CALIBRATION)
 
 _tie_break = random.SystemRandom()
 _sides = secrets.SystemRandom()
 
 
-# ------------------------------------------------------------------------------
-# Studies
-# ------------------------------------------------------------------------------
-def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
-    """Create the study's trials; return how many were created.
-
-    The first build sets aside ``practice_trials`` random items of the corpus for
-    practice (a catch pair each, shown with feedback before the study); no trial of
-    the study ever shows them. Then one generated trial per (generator, item) that
-    has a sample of that generator, using its lowest seed; plus ``round(catch_rate *
-    n)`` catch and ``round(calibration_rate * n)`` calibration trials on random items
-    (n: the items left after practice). Calling it again creates only what is
-    missing: generated trials of new generators or samples; control trials only if
-    the study has none.
-    """
-    if Study.objects.filter(pk=study.pk, status=Study.Status.CLOSED).exists():
-        raise StudyClosed(f"study {study.slug!r} is closed: its trials can no longer change")
-    rng = random.Random(rng_seed)
-    trials = []
-    if not Trial.objects.filter(study=study).exists():
-        trials += _practice_trials(study, rng)
-    set_aside = {t.item_id for t in trials} | set(
-        Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True)
-    )
-    existing = set(
-        Trial.objects.filter(study=study, kind=Trial.Kind.GENERATED).values_list("generator_id", "item_id")
-    )
-    samples = (
-        Sample.objects.filter(item__corpus_id=study.corpus_id, generator__in=study.generators.all())
-        .order_by("generator_id", "item_id", "seed")
-        .only("id", "generator_id", "item_id")
-    )
-    for sample in samples.iterator():
-        pair = (sample.generator_id, sample.item_id)
-        if pair in existing or sample.item_id in set_aside:
-            continue
-        existing.add(pair)
-        trials.append(Trial(study=study, kind=Trial.Kind.GENERATED, item_id=sample.item_id, sample_id=sample.id,
-                            generator_id=sample.generator_id))
-    if not Trial.objects.filter(study=study, kind__in=CONTROL_KINDS).exists():
-        trials += _control_trials(study, rng, exclude=set_aside)
-    for trial in trials:
-        trial.shuffle = rng.randrange(SHUFFLE_RANGE)
-    with transaction.atomic():
-        Trial.objects.bulk_create(trials, batch_size=1000)
-    return len(trials)
-
-
-def _practice_trials(study: Study, rng: random.Random) -> list[Trial]:
-    items = list(Item.objects.filter(corpus_id=study.corpus_id).order_by("id"))
-    chosen = rng.sample(items, min(len(items), study.practice_trials))
-    return [
-        Trial(study=study, kind=Trial.Kind.PRACTICE, item=item,
-              control_image=_catch_image(item, seed=rng.randrange(SHUFFLE_RANGE)))
-        for item in chosen
-    ]
-
-
-def _control_trials(study: Study, rng: random.Random, *, exclude: set[int]) -> list[Trial]:
-    items = [item for item in Item.objects.filter(corpus_id=study.corpus_id).order_by("id") if item.pk not in exclude]
-    trials = []
-    for kind, rate in ((Trial.Kind.CATCH, study.catch_rate), (Trial.Kind.CALIBRATION, study.calibration_rate)):
-        for item in rng.sample(items, min(len(items), round(rate * len(items)))):
-            image = _catch_image(item, seed=rng.randrange(SHUFFLE_RANGE)) if kind == Trial.Kind.CATCH else ""
-            trials.append(Trial(study=study, kind=kind, item=item, control_image=image))
-    return trials
-
-
-def _catch_image(item: Item, *, seed: int) -> str:
-    """Store a corrupted copy of the item's reference; return its storage name."""
-    with default_storage.open(item.image.name, "rb") as handle, Image.open(handle) as reference:
-        data = corrupted_png(reference, seed=seed)
-    name = control_name(data)
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(data))
-    return name
-
-
-def study_open(*, study: Study) -> Study:
-    """Open the study: from now on it issues assignments."""
-    if not Trial.objects.filter(study=study).exists():
-        raise StudyNotReady(f"study {study.slug!r} has no trials: build them before opening it")
-    study.status = Study.Status.OPEN
-    study.save(update_fields=["status"])
-    return study
-
-
-def study_close(*, study: Study) -> Study:
-    """Close the study: it issues no more assignments; open ones may still be judged."""
-    study.status = Study.Status.CLOSED
-    study.save(update_fields=["status"])
-    return study
-
-
-# ------------------------------------------------------------------------------
-# Participations
-# ------------------------------------------------------------------------------
-def participation_enter(
-    *, study: Study, annotator: Annotator, prolific_study_id: str = "", prolific_session_id: str = ""
-) -> Participation:
-    """The annotator's participation in the study, created on first entry.
-
-    Prolific ids that come with the link are stored; a return visit with a new
-    SESSION_ID replaces the old one. Ids left out of a link leave the stored ones alone.
-    """
-    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
-    changed = []
-    for field, value in (("prolific_study_id", prolific_study_id), ("prolific_session_id", prolific_session_id)):
-        if value and value != getattr(participation, field):
-            setattr(participation, field, value)
-            changed.append(field)
-    if changed:
-        participation.save(update_fields=changed)
-    return participation
-
-
-def participation_consent(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
-    """Record the annotator's consent; the first consent's time is kept."""
-    return _participation_stamp(study, annotator, "consented_at", now)
-
-
-def participation_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
-    """Record that the annotator has nothing left to judge; the first finish's time is kept."""
-    return _participation_stamp(study, annotator, "finished_at", now)
-
-
-def _participation_stamp(study: Study, annotator: Annotator, field: str, now: datetime | None) -> Participation:
-    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
-    if getattr(participation, field) is None:
-        setattr(participation, field, now or timezone.now())
-        participation.save(update_fields=[field])
-    return participation
-
-
-# ------------------------------------------------------------------------------
-# Assignments
-# ------------------------------------------------------------------------------
 def assignment_next(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Assignment | None:
     """The annotator's current assignment in the study, or None when nothing is left for them.
 
@@ -578,126 +430,3 @@ def _record(token, annotator: Annotator, choice: str, client_response_ms: int | 
         # annotator answers two assignments at the same instant, and only shown as progress.
         judgment.annotator_judged = (assignment.judged_before or 0) + 1
     return judgment
-
-
-# ------------------------------------------------------------------------------
-# Practice
-# ------------------------------------------------------------------------------
-PRACTICE_ISSUE_ATTEMPTS = 3
-
-
-def practice_next(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Assignment | None:
-    """The annotator's current practice assignment, or None when practice is over for them.
-
-    Practice trials come in one fixed order (by id), each issued once as an ordinary
-    assignment with its own random side; an open one is returned again, so a reload
-    does not skip ahead. One that lapsed unanswered is passed over rather than issued
-    again: nobody gets the same trial twice, practice included. Practice has no k:
-    every annotator gets every practice trial. Nothing is issued once the annotator's
-    practice is finished. Raises `StudyClosed` when the study is not open.
-    """
-    if study.status != Study.Status.OPEN:
-        raise StudyClosed(f"study {study.slug!r} is not open")
-    now = now or timezone.now()
-    for attempt in range(PRACTICE_ISSUE_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                return _practice_issue(study, annotator, now)
-        except IntegrityError:
-            # A concurrent first entry created the participation, or (lock bypassed)
-            # issued this trial: the next pass finds their row.
-            if attempt == PRACTICE_ISSUE_ATTEMPTS - 1:
-                raise
-    return None
-
-
-def _practice_issue(study: Study, annotator: Annotator, now: datetime) -> Assignment | None:
-    # The participation's row lock serialises one annotator's requests (two tabs, a
-    # double click), as it does for study trials.
-    participation, _ = Participation.objects.select_for_update().get_or_create(study=study, annotator=annotator)
-    if participation.practice_finished_at is not None:
-        return None
-    mine = Assignment.objects.filter(study=study, annotator=annotator, trial__kind=Trial.Kind.PRACTICE)
-    current = (
-        mine.filter(released_at__isnull=True, judgment__isnull=True, expires_at__gt=now)
-        .select_related("item", "trial")
-        .order_by("issued_at", "id")
-        .first()
-    )
-    if current is not None:
-        return current
-    issued = Assignment.objects.filter(annotator=annotator, trial_id=OuterRef("pk"))
-    trial = (
-        Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE)
-        .filter(~Exists(issued))
-        .select_related("item")
-        .order_by("id")
-        .first()
-    )
-    if trial is None:
-        return None
-    # No k to respect, but the check judgment_count <= active_count must still hold.
-    Trial.objects.filter(pk=trial.pk).update(active_count=F("active_count") + 1)
-    return Assignment.objects.create(
-        trial=trial,
-        annotator=annotator,
-        study=study,
-        item=trial.item,
-        # Drawn apart from the engine's balanced side blocks, which cover study trials only.
-        reference_side=secrets.choice(Side.values),
-        issued_at=now,
-        shown_at=now,
-        expires_at=now + timedelta(seconds=study.assignment_timeout_seconds),
-    )
-
-
-def practice_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
-    """Record that the annotator is through practice; the first time is kept."""
-    return _participation_stamp(study, annotator, "practice_finished_at", now)
-
-
-# ------------------------------------------------------------------------------
-# Invites of named accounts
-# ------------------------------------------------------------------------------
-
-def participation_invite(*, study: Study, names: Iterable[str], now: datetime | None = None) -> list[Participation]:
-    """Invite existing accounts, each named by username or email, to the study: all or none.
-
-    A username names its account; otherwise the email (any case) must belong to
-    exactly one active account. Each account gets its annotator (source "account")
-    if it has none, and a participation stamped `invited_at`; inviting again keeps
-    the first time. Raises `InviteRefused`, inviting nobody, when a name matches no
-    active account or several.
-    """
-    wanted = list(dict.fromkeys(name.strip() for name in names if name.strip()))
-    accounts = list(
-        get_user_model()
-        .objects.filter(is_active=True)
-        .annotate(email_lower=Lower("email"))
-        .filter(Q(username__in=wanted) | Q(email_lower__in=[name.lower() for name in wanted]))
-    )
-    users, unknown, ambiguous = {}, [], []
-    for name in wanted:
-        by_username = [user for user in accounts if user.get_username() == name]
-        matches = by_username or [user for user in accounts if user.email and user.email.lower() == name.lower()]
-        if not matches:
-            unknown.append(name)
-        elif len(matches) > 1:
-            ambiguous.append(name)
-        else:
-            users[matches[0].pk] = matches[0]
-    if unknown or ambiguous:
-        raise InviteRefused(unknown=unknown, ambiguous=ambiguous)
-    now = now or timezone.now()
-    invited = []
-    with transaction.atomic():
-        for user in users.values():
-            annotator, _ = Annotator.objects.get_or_create(user=user, defaults={"source": Annotator.Source.ACCOUNT})
-            participation, _ = Participation.objects.get_or_create(
-                study=study, annotator=annotator, defaults={"invited_at": now}
-            )
-            if participation.invited_at is None:
-                participation.invited_at = now
-                participation.save(update_fields=["invited_at"])
-            invited.append(participation)
-    return invited

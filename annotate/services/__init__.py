@@ -1,0 +1,43 @@
+"""Writes of the annotate domain (ARCHITECTURE.md: services), one module per concern.
+
+- `studies`: building a study's trials, opening and closing it.
+- `participations`: entering, consent, finishing; invites of named accounts.
+- `engine`: the assignment engine — issuing, judging, expiring (path 4: Assign and judge).
+- `practice`: practice trials before the study.
+
+Callers import from `annotate.services`.
+"""
+
+from annotate.services.engine import (
+    SIDE_BLOCK_SIZES,
+    assignment_next,
+    assignments_expire,
+    assignments_next,
+    judgment_record,
+)
+from annotate.services.participations import (
+    participation_consent,
+    participation_enter,
+    participation_finish,
+    participation_invite,
+    practice_finish,
+)
+from annotate.services.practice import practice_next
+from annotate.services.studies import study_build_trials, study_close, study_open
+
+__all__ = [
+    "SIDE_BLOCK_SIZES",
+    "assignment_next",
+    "assignments_expire",
+    "assignments_next",
+    "judgment_record",
+    "participation_consent",
+    "participation_enter",
+    "participation_finish",
+    "participation_invite",
+    "practice_finish",
+    "practice_next",
+    "study_build_trials",
+    "study_close",
+    "study_open",
+]

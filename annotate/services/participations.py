@@ -1,0 +1,102 @@
+"""Participations: entering a study, consent, finishing, and invites of named accounts."""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from annotate.errors import InviteRefused
+from annotate.models import Annotator, Participation, Study
+
+
+def participation_enter(
+    *, study: Study, annotator: Annotator, prolific_study_id: str = "", prolific_session_id: str = ""
+) -> Participation:
+    """The annotator's participation in the study, created on first entry.
+
+    Prolific ids that come with the link are stored; a return visit with a new
+    SESSION_ID replaces the old one. Ids left out of a link leave the stored ones alone.
+    """
+    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+    changed = []
+    for field, value in (("prolific_study_id", prolific_study_id), ("prolific_session_id", prolific_session_id)):
+        if value and value != getattr(participation, field):
+            setattr(participation, field, value)
+            changed.append(field)
+    if changed:
+        participation.save(update_fields=changed)
+    return participation
+
+
+def participation_consent(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
+    """Record the annotator's consent; the first consent's time is kept."""
+    return _participation_stamp(study, annotator, "consented_at", now)
+
+
+def participation_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
+    """Record that the annotator has nothing left to judge; the first finish's time is kept."""
+    return _participation_stamp(study, annotator, "finished_at", now)
+
+
+def practice_finish(*, study: Study, annotator: Annotator, now: datetime | None = None) -> Participation:
+    """Record that the annotator is through practice; the first time is kept."""
+    return _participation_stamp(study, annotator, "practice_finished_at", now)
+
+
+def _participation_stamp(study: Study, annotator: Annotator, field: str, now: datetime | None) -> Participation:
+    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+    if getattr(participation, field) is None:
+        setattr(participation, field, now or timezone.now())
+        participation.save(update_fields=[field])
+    return participation
+
+
+# ------------------------------------------------------------------------------
+# Invites of named accounts
+# ------------------------------------------------------------------------------
+
+def participation_invite(*, study: Study, names: Iterable[str], now: datetime | None = None) -> list[Participation]:
+    """Invite existing accounts, each named by username or email, to the study: all or none.
+
+    A username names its account; otherwise the email (any case) must belong to
+    exactly one active account. Each account gets its annotator (source "account")
+    if it has none, and a participation stamped `invited_at`; inviting again keeps
+    the first time. Raises `InviteRefused`, inviting nobody, when a name matches no
+    active account or several.
+    """
+    wanted = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    accounts = list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .annotate(email_lower=Lower("email"))
+        .filter(Q(username__in=wanted) | Q(email_lower__in=[name.lower() for name in wanted]))
+    )
+    users, unknown, ambiguous = {}, [], []
+    for name in wanted:
+        by_username = [user for user in accounts if user.get_username() == name]
+        matches = by_username or [user for user in accounts if user.email and user.email.lower() == name.lower()]
+        if not matches:
+            unknown.append(name)
+        elif len(matches) > 1:
+            ambiguous.append(name)
+        else:
+            users[matches[0].pk] = matches[0]
+    if unknown or ambiguous:
+        raise InviteRefused(unknown=unknown, ambiguous=ambiguous)
+    now = now or timezone.now()
+    invited = []
+    with transaction.atomic():
+        for user in users.values():
+            annotator, _ = Annotator.objects.get_or_create(user=user, defaults={"source": Annotator.Source.ACCOUNT})
+            participation, _ = Participation.objects.get_or_create(
+                study=study, annotator=annotator, defaults={"invited_at": now}
+            )
+            if participation.invited_at is None:
+                participation.invited_at = now
+                participation.save(update_fields=["invited_at"])
+            invited.append(participation)
+    return invited
