@@ -1,0 +1,3 @@
+"""annotate endpoints of the researcher API (/api/v1/)."""
+
+urlpatterns = []

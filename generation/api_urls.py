@@ -1,0 +1,3 @@
+"""generation endpoints of the researcher API (/api/v1/)."""
+
+urlpatterns = []
