@@ -27,3 +27,15 @@ class Rejection(ParityError):
 
     def as_dict(self) -> dict:
         return {"origin": self.origin, "reason": self.reason}
+
+
+class NameTaken(ParityError):
+    """Another object of the workspace already has this name (a series, a generator)."""
+
+    def __init__(self, message: str, *, field: str = "name"):
+        super().__init__(message)
+        self.field = field
+
+
+class InUse(ParityError):
+    """The object cannot be deleted: something that must be kept refers to it (a study's trials)."""

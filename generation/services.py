@@ -1,4 +1,4 @@
-"""Writes of the generation domain: corpus and sample imports.
+"""Writes of the generation domain: corpus and sample imports; series and generators.
 
 An import is all-or-nothing by default: every record is validated, every problem is
 collected, and if any record is bad nothing is written — no rows (one transaction)
@@ -13,11 +13,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
-from generation.errors import IngestError, Rejection
+from generation.errors import IngestError, InUse, NameTaken, ParityError, Rejection
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample, Series, Workspace
 
 BATCH = 256
 SHOWN_REJECTIONS = 20
@@ -262,3 +263,56 @@ class _StoredFiles:
         for name in self.created:
             self.storage.delete(name)
         self.created.clear()
+
+
+# ------------------------------------------------------------------------------
+# Series and generators
+# ------------------------------------------------------------------------------
+# Fields of a generator that `generator_update` may change; its workspace is fixed.
+GENERATOR_FIELDS = (
+    "name", "description", "series", "params", "train_images", "train_flops", "train_step",
+    "settings", "metrics", "backend", "backend_config",
+)
+
+
+def series_create(*, workspace: Workspace, name: str, description: str = "") -> Series:
+    try:
+        with transaction.atomic():
+            return Series.objects.create(workspace=workspace, name=name, description=description)
+    except IntegrityError:
+        raise NameTaken(f"workspace {workspace.slug!r} already has a series named {name!r}") from None
+
+
+def generator_create(*, workspace: Workspace, name: str, **fields) -> Generator:
+    """A new generator of `workspace`; `fields` are any of `GENERATOR_FIELDS`."""
+    generator = Generator(workspace=workspace, name=name)
+    return generator_update(generator=generator, **fields)
+
+
+def generator_update(*, generator: Generator, **fields) -> Generator:
+    unknown = set(fields) - set(GENERATOR_FIELDS)
+    if unknown:
+        raise TypeError(f"not a generator field: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(generator, name, value)
+    if generator.series is not None and generator.series.workspace_id != generator.workspace_id:
+        raise ParityError(f"series {generator.series.name!r} belongs to another workspace")
+    try:
+        with transaction.atomic():
+            generator.save()
+    except IntegrityError:
+        if Generator.objects.filter(workspace=generator.workspace_id, name=generator.name).exclude(
+            pk=generator.pk
+        ).exists():
+            raise NameTaken(f"the workspace already has a generator named {generator.name!r}") from None
+        raise
+    return generator
+
+
+def generator_delete(*, generator: Generator) -> None:
+    """Delete a generator with its samples and jobs; refused while a study's trials use them."""
+    try:
+        with transaction.atomic():
+            generator.delete()
+    except ProtectedError:
+        raise InUse(f"generator {generator.name!r} has trials in a study; it cannot be deleted") from None

@@ -15,3 +15,5 @@ class ParityConfig(AppConfig):
             folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get(key)
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)
+        # Registers the bearer scheme with drf-spectacular.
+        from parity import api_schema  # noqa: F401

@@ -272,15 +272,37 @@ CELERY_TASK_ROUTES = {"generation.tasks.generation_job_run": {"queue": "gpu"}}
 # ------------------------------------------------------------------------------
 # Django REST framework
 # ------------------------------------------------------------------------------
+# What every endpoint shares (auth, who may call, errors, the write limit) is in
+# platform/parity/api.py; who sees which object is in generation/selectors.py.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A personal token (scripts) first, then the browser's session.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "parity.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["parity.api.IsResearcher"],
+    "DEFAULT_THROTTLE_CLASSES": ["parity.api.TokenWriteThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "parity.api.PageNumberPagination",
+    "EXCEPTION_HANDLER": "parity.api.exception_handler",
 }
+# Writes made with a personal token, per user; same syntax as the rates above.
+PARITY_API_WRITE_RATE = env_rate("PARITY_API_WRITE_RATE", "600/m")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Parity API",
-    "DESCRIPTION": "Corpora, generators, samples, studies, judgments and reports.",
+    "DESCRIPTION": (
+        "Corpora, generators, samples, studies, judgments and reports. Authenticate with a "
+        "personal token from /tokens/ (`Authorization: Bearer pty_…`) or a signed-in session. "
+        'Every error has the body {"error": {"code", "message", "field"}}.'
+    ),
     "VERSION": "1",
+    # The schema and its pages are for researchers only, like the API itself.
+    "SERVE_PERMISSIONS": ["parity.api.IsResearcher"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "parity.api_schema.schema_error_responses",
+    ],
 }
 
 # ------------------------------------------------------------------------------

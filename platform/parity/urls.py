@@ -9,6 +9,8 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", views.token_revoke_view, name="token-revoke"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("parity.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,0 +1,267 @@
+"""generation endpoints of the researcher API: workspaces, corpora and their items,
+series, generators.
+
+Every queryset comes from `generation.selectors`, so an object outside the
+requesting user's workspaces is a 404 like one that does not exist; writes also
+need a role other than viewer in the object's workspace (`WorkspaceWriteAccess`).
+Writes go through `generation.services`, like the CLI's.
+"""
+
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, mixins, pagination, permissions, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.settings import api_settings
+
+from generation import selectors, services
+from generation.serializers import (
+    CorpusSerializer,
+    GeneratorSerializer,
+    ItemSerializer,
+    SeriesSerializer,
+    WorkspaceSerializer,
+)
+
+VIEWER_MESSAGE = "Viewers of this workspace cannot change it."
+
+
+class WorkspaceWriteAccess(permissions.BasePermission):
+    """Reads for every member; writes for a member who is not a viewer (or a superuser)."""
+
+    message = VIEWER_MESSAGE
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return selectors.workspace_can_write(user=request.user, workspace_id=obj.workspace_id)
+
+
+def require_write(request, workspace) -> None:
+    """For creation, where there is no object yet to check: the target workspace's role."""
+    if not selectors.workspace_can_write(user=request.user, workspace_id=workspace.pk):
+        raise PermissionDenied(VIEWER_MESSAGE)
+
+
+# The project's defaults (who may call the API at all) plus the workspace role.
+SCOPED_PERMISSIONS = [*api_settings.DEFAULT_PERMISSION_CLASSES, WorkspaceWriteAccess]
+
+
+def filter_workspace(queryset: QuerySet, value: str | None) -> QuerySet:
+    """`?workspace=` by slug or id; a workspace that is not the user's simply matches nothing."""
+    if not value:
+        return queryset
+    match = Q(workspace__slug=value)
+    if value.isdigit():
+        match |= Q(workspace_id=int(value))
+    return queryset.filter(match)
+
+
+def id_param(request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if not value.isdigit():
+        raise ValidationError({name: [f"Give the {name}'s id, a whole number."]})
+    return int(value)
+
+
+WORKSPACE_PARAM = OpenApiParameter("workspace", OpenApiTypes.STR, description="Only this workspace's (slug or id).")
+
+# ------------------------------------------------------------------------------
+# Workspaces
+# ------------------------------------------------------------------------------
+
+
+@extend_schema(
+    tags=["workspaces"],
+    summary="Your workspaces, with your role in each",
+    examples=[
+        OpenApiExample(
+            "Workspaces",
+            value=[{"id": 1, "slug": "lab", "name": "Lab", "role": "owner", "created_at": "2025-01-30T09:12:00Z"}],
+            response_only=True,
+        )
+    ],
+)
+class WorkspaceList(generics.ListAPIView):
+    serializer_class = WorkspaceSerializer
+
+    def get_queryset(self):
+        return selectors.workspaces_for(user=self.request.user).order_by("name")
+
+
+# ------------------------------------------------------------------------------
+# Corpora and items
+# ------------------------------------------------------------------------------
+CORPUS_EXAMPLE = {
+    "id": 3, "workspace": "lab", "name": "coco-val-5k", "description": "", "source": "/data/coco-val",
+    "item_count": 5000, "created_at": "2025-01-30T09:12:00Z",
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Corpora of your workspaces",
+        parameters=[WORKSPACE_PARAM],
+        examples=[OpenApiExample("Corpora", value=[CORPUS_EXAMPLE], response_only=True)],
+    ),
+    retrieve=extend_schema(
+        summary="One corpus, with its item count",
+        examples=[OpenApiExample("Corpus", value=CORPUS_EXAMPLE, response_only=True)],
+    ),
+)
+@extend_schema(tags=["corpora"])
+class CorpusViewSet(viewsets.ReadOnlyModelViewSet):
+    """Corpora are made by an import (`manage.py import_corpus`); here they are read."""
+
+    serializer_class = CorpusSerializer
+
+    def get_queryset(self):
+        corpora = selectors.corpora_for(user=self.request.user).order_by("name", "pk")
+        return filter_workspace(corpora, self.request.query_params.get("workspace"))
+
+
+class ItemCursorPagination(pagination.CursorPagination):
+    """Corpora reach millions of items: a cursor stays fast and stable while items are added."""
+
+    ordering = "key"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+@extend_schema(
+    tags=["corpora"],
+    summary="Items of a corpus, by key (cursor pagination)",
+    parameters=[
+        OpenApiParameter("key", OpenApiTypes.STR, description="Only the item with exactly this key."),
+        OpenApiParameter("search", OpenApiTypes.STR, description="Only items whose caption contains this text (any case)."),
+    ],
+    examples=[
+        OpenApiExample(
+            "Items",
+            value=[{
+                "id": 17, "key": "0001", "caption": "a red cube on a blue floor", "meta": {"split": "val"},
+                "image": "http://127.0.0.1:8000/media/originals/9f/9f86d0….png",
+                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "width": 512, "height": 512, "format": "PNG", "mode": "RGB",
+            }],
+            response_only=True,
+        )
+    ],
+)
+class ItemList(generics.ListAPIView):
+    serializer_class = ItemSerializer
+    pagination_class = ItemCursorPagination
+
+    def get_queryset(self):
+        corpus_id = self.kwargs["corpus_id"]
+        # 404 for a corpus outside the user's workspaces, not an empty list.
+        get_object_or_404(selectors.corpora_for(user=self.request.user), pk=corpus_id)
+        items = selectors.items_for(user=self.request.user, corpus_id=corpus_id)
+        if key := self.request.query_params.get("key"):
+            items = items.filter(key=key)
+        if search := self.request.query_params.get("search"):
+            items = items.filter(caption__icontains=search)
+        return items
+
+
+# ------------------------------------------------------------------------------
+# Series
+# ------------------------------------------------------------------------------
+SERIES_EXAMPLE = {"id": 2, "workspace": "lab", "name": "ladder", "description": "DiT, 4 sizes", "created_at": "2025-01-30T09:12:00Z"}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Series of your workspaces",
+        parameters=[WORKSPACE_PARAM],
+        examples=[OpenApiExample("Series", value=[SERIES_EXAMPLE], response_only=True)],
+    ),
+    retrieve=extend_schema(summary="One series", examples=[OpenApiExample("Series", value=SERIES_EXAMPLE, response_only=True)]),
+    create=extend_schema(
+        summary="Create a series (owner or member)",
+        examples=[
+            OpenApiExample("New series", value={"workspace": "lab", "name": "ladder", "description": "DiT, 4 sizes"}, request_only=True),
+            OpenApiExample("Created", value=SERIES_EXAMPLE, response_only=True, status_codes=["201"]),
+        ],
+    ),
+)
+@extend_schema(tags=["series"])
+class SeriesViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = SeriesSerializer
+    permission_classes = SCOPED_PERMISSIONS
+
+    def get_queryset(self):
+        series = selectors.series_for(user=self.request.user).order_by("name", "pk")
+        return filter_workspace(series, self.request.query_params.get("workspace"))
+
+    def perform_create(self, serializer):
+        require_write(self.request, serializer.validated_data["workspace"])
+        serializer.instance = services.series_create(**serializer.validated_data)
+
+
+# ------------------------------------------------------------------------------
+# Generators
+# ------------------------------------------------------------------------------
+GENERATOR_REQUEST = {
+    "workspace": "lab", "series": 2, "name": "ladder-M", "params": 350_000_000,
+    "train_images": 1_200_000_000, "train_flops": 2.4e21, "train_step": 400_000,
+    "settings": {"sampler": "ddim", "steps": 50, "guidance": 4.5, "resolution": 512},
+    "metrics": {"fid": 12.3, "val_loss": 0.41},
+}
+GENERATOR_EXAMPLE = {
+    "id": 7, **GENERATOR_REQUEST, "description": "", "backend": "upload", "backend_config": {},
+    "created_at": "2025-01-30T09:12:00Z",
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Generators of your workspaces",
+        parameters=[
+            WORKSPACE_PARAM,
+            OpenApiParameter("series", OpenApiTypes.INT, description="Only this series' generators (its id)."),
+        ],
+        examples=[OpenApiExample("Generators", value=[GENERATOR_EXAMPLE], response_only=True)],
+    ),
+    retrieve=extend_schema(summary="One generator", examples=[OpenApiExample("Generator", value=GENERATOR_EXAMPLE, response_only=True)]),
+    create=extend_schema(
+        summary="Create a generator (owner or member)",
+        examples=[
+            OpenApiExample("New generator", value=GENERATOR_REQUEST, request_only=True),
+            OpenApiExample("Created", value=GENERATOR_EXAMPLE, response_only=True, status_codes=["201"]),
+        ],
+    ),
+    update=extend_schema(summary="Replace a generator's fields (owner or member)"),
+    partial_update=extend_schema(
+        summary="Change some of a generator's fields (owner or member)",
+        examples=[OpenApiExample("New metrics", value={"metrics": {"fid": 11.8, "val_loss": 0.40}}, request_only=True)],
+    ),
+    destroy=extend_schema(summary="Delete a generator and its samples; refused (409) while a study's trials use it"),
+)
+@extend_schema(tags=["generators"])
+class GeneratorViewSet(viewsets.ModelViewSet):
+    serializer_class = GeneratorSerializer
+    permission_classes = SCOPED_PERMISSIONS
+
+    def get_queryset(self):
+        generators = selectors.generators_for(user=self.request.user).order_by("name", "pk")
+        generators = filter_workspace(generators, self.request.query_params.get("workspace"))
+        if self.action == "list" and (series := id_param(self.request, "series")) is not None:
+            generators = generators.filter(series_id=series)
+        return generators
+
+    def perform_create(self, serializer):
+        fields = dict(serializer.validated_data)
+        require_write(self.request, fields["workspace"])
+        serializer.instance = services.generator_create(**fields)
+
+    def perform_update(self, serializer):
+        fields = {name: value for name, value in serializer.validated_data.items() if name != "workspace"}
+        serializer.instance = services.generator_update(generator=serializer.instance, **fields)
+
+    def perform_destroy(self, instance):
+        services.generator_delete(generator=instance)

@@ -1,0 +1,166 @@
+"""Serializers of the researcher API for workspaces, corpora, items, series and generators.
+
+`StrictFieldsMixin` is shared by every app's serializers: a key the serializer does
+not know is an error naming it, never silently dropped (a typo such as `param` for
+`params` would otherwise lose the value without a word).
+"""
+
+import math
+from collections.abc import Mapping
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+
+from generation import selectors
+from generation.models import Corpus, Generator, Item, Series, Workspace
+
+MAX_METRIC_NAME = 100
+
+
+class StrictFieldsMixin:
+    """Refuse request keys that are not fields of the serializer (code `unknown_field`).
+
+    Read-only fields are known, so a client may send back what it read; they are ignored.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = [key for key in data if key not in self.fields]
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [ErrorDetail("Unknown field.", code="unknown_field")] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+def _user(serializer_field) -> object:
+    return serializer_field.context["request"].user
+
+
+@extend_schema_field(
+    {"type": "string", "description": "The workspace's slug (an id is accepted on input).", "example": "lab"}
+)
+class WorkspaceField(serializers.Field):
+    """A workspace of the requesting user, by slug or id; shown as its slug."""
+
+    default_error_messages = {
+        "does_not_exist": "No workspace {value!r} among yours.",
+        "incorrect_type": "Give a workspace's slug or id.",
+    }
+
+    def to_internal_value(self, data) -> Workspace:
+        if isinstance(data, bool) or not isinstance(data, (int, str)) or data == "":
+            self.fail("incorrect_type")
+        workspaces = selectors.workspaces_for(user=_user(self))
+        found = workspaces.filter(slug=str(data)).first()
+        if found is None and str(data).isdigit():
+            found = workspaces.filter(pk=int(data)).first()
+        if found is None:
+            self.fail("does_not_exist", value=data)
+        return found
+
+    def to_representation(self, value: Workspace) -> str:
+        return value.slug
+
+
+class SeriesField(serializers.PrimaryKeyRelatedField):
+    """A series of the requesting user's workspaces, by id."""
+
+    def get_queryset(self):
+        return selectors.series_for(user=_user(self))
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Your role: owner, member or viewer (null: superuser, no member)."
+    )
+
+    class Meta:
+        model = Workspace
+        fields = ["id", "slug", "name", "role", "created_at"]
+
+
+class CorpusSerializer(serializers.ModelSerializer):
+    workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    item_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Corpus
+        fields = ["id", "workspace", "name", "description", "source", "item_count", "created_at"]
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    image = serializers.FileField(read_only=True, help_text="URL of the stored original (the reference).")
+
+    class Meta:
+        model = Item
+        fields = ["id", "key", "caption", "meta", "image", "sha256", "width", "height", "format", "mode"]
+
+
+class SeriesSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    workspace = WorkspaceField()
+
+    class Meta:
+        model = Series
+        fields = ["id", "workspace", "name", "description", "created_at"]
+        # Name clashes are the service's to report (409 name_taken), race-free.
+        validators = []
+
+
+class GeneratorSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    workspace = WorkspaceField(help_text="Slug or id on create; a generator cannot move to another workspace.")
+    series = SeriesField(required=False, allow_null=True, help_text="Id of a series of the same workspace.")
+    train_flops = serializers.FloatField(required=False, allow_null=True, min_value=0, help_text="Training compute C in FLOPs.")
+    settings = serializers.JSONField(
+        required=False, help_text="Inference settings, an object: sampler, steps, guidance, resolution."
+    )
+    metrics = serializers.JSONField(
+        required=False, help_text='Automatic metrics, an object of numbers: {"fid": 12.3, "val_loss": 0.41}.'
+    )
+    backend_config = serializers.JSONField(required=False, help_text="The backend's options, an object.")
+
+    class Meta:
+        model = Generator
+        fields = [
+            "id", "workspace", "series", "name", "description",
+            "params", "train_images", "train_flops", "train_step",
+            "settings", "metrics", "backend", "backend_config", "created_at",
+        ]
+        validators = []
+
+    def validate_settings(self, value):
+        return _object(value, "inference settings", example='{"sampler": "ddim", "steps": 50}')
+
+    def validate_backend_config(self, value):
+        return _object(value, "backend options", example='{"checkpoint": "ckpt/step-10000.pt"}')
+
+    def validate_metrics(self, value):
+        value = _object(value, "metrics", example='{"fid": 12.3, "val_loss": 0.41}')
+        for name, number in value.items():
+            if not name or len(name) > MAX_METRIC_NAME:
+                raise serializers.ValidationError(f"A metric's name has 1 to {MAX_METRIC_NAME} characters.")
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+                raise serializers.ValidationError(
+                    f"Metric {name!r} is {number!r}: a metric is a finite number.", code="invalid_metric"
+                )
+        return value
+
+    def validate(self, attrs):
+        if self.instance is not None and "workspace" in attrs and attrs["workspace"] != self.instance.workspace:
+            raise serializers.ValidationError(
+                {"workspace": ErrorDetail("A generator cannot move to another workspace.", code="immutable")}
+            )
+        workspace = attrs.get("workspace") or self.instance.workspace
+        series = attrs["series"] if "series" in attrs else getattr(self.instance, "series", None)
+        if series is not None and series.workspace_id != workspace.pk:
+            raise serializers.ValidationError(
+                {"series": ErrorDetail(f"Series {series.name!r} belongs to another workspace.", code="wrong_workspace")}
+            )
+        return attrs
+
+
+def _object(value, what: str, *, example: str) -> dict:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(f"Give the {what} as a JSON object, e.g. {example}.", code="not_an_object")
+    return value
