@@ -1,3 +1,9 @@
 """annotate endpoints of the researcher API (/api/v1/)."""
 
-urlpatterns = []
+from django.urls import path
+
+from annotate import api
+
+urlpatterns = [
+    path("studies/<slug:slug>/judgments/", api.JudgmentExport.as_view(), name="api-study-judgments"),
+]
