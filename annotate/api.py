@@ -1,6 +1,16 @@
-"""annotate endpoints of the researcher API: the raw judgments export.
+"""annotate endpoints of the researcher API: studies (configuration, open, close,
+progress) and the raw judgments export.
 
+    GET, POST /api/v1/studies/
+    GET, PATCH, DELETE /api/v1/studies/<slug>/
+    POST /api/v1/studies/<slug>/open/, POST /api/v1/studies/<slug>/close/
+    GET /api/v1/studies/<slug>/progress/
     GET /api/v1/studies/<slug>/judgments/?format=csv|jsonl&generator=...&since=...&until=...&controls=...
+
+Studies come from `annotate.selectors.studies_for`, so another workspace's study is a
+404 like one that does not exist; writes need a role other than viewer in the study's
+workspace (`generation.api.WorkspaceWriteAccess`, as for generators) and go through
+`annotate.services`, like the CLI's.
 
 `?format=` names the file format here. DRF would otherwise read it as its own
 renderer override (URL_FORMAT_OVERRIDE) and answer 404 for a format it has no
@@ -14,17 +24,34 @@ from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
 )
-from rest_framework import serializers
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate import exports, selectors
+from annotate import exports, selectors, services
+from annotate.models import Study
+from annotate.serializers import (
+    StudyOpenedSerializer,
+    StudyOpenSerializer,
+    StudyProgressSerializer,
+    StudySerializer,
+)
+from generation.api import (
+    SCOPED_PERMISSIONS,
+    WORKSPACE_PARAM,
+    filter_workspace,
+    require_write,
+)
 from generation.models import Generator
 
 CSV_EXAMPLE = (
@@ -165,3 +192,169 @@ class JudgmentExport(APIView):
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-judgments.{extension}"'
         response["Cache-Control"] = "no-store"
         return response
+
+
+# ------------------------------------------------------------------------------
+# Studies
+# ------------------------------------------------------------------------------
+STUDY_REQUEST = {
+    "workspace": "lab", "name": "COCO ladder", "slug": "coco-ladder", "corpus": 3, "generators": [7, 8],
+    "question": "realism", "question_text": "", "instructions": "Pick the photograph.",
+    "consent_text": "Your choices are recorded under a pseudonym.", "judgments_per_trial": 3,
+    "catch_rate": 0.1, "calibration_rate": 0.05, "quota_per_annotator": 40, "assignment_timeout_seconds": 600,
+    "exposure_ms": None, "break_every": 20, "practice_trials": 3,
+    "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
+    "completion_code": "C1A2B3",
+}
+STUDY_EXAMPLE = {
+    "id": 4, **STUDY_REQUEST, "status": "draft",
+    "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0},
+    "links": {
+        "invite_url": "http://127.0.0.1:8000/s/coco-ladder/",
+        "prolific_url": "http://127.0.0.1:8000/s/coco-ladder/?" + selectors.PROLIFIC_QUERY,
+    },
+    "created_at": "2025-05-01T09:12:00Z",
+}
+OPENED_EXAMPLE = {
+    **STUDY_EXAMPLE, "status": "open",
+    "trials": {"generated": 9994, "catch": 500, "calibration": 250, "practice": 3}, "trials_created": 10747,
+}
+PROGRESS_EXAMPLE = {
+    "generators": [
+        {"generator_id": 7, "name": "ladder-M", "trials": 4997, "done": 5120, "needed": 14991},
+        {"generator_id": 8, "name": "ladder-L", "trials": 4997, "done": 5087, "needed": 14991},
+    ],
+    "done": 10207, "needed": 29982, "catch": 1020, "catch_passed": 991, "catch_pass_rate": 0.9716,
+    "calibration": 512, "calibration_left": 249, "calibration_left_rate": 0.4863,
+    "active_annotators": 31, "open_assignments": 58, "participations": 212, "finished": 160,
+}
+DRAFT_RULE = (
+    "The configuration changes only while the study is a draft: once opened (or closed) it is "
+    "fixed, and a change is refused with 409 `study_not_draft`. The workspace and slug never change."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Studies of your workspaces",
+        parameters=[
+            WORKSPACE_PARAM,
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(Study.Status.values), description="Only studies in this state."),
+        ],
+        examples=[OpenApiExample("Studies", value=[STUDY_EXAMPLE], response_only=True)],
+    ),
+    retrieve=extend_schema(
+        summary="One study: configuration, status, trial counts, annotator links",
+        examples=[OpenApiExample("Study", value=STUDY_EXAMPLE, response_only=True)],
+    ),
+    create=extend_schema(
+        summary="Create a draft study (owner or member)",
+        description="Fields left out keep their defaults. The corpus and generators must belong to the "
+        "study's workspace. Open it with POST /api/v1/studies/{slug}/open/. " + DRAFT_RULE,
+        examples=[
+            OpenApiExample("New study", value=STUDY_REQUEST, request_only=True),
+            OpenApiExample("Created", value=STUDY_EXAMPLE, response_only=True, status_codes=["201"]),
+        ],
+    ),
+    partial_update=extend_schema(
+        summary="Change a draft study's configuration (owner or member)",
+        description=DRAFT_RULE,
+        examples=[
+            OpenApiExample("More judgments", value={"judgments_per_trial": 5, "catch_rate": 0.15}, request_only=True),
+            OpenApiExample("Changed", value={**STUDY_EXAMPLE, "judgments_per_trial": 5, "catch_rate": 0.15},
+                           response_only=True),
+        ],
+    ),
+    destroy=extend_schema(
+        summary="Delete a draft study without trials (owner or member)",
+        description="An opened or closed study, or a draft whose trials are built, is kept: 409.",
+    ),
+)
+@extend_schema(tags=["studies"])
+class StudyViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = StudySerializer
+    permission_classes = SCOPED_PERMISSIONS
+    lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+
+    def get_queryset(self):
+        studies = selectors.studies_for(user=self.request.user).order_by("-created_at", "-pk")
+        studies = filter_workspace(studies, self.request.query_params.get("workspace"))
+        if self.action == "list" and (state := self.request.query_params.get("status")):
+            if state not in Study.Status.values:
+                raise ValidationError({"status": [f"Give one of {', '.join(Study.Status.values)}."]})
+            studies = studies.filter(status=state)
+        return studies
+
+    def _fresh(self, study: Study) -> Study:
+        """The study again, with its trial counts."""
+        return selectors.studies_for(user=self.request.user).get(pk=study.pk)
+
+    def perform_create(self, serializer):
+        fields = dict(serializer.validated_data)
+        require_write(self.request, fields["workspace"])
+        serializer.instance = self._fresh(services.study_create(**fields))
+
+    def partial_update(self, request, slug: str):
+        study = self.get_object()
+        serializer = self.get_serializer(study, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        fields = {name: value for name, value in serializer.validated_data.items() if name not in ("workspace", "slug")}
+        services.study_update(study=study, **fields)
+        return Response(self.get_serializer(self._fresh(study)).data)
+
+    def perform_destroy(self, instance):
+        services.study_delete(study=instance)
+
+    @extend_schema(
+        summary="Build the study's trials and open it to annotators (owner or member)",
+        description="Builds what is missing (all the trials on the first call: practice set aside, one "
+        "generated trial per generator and item with a sample, catch and calibration controls at the "
+        "study's rates), then opens the study; the invite and Prolific links are in `links`. "
+        "A study with nothing to judge, or a closed one, is a 409.",
+        request=StudyOpenSerializer,
+        responses=StudyOpenedSerializer,
+        examples=[
+            OpenApiExample("Reproducible build", value={"seed": 3}, request_only=True),
+            OpenApiExample("Opened", value=OPENED_EXAMPLE, response_only=True),
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def open(self, request, slug: str):
+        study = self.get_object()
+        options = StudyOpenSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        created = services.study_build_trials(study=study, rng_seed=options.validated_data.get("seed"))
+        services.study_open(study=study)
+        opened = self._fresh(study)
+        opened.trials_created = created
+        return Response(StudyOpenedSerializer(opened, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Close the study (owner or member)",
+        description="It issues no more assignments; those already issued may still be judged.",
+        request=None,
+        responses=StudySerializer,
+        examples=[OpenApiExample("Closed", value={**OPENED_EXAMPLE, "status": "closed"}, response_only=True)],
+    )
+    @action(detail=True, methods=["post"])
+    def close(self, request, slug: str):
+        study = services.study_close(study=self.get_object())
+        return Response(self.get_serializer(self._fresh(study)).data)
+
+    @extend_schema(
+        summary="The study's progress",
+        description=selectors.study_progress.__doc__,
+        responses=StudyProgressSerializer,
+        examples=[OpenApiExample("Progress", value=PROGRESS_EXAMPLE, response_only=True)],
+    )
+    @action(detail=True, methods=["get"])
+    def progress(self, request, slug: str):
+        study = self.get_object()
+        return Response(StudyProgressSerializer(selectors.study_progress(study=study)).data)

@@ -20,6 +20,18 @@ class StudyNotReady(AnnotateError):
     """The study cannot open yet, e.g. it has no trials."""
 
 
+class StudyNotDraft(AnnotateError):
+    """The study has been opened: its configuration no longer changes."""
+
+
+class StudyInvalid(AnnotateError):
+    """A study's configuration is inconsistent; `field` names the field at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
 class QuotaReached(AnnotateError):
     """The annotator has judged (or holds open) as many trials as the study allows."""
 

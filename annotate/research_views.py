@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
@@ -22,8 +21,6 @@ from annotate.models import Study
 from annotate.services import participation_invite, study_close, study_open
 from generation.errors import ParityError
 
-# Prolific substitutes these placeholders in a study's URL for each participant.
-PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 ACTIONS = {"open": study_open, "close": study_close}
 
 
@@ -41,12 +38,10 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _study_page(request: HttpRequest, study: Study, invite_form: InviteForm, status: int = 200) -> HttpResponse:
-    invite_url = request.build_absolute_uri(reverse("annotate:entry", args=[study.slug]))
     context = {
         "study": study,
         "can_manage": selectors.study_can_manage(user=request.user, study=study),
-        "invite_url": invite_url,
-        "prolific_url": f"{invite_url}?{PROLIFIC_QUERY}",
+        **selectors.study_links(study=study, absolute=request.build_absolute_uri),
         "progress": selectors.study_progress(study=study),
         "invite_form": invite_form,
         "invited": selectors.study_invited_accounts(study=study),

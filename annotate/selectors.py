@@ -8,23 +8,65 @@ path 3: Present).
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from annotate.models import Annotator, Assignment, Judgment, Participation, Side, Study, Trial
-from generation.models import Membership
+from annotate.models import (
+    Annotator,
+    Assignment,
+    Judgment,
+    Participation,
+    Side,
+    Study,
+    Trial,
+)
+from generation.models import Generator, Membership
 from generation.presentation import ensure_presented
 
 IMAGE_KEY_SALT = "annotate.image-key"
 SLOTS = (Side.LEFT, Side.RIGHT)
 # An annotator counts as active on the study page if issued a trial this recently.
 ACTIVE_WINDOW = timedelta(minutes=15)
+
+
+def studies_for(*, user) -> QuerySet[Study]:
+    """The studies of the user's workspaces (every study for a superuser), for the researcher API.
+
+    Each has its trial counts by kind: `trials_generated`, `trials_catch`,
+    `trials_calibration`, `trials_practice`.
+    """
+    if not user or not user.is_authenticated:
+        return Study.objects.none()
+    studies = Study.objects.select_related("workspace", "corpus").prefetch_related(
+        Prefetch("generators", queryset=Generator.objects.order_by("pk").only("pk"))
+    )
+    if not user.is_superuser:
+        studies = studies.filter(workspace__memberships__user=user)
+    return studies.annotate(
+        **{f"trials_{kind}": Count("trials", filter=Q(trials__kind=kind)) for kind in Trial.Kind.values}
+    )
+
+
+# Prolific substitutes these placeholders in a study's URL for each participant.
+PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+
+
+def study_links(*, study: Study, absolute: Callable[[str], str] = str) -> dict[str, str]:
+    """The annotators' ways in: ``invite_url`` (/s/<slug>/) and ``prolific_url`` (with its placeholders).
+
+    `absolute` turns a path into a full URL (a request's `build_absolute_uri`); the
+    placeholders are added after it, so that their braces are not percent-encoded.
+    """
+    invite_url = absolute(reverse("annotate:entry", args=[study.slug]))
+    return {"invite_url": invite_url, "prolific_url": f"{invite_url}?{PROLIFIC_QUERY}"}
 
 
 def study_by_slug(*, slug: str) -> Study | None:

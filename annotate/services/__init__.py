@@ -1,6 +1,6 @@
 """Writes of the annotate domain (ARCHITECTURE.md: services), one module per concern.
 
-- `studies`: building a study's trials, opening and closing it.
+- `studies`: creating and changing a study, building its trials, opening and closing it.
 - `participations`: entering, consent, finishing; invites of named accounts.
 - `engine`: the assignment engine — issuing, judging, expiring (path 4: Assign and judge).
 - `practice`: practice trials before the study.
@@ -23,7 +23,14 @@ from annotate.services.participations import (
     practice_finish,
 )
 from annotate.services.practice import practice_next
-from annotate.services.studies import study_build_trials, study_close, study_open
+from annotate.services.studies import (
+    study_build_trials,
+    study_close,
+    study_create,
+    study_delete,
+    study_open,
+    study_update,
+)
 
 __all__ = [
     "SIDE_BLOCK_SIZES",
@@ -39,5 +46,8 @@ __all__ = [
     "practice_next",
     "study_build_trials",
     "study_close",
+    "study_create",
+    "study_delete",
     "study_open",
+    "study_update",
 ]

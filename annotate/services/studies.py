@@ -1,19 +1,25 @@
-"""Studies: building their trials (practice set aside, generated, controls), opening, closing."""
+"""Studies: creating and changing their configuration, building their trials (practice
+set aside, generated, controls), opening, closing."""
 
 import random
+from collections.abc import Iterable
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from PIL import Image
 
 from annotate.controls import control_name, corrupted_png
 from annotate.errors import (
     StudyClosed,
+    StudyInvalid,
+    StudyNotDraft,
     StudyNotReady,
 )
 from annotate.models import CONTROL_KINDS, Study, Trial
-from generation.models import Item, Sample
+from generation.errors import InUse, NameTaken
+from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.presentation import PresentationPolicy
 
 SHUFFLE_RANGE = 2**31 - 1
 
@@ -107,3 +113,96 @@ def study_close(*, study: Study) -> Study:
     study.status = Study.Status.CLOSED
     study.save(update_fields=["status"])
     return study
+
+
+# ------------------------------------------------------------------------------
+# Creating, changing and deleting a study's configuration
+# ------------------------------------------------------------------------------
+# What `study_update` may change; a study never moves to another workspace, and its
+# slug, in every link already handed out, never changes.
+STUDY_FIELDS = (
+    "name", "corpus", "question", "question_text", "instructions", "consent_text",
+    "judgments_per_trial", "catch_rate", "calibration_rate", "quota_per_annotator",
+    "assignment_timeout_seconds", "exposure_ms", "break_every", "practice_trials",
+    "presentation_policy", "completion_code",
+)
+
+
+def study_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    slug: str,
+    corpus: Corpus,
+    generators: Iterable[Generator] = (),
+    **fields,
+) -> Study:
+    """A new draft study of `workspace` over `corpus` and `generators` (both of that workspace).
+
+    `fields` are any of `STUDY_FIELDS`; the rest keep the model's defaults. A slug
+    already taken, in any workspace, is `NameTaken` (slugs are global: they are the
+    annotators' links).
+    """
+    study = Study(workspace=workspace, name=name, slug=slug, corpus=corpus)
+    return _study_save(study, generators=list(generators), fields=fields, created=True)
+
+
+def study_update(*, study: Study, generators: Iterable[Generator] | None = None, **fields) -> Study:
+    """Change a draft study's configuration; an opened study is `StudyNotDraft`.
+
+    `generators`, when given, replaces the study's generators.
+    """
+    with transaction.atomic():
+        # Locked, so that an open racing this change cannot slip between check and write.
+        current = Study.objects.select_for_update().only("status").get(pk=study.pk)
+        if current.status != Study.Status.DRAFT:
+            raise StudyNotDraft(
+                f"study {study.slug!r} is {current.status}: its configuration changes only while it is a draft"
+            )
+        return _study_save(
+            study, generators=None if generators is None else list(generators), fields=fields, created=False
+        )
+
+
+def study_delete(*, study: Study) -> None:
+    """Delete a draft study that has no trials yet; anything else is kept for its results."""
+    with transaction.atomic():
+        current = Study.objects.select_for_update().only("status").get(pk=study.pk)
+        if current.status != Study.Status.DRAFT:
+            raise StudyNotDraft(f"study {study.slug!r} is {current.status}: only a draft can be deleted")
+        if Trial.objects.filter(study=study).exists():
+            raise InUse(f"study {study.slug!r} has trials: only a draft without trials can be deleted")
+        study.delete()
+
+
+def _study_save(study: Study, *, generators: list[Generator] | None, fields: dict, created: bool) -> Study:
+    unknown = set(fields) - set(STUDY_FIELDS)
+    if unknown:
+        raise TypeError(f"not a study field: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(study, name, value)
+    _check_study(study, generators)
+    try:
+        with transaction.atomic():
+            study.save()
+            if generators is not None:
+                study.generators.set(generators)
+    except IntegrityError:
+        if created and Study.objects.filter(slug=study.slug).exists():
+            raise NameTaken(f"a study with slug {study.slug!r} already exists", field="slug") from None
+        raise
+    return study
+
+
+def _check_study(study: Study, generators: list[Generator] | None) -> None:
+    if study.corpus.workspace_id != study.workspace_id:
+        raise StudyInvalid(f"corpus {study.corpus.name!r} belongs to another workspace", field="corpus")
+    for generator in generators or ():
+        if generator.workspace_id != study.workspace_id:
+            raise StudyInvalid(f"generator {generator.name!r} belongs to another workspace", field="generators")
+    if study.question == Study.Question.CUSTOM and not study.question_text.strip():
+        raise StudyInvalid("a custom question needs its text", field="question_text")
+    try:
+        study.presentation_policy = PresentationPolicy.from_dict(study.presentation_policy).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise StudyInvalid(f"presentation policy: {exc}", field="presentation_policy") from None

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Study
+from annotate.selectors import study_links
 from annotate.services import study_build_trials, study_open
 from generation.errors import ParityError
 
@@ -31,6 +32,6 @@ class Command(BaseCommand):
             f"({counts['generated']} generated, {counts['catch']} catch, {counts['calibration']} calibration)."
         ))
         # Prolific fills in its {{%...%}} placeholders when it sends a participant.
-        prolific = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
-        self.stdout.write(f"Invite link:   /s/{study.slug}/")
-        self.stdout.write(f"Prolific link: /s/{study.slug}/{prolific}")
+        links = study_links(study=study)
+        self.stdout.write(f"Invite link:   {links['invite_url']}")
+        self.stdout.write(f"Prolific link: {links['prolific_url']}")
