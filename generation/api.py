@@ -1,5 +1,5 @@
 """generation endpoints of the researcher API: workspaces, corpora and their items,
-series, generators.
+series, generators. Samples and import jobs are in `generation.api_imports`.
 
 Every queryset comes from `generation.selectors`, so an object outside the
 requesting user's workspaces is a 404 like one that does not exist; writes also
@@ -10,19 +10,31 @@ Writes go through `generation.services`, like the CLI's.
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, mixins, pagination, permissions, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.settings import api_settings
 
 from generation import selectors, services
+from generation.errors import NameTaken
+from generation.models import Corpus, ImportJob
 from generation.serializers import (
     CorpusSerializer,
+    CorpusUploadSerializer,
     GeneratorSerializer,
+    ImportJobSerializer,
+    ImportResultSerializer,
     ItemSerializer,
     SeriesSerializer,
     WorkspaceSerializer,
 )
+from generation.uploads import SKIP_BAD_PARAM, UploadView, import_upload, skip_bad_param
 
 VIEWER_MESSAGE = "Viewers of this workspace cannot change it."
 
@@ -111,16 +123,55 @@ CORPUS_EXAMPLE = {
         summary="One corpus, with its item count",
         examples=[OpenApiExample("Corpus", value=CORPUS_EXAMPLE, response_only=True)],
     ),
+    create=extend_schema(
+        summary="Create a corpus from an uploaded archive (owner or member)",
+        description=(
+            "multipart/form-data with `workspace`, `name`, optional `description` and `file`: a tar or zip "
+            "with captions.jsonl or captions.csv at its top (the folder layout `manage.py import_corpus` "
+            "reads), or a WebDataset shard. All or nothing unless `?skip_bad=true`. An archive of at most "
+            "PARITY_API_INLINE_IMPORT_MAX images is imported during the request (201, with the counts); a "
+            "larger one by a worker (202, the import job, its URL in Location)."
+        ),
+        parameters=[SKIP_BAD_PARAM],
+        request={"multipart/form-data": CorpusUploadSerializer},
+        responses={
+            201: ImportResultSerializer,
+            202: ImportJobSerializer,
+            413: OpenApiResponse(description="The upload is over PARITY_MAX_UPLOAD_BYTES."),
+            415: OpenApiResponse(description="Not multipart/form-data, or the file is no tar or zip."),
+        },
+        examples=[OpenApiExample(
+            "Imported", value={"corpus": 3, "created": 120, "skipped": 0, "converted": 2, "rejected": []},
+            response_only=True, status_codes=["201"],
+        )],
+    ),
 )
 @extend_schema(tags=["corpora"])
-class CorpusViewSet(viewsets.ReadOnlyModelViewSet):
-    """Corpora are made by an import (`manage.py import_corpus`); here they are read."""
+class CorpusViewSet(UploadView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Corpora are read here, and made by an upload (or `manage.py import_corpus`)."""
 
     serializer_class = CorpusSerializer
 
     def get_queryset(self):
         corpora = selectors.corpora_for(user=self.request.user).order_by("name", "pk")
         return filter_workspace(corpora, self.request.query_params.get("workspace"))
+
+    def get_serializer_class(self):
+        return CorpusUploadSerializer if self.action == "create" else CorpusSerializer
+
+    def create(self, request, *args, **kwargs):
+        self.check_length(request)
+        skip_bad = skip_bad_param(request)
+        upload = CorpusUploadSerializer(data=request.data, context=self.get_serializer_context())
+        upload.is_valid(raise_exception=True)
+        fields = upload.validated_data
+        require_write(request, fields["workspace"])
+        if Corpus.objects.filter(workspace=fields["workspace"], name=fields["name"]).exists():
+            raise NameTaken(f"workspace {fields['workspace'].slug!r} already has a corpus named {fields['name']!r}")
+        return import_upload(
+            request=request, upload=fields["file"], kind=ImportJob.Kind.CORPUS, workspace=fields["workspace"],
+            name=fields["name"], description=fields["description"], skip_bad=skip_bad,
+        )
 
 
 class ItemCursorPagination(pagination.CursorPagination):

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from generation import api
+from generation import api, api_imports
 
 router = SimpleRouter()
 router.register("corpora", api.CorpusViewSet, basename="corpus")
@@ -13,5 +13,14 @@ router.register("generators", api.GeneratorViewSet, basename="generator")
 urlpatterns = [
     path("workspaces/", api.WorkspaceList.as_view(), name="workspace-list"),
     path("corpora/<int:corpus_id>/items/", api.ItemList.as_view(), name="corpus-items"),
+    path("generators/<int:generator_id>/samples/", api_imports.GeneratorSamples.as_view(), name="generator-samples"),
+    path(
+        "generators/<int:generator_id>/samples/bundle/",
+        api_imports.SampleBundleUpload.as_view(),
+        name="generator-sample-bundle",
+    ),
+    path("jobs/", api_imports.ImportJobList.as_view(), name="import-job-list"),
+    path("jobs/<int:pk>/", api_imports.ImportJobDetail.as_view(), name="import-job-detail"),
+    path("jobs/<int:pk>/cancel/", api_imports.ImportJobCancel.as_view(), name="import-job-cancel"),
     *router.urls,
 ]

@@ -39,3 +39,19 @@ class NameTaken(ParityError):
 
 class InUse(ParityError):
     """The object cannot be deleted: something that must be kept refers to it (a study's trials)."""
+
+
+class Duplicate(ParityError):
+    """The object exists already (a sample for the same generator, item and seed)."""
+
+    def __init__(self, message: str, *, existing_id: int):
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class ImportCancelled(ParityError):
+    """A running import job was cancelled; its transaction is rolled back."""
+
+
+class NotCancellable(ParityError):
+    """The job has finished, or runs where it cannot be stopped."""

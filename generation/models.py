@@ -232,3 +232,72 @@ class Sample(StoredImage):
 
     def __str__(self) -> str:
         return f"{self.generator} / {self.item.key} / seed {self.seed}"
+
+
+class ImportJob(models.Model):
+    """An uploaded corpus or sample bundle imported on a worker, with its progress.
+
+    The upload waits in the default storage under `upload` until the job ends; the
+    import itself is the CLI's (`corpus_import`, `samples_import`), all-or-nothing.
+    """
+
+    class Kind(models.TextChoices):
+        CORPUS = "corpus"
+        SAMPLES = "samples"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="import_jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    generator = models.ForeignKey(
+        Generator, on_delete=models.CASCADE, null=True, blank=True, related_name="import_jobs",
+        help_text="Samples: the generator they are added to.",
+    )
+    corpus = models.ForeignKey(
+        Corpus, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_jobs",
+        help_text="Samples: the corpus of the item keys. Corpus: the corpus made, once it is.",
+    )
+    name = models.CharField(max_length=200, blank=True, help_text="Corpus: the name of the corpus to make.")
+    description = models.TextField(blank=True)
+    skip_bad = models.BooleanField(default=False)
+    upload = models.CharField(max_length=300, blank=True, help_text="Storage name of the upload; emptied when the job ends.")
+    filename = models.CharField(max_length=255, help_text="The uploaded file's name, as the client gave it.")
+    total = models.PositiveIntegerField(default=0, help_text="Images in the upload.")
+    done = models.PositiveIntegerField(default=0, help_text="Records read so far.")
+    created = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    converted = models.PositiveIntegerField(default=0)
+    rejections = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed", "cancelled"]),
+                name="importjob_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=["corpus", "samples"]), name="importjob_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        return min(self.done / self.total, 1.0) if self.total else 0.0

@@ -9,7 +9,16 @@ which reveals nothing about whether it exists.
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
-from generation.models import Corpus, Generator, Item, Membership, Series, Workspace
+from generation.models import (
+    Corpus,
+    Generator,
+    ImportJob,
+    Item,
+    Membership,
+    Sample,
+    Series,
+    Workspace,
+)
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
 
@@ -78,3 +87,13 @@ def series_for(*, user) -> QuerySet[Series]:
 
 def generators_for(*, user) -> QuerySet[Generator]:
     return _in_workspaces(Generator.objects.select_related("workspace", "series"), user=user)
+
+
+def samples_for(*, user, generator_id: int) -> QuerySet[Sample]:
+    """The samples of a generator the user sees; empty for any other generator."""
+    generators = _in_workspaces(Generator.objects.filter(pk=generator_id), user=user)
+    return Sample.objects.filter(generator__in=generators.values("pk")).select_related("item")
+
+
+def import_jobs_for(*, user) -> QuerySet[ImportJob]:
+    return _in_workspaces(ImportJob.objects.select_related("workspace"), user=user)

@@ -1,4 +1,5 @@
-"""Serializers of the researcher API for workspaces, corpora, items, series and generators.
+"""Serializers of the researcher API for workspaces, corpora, items, series, generators,
+samples and import jobs.
 
 `StrictFieldsMixin` is shared by every app's serializers: a key the serializer does
 not know is an error naming it, never silently dropped (a typo such as `param` for
@@ -13,7 +14,15 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from generation import selectors
-from generation.models import Corpus, Generator, Item, Series, Workspace
+from generation.models import (
+    Corpus,
+    Generator,
+    ImportJob,
+    Item,
+    Sample,
+    Series,
+    Workspace,
+)
 
 MAX_METRIC_NAME = 100
 
@@ -164,3 +173,113 @@ def _object(value, what: str, *, example: str) -> dict:
     if not isinstance(value, dict):
         raise serializers.ValidationError(f"Give the {what} as a JSON object, e.g. {example}.", code="not_an_object")
     return value
+
+
+# ------------------------------------------------------------------------------
+# Samples and uploads
+# ------------------------------------------------------------------------------
+SEED_RANGE = {"min_value": -(2**63), "max_value": 2**63 - 1}
+
+
+class SampleSerializer(serializers.ModelSerializer):
+    item_key = serializers.CharField(source="item.key", read_only=True)
+    corpus = serializers.IntegerField(source="item.corpus_id", read_only=True)
+    image = serializers.FileField(read_only=True, help_text="URL of the stored original.")
+
+    class Meta:
+        model = Sample
+        fields = [
+            "id", "generator", "corpus", "item_key", "seed", "image", "sha256",
+            "width", "height", "format", "mode", "byte_size", "created_at",
+        ]
+
+
+def corpus_of_keys(generator: Generator, corpus_id: int | None) -> Corpus:
+    """The corpus whose item keys an upload names: the one given, or the workspace's only one."""
+    corpora = Corpus.objects.filter(workspace_id=generator.workspace_id)
+    if corpus_id is not None:
+        corpus = corpora.filter(pk=corpus_id).first()
+        if corpus is None:
+            raise serializers.ValidationError(
+                {"corpus": ErrorDetail(f"No corpus {corpus_id} in the generator's workspace.", code="does_not_exist")}
+            )
+        return corpus
+    found = list(corpora[:2])
+    if len(found) != 1:
+        message = (
+            "The generator's workspace has no corpus: import one first." if not found else
+            "The generator's workspace has several corpora: give the id of the one the keys belong to."
+        )
+        raise serializers.ValidationError({"corpus": ErrorDetail(message, code="required")})
+    return found[0]
+
+
+class SampleUploadSerializer(StrictFieldsMixin, serializers.Serializer):
+    """One image; context: the `generator`."""
+
+    file = serializers.FileField(help_text="The image: JPEG, PNG or WebP, at most PARITY_MAX_IMAGE_BYTES.")
+    item_key = serializers.CharField(max_length=255, help_text="Key of the item (prompt) it was made for.")
+    seed = serializers.IntegerField(**SEED_RANGE)
+    corpus = serializers.IntegerField(
+        required=False, help_text="Id of the corpus the key belongs to; needed where the workspace has several."
+    )
+
+    def validate(self, attrs):
+        corpus = corpus_of_keys(self.context["generator"], attrs.get("corpus"))
+        if not Item.objects.filter(corpus=corpus, key=attrs["item_key"]).exists():
+            raise serializers.ValidationError({"item_key": ErrorDetail(
+                f"Corpus {corpus.name!r} has no item with key {attrs['item_key']!r}.", code="unknown_item"
+            )})
+        return {**attrs, "corpus": corpus}
+
+
+class SampleBundleSerializer(StrictFieldsMixin, serializers.Serializer):
+    """A bundle of samples; context: the `generator`."""
+
+    file = serializers.FileField(help_text="A tar or zip with manifest.jsonl at its top: key, file, seed per line.")
+    corpus = serializers.IntegerField(
+        required=False, help_text="Id of the corpus the keys belong to; needed where the workspace has several."
+    )
+
+    def validate(self, attrs):
+        return {**attrs, "corpus": corpus_of_keys(self.context["generator"], attrs.get("corpus"))}
+
+
+class CorpusUploadSerializer(StrictFieldsMixin, serializers.Serializer):
+    workspace = WorkspaceField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    file = serializers.FileField(help_text=(
+        "A tar or zip with captions.jsonl or captions.csv (key, caption, file) at its top, "
+        "or a WebDataset shard (.tar)."
+    ))
+
+
+class RejectionSerializer(serializers.Serializer):
+    origin = serializers.CharField(help_text="File and line, or archive member.")
+    reason = serializers.CharField()
+
+
+class ImportResultSerializer(serializers.Serializer):
+    """What an import made during the request."""
+
+    corpus = serializers.IntegerField(allow_null=True, help_text="Id of the corpus made, or of the keys' corpus.")
+    created = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Samples already there with the same bytes.")
+    converted = serializers.IntegerField(help_text="Images shown as 8-bit sRGB by the presentation policy (CMYK, 16-bit).")
+    rejected = RejectionSerializer(many=True, help_text="With ?skip_bad=true: the records left out.")
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    progress = serializers.FloatField(read_only=True, help_text="Share of the upload's images read, 0 to 1.")
+    rejections = RejectionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "kind", "status", "progress", "workspace", "generator", "corpus", "name", "filename",
+            "skip_bad", "total", "done", "created", "skipped", "converted", "rejections", "error",
+            "cancel_requested", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields

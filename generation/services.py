@@ -15,7 +15,14 @@ from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
-from generation.errors import IngestError, InUse, NameTaken, ParityError, Rejection
+from generation.errors import (
+    Duplicate,
+    IngestError,
+    InUse,
+    NameTaken,
+    ParityError,
+    Rejection,
+)
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
 from generation.models import Corpus, Generator, Item, Sample, Series, Workspace
@@ -95,19 +102,22 @@ def corpus_import(
 def samples_import(
     *,
     generator: Generator,
-    source: str,
+    source: str = "",
     corpus: Corpus | None = None,
     skip_bad: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    records: Iterable[Record | Rejection] | None = None,
 ) -> ImportResult:
     """Add the samples of the bundle at `source` to `generator`; item keys are `corpus`'s.
 
+    `records` instead of `source` imports records already read (one uploaded image).
     A sample that already exists with the same bytes is skipped, so a rerun is harmless;
     one that exists with other bytes is a rejection.
     """
     corpus = corpus or _only_corpus(generator.workspace)
     limits = import_limits()
-    records = bundle_records(source, max_bytes=limits.max_bytes)
+    if records is None:
+        records = bundle_records(source, max_bytes=limits.max_bytes)
     result = ImportResult()
     files = _StoredFiles(default_storage)
     try:
@@ -138,6 +148,32 @@ def samples_import(
         files.remove_created()
         raise
     return result
+
+
+def sample_add(*, generator: Generator, corpus: Corpus, key: str, seed: int, data: bytes, origin: str) -> Sample:
+    """One uploaded sample, through the bundle import's checks; `Duplicate` if it exists already."""
+
+    def existing() -> int | None:
+        return Sample.objects.filter(
+            generator=generator, item__corpus=corpus, item__key=key, seed=seed
+        ).values_list("pk", flat=True).first()
+
+    def refuse(pk: int) -> Duplicate:
+        return Duplicate(
+            f"generator {generator.name!r} already has a sample for key {key!r} with seed {seed}",
+            existing_id=pk,
+        )
+
+    if (pk := existing()) is not None:
+        raise refuse(pk)
+    record = Record(key=key, seed=seed, data=data, origin=origin)
+    try:
+        samples_import(generator=generator, corpus=corpus, records=[record])
+    except IngestError:
+        if (pk := existing()) is not None:  # another upload of the same sample won the race
+            raise refuse(pk) from None
+        raise
+    return Sample.objects.select_related("item").get(generator=generator, item__corpus=corpus, item__key=key, seed=seed)
 
 
 def _store_samples(pending, generator, corpus, files, result, skip_bad) -> None:

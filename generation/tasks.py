@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from generation import jobs
 from generation.errors import ParityError
 from generation.models import Workspace
 from generation.services import corpus_import
@@ -27,3 +28,9 @@ def corpus_import_task(workspace_id: int, name: str, source: str, skip_bad: bool
         "created": result.created,
         "rejected": [rejection.as_dict() for rejection in result.rejected],
     }
+
+
+@shared_task(acks_late=True)
+def import_job_task(job_id: int) -> str:
+    """Run an uploaded bundle's import job; a refused import is the job's answer, not a retry."""
+    return jobs.import_job_run(job_id=job_id).status

@@ -5,11 +5,13 @@ Formats:
   become the item's meta);
 - WebDataset tar shards as img2dataset writes them (`KEY.jpg|png|webp`, `KEY.txt`
   caption, optional `KEY.json`), one shard, a folder of shards or a glob;
-- a sample bundle: a folder or tar with `manifest.jsonl` (key, file, seed).
+- a tar or zip archive with `captions.jsonl` or `captions.csv` at its top, laid out
+  like the folder (what the API receives as an upload);
+- a sample bundle: a folder, tar or zip with `manifest.jsonl` (key, file, seed).
 
-A bad record becomes a `Rejection` naming its file and line or tar member, so one
-import can report every problem at once. Tar members are read, never extracted, and
-links, devices and paths outside the archive are refused outright.
+A bad record becomes a `Rejection` naming its file and line or archive member, so one
+import can report every problem at once. Archive members are read, never extracted,
+and links, devices and paths outside the archive are refused outright.
 """
 
 import csv
@@ -17,10 +19,12 @@ import glob
 import io
 import json
 import os
+import stat
 import tarfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from generation.errors import IngestError, Rejection
 
@@ -28,6 +32,8 @@ IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp"}
 CORPUS_INDEXES = ("captions.jsonl", "captions.csv")
 INDEX_FIELDS = ("key", "caption", "file")
 MANIFEST = "manifest.jsonl"
+# An index or manifest lists every record, so it may be far larger than one image.
+MAX_INDEX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -63,6 +69,8 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
                 f"{source}: no captions.jsonl, captions.csv or .tar shards in this folder"
             )
         return _webdataset(shards, max_bytes=max_bytes)
+    if path.is_file() and (_is_zip_name(source) or (_is_tar_name(source) and _has_corpus_index(path))):
+        return _archive_corpus(path, max_bytes=max_bytes)
     shards = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
     if not shards:
         raise IngestError(f"{source}: no file matches this pattern")
@@ -76,52 +84,94 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
 
 def _folder_jsonl(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
     with index.open(encoding="utf-8-sig") as lines:
-        for number, line in _numbered_lines(lines, index):
-            origin = f"{index}:{number}"
-            try:
-                row = _json_object(line, origin)
-            except Rejection as rejection:
-                yield rejection
-                continue
-            yield _folder_record(root, row, origin=origin, max_bytes=max_bytes)
+        yield from _index_records(_jsonl_rows(lines, index), _folder_reader(root, max_bytes))
 
 
 def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
     with index.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
+        yield from _index_records(_csv_rows(handle, index), _folder_reader(root, max_bytes))
+
+
+def _folder_reader(root: Path, max_bytes: int):
+    return lambda name, origin: _read_capped(_inside(root, name, origin), origin, max_bytes)
+
+
+def _archive_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    """An archive laid out like a corpus folder: captions.jsonl or captions.csv at its top."""
+    with _Archive(path, max_bytes=max_bytes, index_names=CORPUS_INDEXES) as archive:
+        yield from archive.refused
+        indexes = [name for name in CORPUS_INDEXES if name in archive.files]
+        if len(indexes) > 1:
+            raise IngestError(f"{path}: has both captions.jsonl and captions.csv; keep one")
+        if not indexes:
+            raise IngestError(f"{path}: no captions.jsonl or captions.csv at the top of the archive")
+        index = f"{path}:{indexes[0]}"
         try:
-            header = next(reader)
-        except StopIteration:
-            raise IngestError(f"{index}: the file is empty (expected a header: key,caption,file)") from None
-        missing = [c for c in INDEX_FIELDS if c not in header]
-        if missing:
-            raise IngestError(f"{index}:1: header lacks column(s) {', '.join(missing)}")
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield Rejection(f"{index}:{reader.line_num}", f"malformed CSV: {exc}")
-                continue
-            origin = f"{index}:{reader.line_num}"
-            if not values:
-                continue
-            if len(values) != len(header):
-                yield Rejection(origin, f"expected {len(header)} columns ({','.join(header)}), found {len(values)}")
-                continue
-            yield _folder_record(root, dict(zip(header, values)), origin=origin, max_bytes=max_bytes)
+            text = archive.read(indexes[0], index).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise IngestError(f"{index}: not valid UTF-8") from None
+        except Rejection as rejection:
+            raise IngestError(str(rejection)) from None
+        if indexes[0].endswith(".jsonl"):
+            rows = _jsonl_rows(io.StringIO(text), index)
+        else:
+            rows = _csv_rows(io.StringIO(text, newline=""), index)
+        yield from _index_records(rows, lambda name, origin: archive.read(archive.resolve(name, origin), origin))
 
 
-def _folder_record(root: Path, row: dict, *, origin: str, max_bytes: int) -> Record | Rejection:
-    """The record of one index row (key, caption, file; other fields become meta)."""
+def _jsonl_rows(lines, index) -> Iterator[tuple[str, dict | Rejection]]:
+    for number, line in _numbered_lines(lines, index):
+        origin = f"{index}:{number}"
+        try:
+            yield origin, _json_object(line, origin)
+        except Rejection as rejection:
+            yield origin, rejection
+
+
+def _csv_rows(handle, index) -> Iterator[tuple[str, dict | Rejection]]:
+    reader = csv.reader(handle)
     try:
-        key, caption, name = (_text_field(row, field, origin) for field in INDEX_FIELDS)
-        data = _read_capped(_inside(root, name, origin), origin, max_bytes)
-    except Rejection as rejection:
-        return rejection
-    meta = {k: v for k, v in row.items() if k not in INDEX_FIELDS}
-    return Record(key=key, caption=caption, data=data, meta=meta, origin=f"{origin} ({name})")
+        header = next(reader)
+    except StopIteration:
+        raise IngestError(f"{index}: the file is empty (expected a header: key,caption,file)") from None
+    missing = [c for c in INDEX_FIELDS if c not in header]
+    if missing:
+        raise IngestError(f"{index}:1: header lacks column(s) {', '.join(missing)}")
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            origin = f"{index}:{reader.line_num}"
+            yield origin, Rejection(origin, f"malformed CSV: {exc}")
+            continue
+        origin = f"{index}:{reader.line_num}"
+        if not values:
+            continue
+        if len(values) != len(header):
+            yield origin, Rejection(origin, f"expected {len(header)} columns ({','.join(header)}), found {len(values)}")
+            continue
+        yield origin, dict(zip(header, values))
+
+
+def _index_records(rows, read) -> Iterator[Record | Rejection]:
+    """The record of each index row (key, caption, file; other fields become meta).
+
+    `read(name, origin)` returns the bytes of the file the row names, or raises `Rejection`.
+    """
+    for origin, row in rows:
+        if isinstance(row, Rejection):
+            yield row
+            continue
+        try:
+            key, caption, name = (_text_field(row, field, origin) for field in INDEX_FIELDS)
+            data = read(name, origin)
+        except Rejection as rejection:
+            yield rejection
+            continue
+        meta = {k: v for k, v in row.items() if k not in INDEX_FIELDS}
+        yield Record(key=key, caption=caption, data=data, meta=meta, origin=f"{origin} ({name})")
 
 
 def _webdataset(shards: list[str], *, max_bytes: int) -> Iterator[Record | Rejection]:
@@ -189,18 +239,18 @@ def _webdataset_record(shard: str, key: str, group: dict) -> Record | Rejection:
 
 
 def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    """Records of a sample bundle: a folder or tar holding `manifest.jsonl` (key, file, seed)."""
+    """Records of a sample bundle: a folder, tar or zip holding `manifest.jsonl` (key, file, seed)."""
     path = Path(source)
     if path.is_dir():
         manifest = path / MANIFEST
         if not manifest.is_file():
             raise IngestError(f"{source}: no {MANIFEST} in this folder")
         return _folder_bundle(path, manifest, max_bytes=max_bytes)
-    if path.is_file() and _is_tar_name(source):
-        return _tar_bundle(path, max_bytes=max_bytes)
+    if path.is_file() and (_is_tar_name(source) or _is_zip_name(source)):
+        return _archive_bundle(path, max_bytes=max_bytes)
     if not path.exists():
         raise IngestError(f"{source}: no such file or folder")
-    raise IngestError(f"{source}: not a folder or a .tar bundle")
+    raise IngestError(f"{source}: not a folder or a .tar bundle (or .zip)")
 
 
 def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
@@ -220,43 +270,26 @@ def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Re
             yield Record(key=key, seed=seed, data=data, origin=f"{origin} ({name})")
 
 
-def _tar_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    try:
-        archive = tarfile.open(path, mode="r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise IngestError(f"{path}: not a readable tar archive: {exc}") from None
-    with archive:
-        files = {}
-        for member in archive.getmembers():
-            if member.isdir():
-                continue
-            try:
-                _check_member(member, f"{path}:{member.name}", max_bytes)
-            except Rejection as rejection:
-                yield rejection
-                continue
-            files[str(PurePosixPath(member.name))] = member
-        if MANIFEST not in files:
+def _archive_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    with _Archive(path, max_bytes=max_bytes, index_names=(MANIFEST,)) as archive:
+        yield from archive.refused
+        if MANIFEST not in archive.files:
             raise IngestError(f"{path}: no {MANIFEST} at the top of the archive")
-        text = archive.extractfile(files[MANIFEST]).read()
         try:
-            lines = io.StringIO(text.decode("utf-8"))
+            lines = io.StringIO(archive.read(MANIFEST, f"{path}:{MANIFEST}").decode("utf-8"))
         except UnicodeDecodeError:
             raise IngestError(f"{path}:{MANIFEST}: not valid UTF-8") from None
+        except Rejection as rejection:
+            raise IngestError(str(rejection)) from None
         for number, line in _numbered_lines(lines, f"{path}:{MANIFEST}"):
             origin = f"{path}:{MANIFEST}:{number}"
             try:
                 key, name, seed = _manifest_entry(line, origin)
-                normal = os.path.normpath(name)
-                if normal.startswith("..") or os.path.isabs(normal):
-                    raise Rejection(origin, f"file {name!r} points outside the bundle")
-                member = files.get(str(PurePosixPath(normal)))
-                if member is None:
-                    raise Rejection(origin, f"file {name!r} is not in the bundle")
+                data = archive.read(archive.resolve(name, origin), origin)
             except Rejection as rejection:
                 yield rejection
                 continue
-            yield Record(key=key, seed=seed, data=archive.extractfile(member).read(), origin=f"{origin} ({name})")
+            yield Record(key=key, seed=seed, data=data, origin=f"{origin} ({name})")
 
 
 def _manifest_entry(line: str, origin: str) -> tuple[str, str, int]:
@@ -346,6 +379,122 @@ def _check_member(member: tarfile.TarInfo, origin: str, max_bytes: int) -> None:
         raise Rejection(origin, f"member is {member.size:,} bytes, over the limit of {max_bytes:,} bytes")
 
 
+def _check_zip_member(info: zipfile.ZipInfo, origin: str, max_bytes: int) -> None:
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or PureWindowsPath(info.filename).drive:
+        raise Rejection(origin, "absolute path in archive refused")
+    if ".." in PurePosixPath(name).parts:
+        raise Rejection(origin, "path with '..' in archive refused")
+    mode = info.external_attr >> 16  # the Unix mode, where the archiver recorded one
+    if stat.S_ISLNK(mode):
+        raise Rejection(origin, "symbolic link refused")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # no type recorded, or a regular file
+        raise Rejection(origin, "not a regular file")
+    if info.file_size > max_bytes:
+        raise Rejection(origin, f"member is {info.file_size:,} bytes, over the limit of {max_bytes:,} bytes")
+
+
+class _Archive:
+    """The regular files of a tar or zip archive, read one at a time and never extracted.
+
+    A member that could escape or mislead an extraction (absolute path, `..`, link,
+    device) or that passes the byte cap is no file of the archive: it becomes one of
+    the `refused` rejections. The index files named in `index_names` get a larger cap.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int, index_names: tuple[str, ...] = ()):
+        self.path = path
+        self.files: dict[str, tarfile.TarInfo | zipfile.ZipInfo] = {}
+        self.caps: dict[str, int] = {}
+        self.refused: list[Rejection] = []
+        self.is_zip = _is_zip_name(str(path))
+        try:
+            if self.is_zip:
+                self._zip = zipfile.ZipFile(path)
+                members = [(info.filename, info) for info in self._zip.infolist() if not info.is_dir()]
+                check = _check_zip_member
+            else:
+                self._tar = tarfile.open(path, mode="r:*")
+                members = [(m.name, m) for m in self._tar.getmembers() if not m.isdir()]
+                check = _check_member
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            kind = "zip" if self.is_zip else "tar"
+            raise IngestError(f"{path}: not a readable {kind} archive: {exc}") from None
+        for raw_name, member in members:
+            name = str(PurePosixPath(raw_name.replace("\\", "/") if self.is_zip else raw_name))
+            cap = max(max_bytes, MAX_INDEX_BYTES) if name in index_names else max_bytes
+            try:
+                check(member, f"{path}:{raw_name}", cap)
+            except Rejection as rejection:
+                self.refused.append(rejection)
+                continue
+            self.files[name] = member
+            self.caps[name] = cap
+
+    def __enter__(self) -> "_Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        (self._zip if self.is_zip else self._tar).close()
+
+    def resolve(self, name: str, origin: str) -> str:
+        """The member a manifest or index line names, relative to the top of the archive."""
+        normal = os.path.normpath(name)
+        if normal.startswith("..") or os.path.isabs(normal):
+            raise Rejection(origin, f"file {name!r} points outside the bundle")
+        member = str(PurePosixPath(normal))
+        if member not in self.files:
+            raise Rejection(origin, f"file {name!r} is not in the bundle")
+        return member
+
+    def read(self, name: str, origin: str) -> bytes:
+        member, cap = self.files[name], self.caps[name]
+        if not self.is_zip:
+            return self._tar.extractfile(member).read()
+        try:
+            # A zip's recorded size may lie: read at most one byte past the cap.
+            with self._zip.open(member) as handle:
+                data = handle.read(cap + 1)
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+            raise Rejection(origin, f"corrupt archive member {name!r}: {exc}") from None
+        if len(data) > cap:
+            raise Rejection(origin, f"member {name!r} is over the limit of {cap:,} bytes")
+        return data
+
+
+def archive_format(path: Path) -> str | None:
+    """"zip" or "tar" (compressed or not) by the file's content, None for anything else."""
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        return "tar" if tarfile.is_tarfile(path) else None
+    except (OSError, EOFError):
+        return None
+
+
+def archive_image_count(path: Path, *, archive_format: str) -> int:
+    """How many image files (by extension) a "tar" or "zip" holds: a record count known before any import."""
+    try:
+        if archive_format == "zip":
+            with zipfile.ZipFile(path) as archive:
+                names = [info.filename for info in archive.infolist() if not info.is_dir()]
+        else:
+            with tarfile.open(path, mode="r|*") as archive:
+                names = [member.name for member in archive if member.isfile()]
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise IngestError(f"{path}: not a readable archive: {exc}") from None
+    return sum(1 for name in names if name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS)
+
+
+def _has_corpus_index(path: Path) -> bool:
+    """Whether a tar holds captions.jsonl or .csv at its top (else it is a WebDataset shard)."""
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            return any(str(PurePosixPath(member.name)) in CORPUS_INDEXES for member in archive)
+    except (tarfile.TarError, EOFError, OSError):
+        return False  # the WebDataset reader reports it
+
+
 def _split_key(name: str) -> tuple[str, str]:
     """WebDataset's rule: the key is the path up to the first dot of the file name."""
     path = PurePosixPath(name)
@@ -356,3 +505,7 @@ def _split_key(name: str) -> tuple[str, str]:
 
 def _is_tar_name(name: str) -> bool:
     return name.endswith((".tar", ".tar.gz", ".tgz"))
+
+
+def _is_zip_name(name: str) -> bool:
+    return name.endswith(".zip")

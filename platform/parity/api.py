@@ -95,12 +95,15 @@ class PageNumberPagination(pagination.PageNumberPagination):
 DOMAIN_STATUS: list[tuple[type[Exception], int, str | None]] = [
     (generation_errors.NameTaken, status.HTTP_409_CONFLICT, None),
     (generation_errors.InUse, status.HTTP_409_CONFLICT, None),
+    (generation_errors.Duplicate, status.HTTP_409_CONFLICT, "duplicate"),
+    (generation_errors.NotCancellable, status.HTTP_409_CONFLICT, "not_cancellable"),
     (generation_errors.IngestError, status.HTTP_400_BAD_REQUEST, "import_refused"),
     # Not "not yours": whether someone else's assignment exists is nobody's business.
     (annotate_errors.AssignmentUnknown, status.HTTP_404_NOT_FOUND, "not_found"),
     (annotate_errors.AssignmentNotYours, status.HTTP_404_NOT_FOUND, "not_found"),
     (annotate_errors.StudyClosed, status.HTTP_409_CONFLICT, None),
     (annotate_errors.StudyNotReady, status.HTTP_409_CONFLICT, None),
+    (annotate_errors.StudyNotDraft, status.HTTP_409_CONFLICT, None),
     (annotate_errors.QuotaReached, status.HTTP_409_CONFLICT, None),
     (annotate_errors.AssignmentExpired, status.HTTP_409_CONFLICT, None),
     (annotate_errors.InviteRefused, status.HTTP_400_BAD_REQUEST, None),
@@ -172,6 +175,8 @@ def _domain_error(exc: generation_errors.ParityError) -> Response:
     details = None
     if isinstance(exc, generation_errors.IngestError) and exc.rejections:
         details = [rejection.as_dict() for rejection in exc.rejections]
+    elif isinstance(exc, generation_errors.Duplicate):
+        details = {"existing_id": exc.existing_id}
     elif isinstance(exc, annotate_errors.InviteRefused):
         details = {"unknown": exc.unknown, "ambiguous": exc.ambiguous}
     body = error_body(

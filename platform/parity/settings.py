@@ -243,6 +243,17 @@ STORAGES = {
 PARITY_MAX_IMAGE_BYTES = env_int("PARITY_MAX_IMAGE_BYTES", 32 * 1024 * 1024)
 PARITY_MAX_IMAGE_PIXELS = env_int("PARITY_MAX_IMAGE_PIXELS", 40_000_000)
 PARITY_MAX_CAPTION_CHARS = env_int("PARITY_MAX_CAPTION_CHARS", 2000)
+# Uploads to the API (generation/uploads.py) are streamed to a temporary file, never
+# held in memory, and refused with 413 past this size (one image: PARITY_MAX_IMAGE_BYTES).
+PARITY_MAX_UPLOAD_BYTES = env_int("PARITY_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
+# An uploaded bundle with at most this many images is imported during the request;
+# a larger one by a worker, and the response points at its import job.
+PARITY_API_INLINE_IMPORT_MAX = env_int("PARITY_API_INLINE_IMPORT_MAX", 200)
+# Django's own limits: form fields past this size are refused, and an uploaded file
+# past it goes to a temporary file in FILE_UPLOAD_TEMP_DIR (None: the system's).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_TEMP_DIR = os.environ.get("DJANGO_FILE_UPLOAD_TEMP_DIR") or None
 
 # ------------------------------------------------------------------------------
 # Celery

@@ -291,8 +291,8 @@ def test_source_that_is_not_a_bundle(tmp_path, corpus, generator, corpus_files, 
     elif layout == "tar without manifest":
         source = b.write_tar(tmp_path / "source.tar", [b.regular("a.png", b.png(1))])
     elif layout == "not a bundle":
-        source = tmp_path / "source.zip"
-        source.write_bytes(b"PK")
+        source = tmp_path / "source.rar"
+        source.write_bytes(b"Rar!")
 
     with pytest.raises(IngestError, match=reason):
         samples_import(generator=generator, source=str(source))
