@@ -277,17 +277,23 @@ def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, sec
     return time.perf_counter() - record_at
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of the processes, from /proc (0 for any that has exited)."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each process still running, from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two snapshots: a process that started in between counts whole;
+    one that exited (an autovacuum worker, a recycled gunicorn worker) loses its last part."""
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
 
 
 def process_groups(gunicorn_pid: int) -> dict[str, list[int]]:
@@ -524,11 +530,10 @@ def main() -> None:
             a.enter()
         for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
             reset_counters(annotators)
-            groups = process_groups(gunicorn.pid)
-            before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+            before = {name: cpu_seconds(pids) for name, pids in process_groups(gunicorn.pid).items()}
             elapsed = run_phase(port, slug, annotators, phase, args.seconds, args.warmup, args.rate)
-            groups = process_groups(gunicorn.pid) | {"postgres": groups["postgres"]}
-            cpu = {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
+            after = {name: cpu_seconds(pids) for name, pids in process_groups(gunicorn.pid).items()}
+            cpu = {name: cpu_used(before[name], after[name]) for name in after}
             if phase == "paced":
                 print(f"\n(paced: {args.rate:.0f} cycles/s offered, one every "
                       f"{len(annotators) / args.rate * 1000:.0f} ms per annotator)")
