@@ -2,7 +2,17 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html
 
-from .models import Corpus, GenerationJob, Generator, Item, Membership, Sample, Series, Workspace
+from .models import (
+    Corpus,
+    GenerationJob,
+    Generator,
+    ImportJob,
+    Item,
+    Membership,
+    Sample,
+    Series,
+    Workspace,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -80,8 +90,49 @@ class SampleAdmin(ImagePreviewMixin, admin.ModelAdmin):
     readonly_fields = ["sha256", "width", "height", "format", "mode", "byte_size", "preview"]
 
 
+class JobProgressMixin:
+    @admin.display(description="progress")
+    def progress_shown(self, obj):
+        return f"{obj.progress:.0%}"
+
+
 @admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "generator", "status", "done", "skipped", "failed", "total", "device", "images_per_second", "created_at"]
-    list_filter = ["status", "generator"]
-    search_fields = ["generator__name", "device"]
+class GenerationJobAdmin(JobProgressMixin, admin.ModelAdmin):
+    """Jobs are made through the API and run by the generation worker: what they did is a record."""
+
+    list_display = [
+        "id", "generator", "corpus", "status", "cancel_requested", "progress_shown", "done", "skipped",
+        "failed", "total", "device", "images_per_second", "created_at",
+    ]
+    list_filter = ["status", "cancel_requested", "generator__workspace", "generator"]
+    search_fields = ["generator__name", "corpus__name", "device"]
+    list_select_related = ["generator", "corpus"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "generator", "corpus", "item_keys", "seeds_per_item", "status", "cancel_requested", "progress_shown",
+        "total", "done", "skipped", "failed", "errors", "device", "batch_size", "images_per_second",
+        "created_at", "started_at", "finished_at",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(JobProgressMixin, admin.ModelAdmin):
+    """An import job is a record of an upload's import: shown, never edited or added here."""
+
+    list_display = [
+        "id", "kind", "workspace", "filename", "status", "progress_shown", "created", "skipped",
+        "rejection_count", "created_by", "created_at", "finished_at",
+    ]
+    list_filter = ["status", "kind", "skip_bad", "workspace"]
+    search_fields = ["filename", "name", "error", "generator__name", "corpus__name"]
+    list_select_related = ["workspace", "created_by"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in ImportJob._meta.fields] + ["progress_shown"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

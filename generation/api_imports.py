@@ -52,7 +52,7 @@ RESULT_EXAMPLE = {"corpus": 3, "created": 120, "skipped": 0, "converted": 0, "re
 JOB_EXAMPLE = {
     "id": 5, "kind": "samples", "status": "running", "progress": 0.42, "workspace": "lab", "generator": 7,
     "corpus": 3, "name": "", "filename": "ladder-M.tar", "skip_bad": False, "total": 5000, "done": 2100,
-    "created": 0, "skipped": 0, "converted": 0, "rejections": [], "error": "", "cancel_requested": False,
+    "created": 0, "skipped": 0, "converted": 0, "rejections": [], "rejection_count": 0, "error": "", "cancel_requested": False,
     "created_at": "2025-01-30T09:12:00Z", "started_at": "2025-01-30T09:12:02Z", "finished_at": None,
 }
 REFUSED_EXAMPLE = OpenApiExample(

@@ -3,12 +3,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from generation import api, api_imports
+from generation import api, api_generation, api_imports
 
 router = SimpleRouter()
 router.register("corpora", api.CorpusViewSet, basename="corpus")
 router.register("series", api.SeriesViewSet, basename="series")
 router.register("generators", api.GeneratorViewSet, basename="generator")
+router.register("generation-jobs", api_generation.GenerationJobViewSet, basename="generation-job")
 
 urlpatterns = [
     path("workspaces/", api.WorkspaceList.as_view(), name="workspace-list"),
@@ -22,5 +23,10 @@ urlpatterns = [
     path("jobs/", api_imports.ImportJobList.as_view(), name="import-job-list"),
     path("jobs/<int:pk>/", api_imports.ImportJobDetail.as_view(), name="import-job-detail"),
     path("jobs/<int:pk>/cancel/", api_imports.ImportJobCancel.as_view(), name="import-job-cancel"),
+    path(
+        "generation-jobs/<int:pk>/cancel/",
+        api_generation.GenerationJobCancel.as_view(),
+        name="generation-job-cancel",
+    ),
     *router.urls,
 ]

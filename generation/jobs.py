@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 50
 UPLOADS = "uploads"
+# A bundle of a million bad records must not become a JSON field of a million entries:
+# the job keeps the first ones and the count (the CLI's --report writes them all).
+MAX_STORED_REJECTIONS = 1000
 
 
 def bundle_import(
@@ -125,13 +128,13 @@ def import_job_run(*, job_id: int) -> ImportJob:
                 shown = shown_error(exc, folder)
                 outcome = {
                     "status": ImportJob.Status.FAILED, "error": str(shown),
-                    "rejections": [r.as_dict() for r in getattr(shown, "rejections", [])],
+                    **stored_rejections(getattr(shown, "rejections", []), folder),
                 }
             else:
                 outcome = {
                     "status": ImportJob.Status.SUCCEEDED, "corpus": corpus,
                     "created": result.created, "skipped": result.skipped, "converted": result.converted,
-                    "rejections": [shown_rejection(r, folder).as_dict() for r in result.rejected],
+                    **stored_rejections(result.rejected, folder),
                 }
     finally:
         if not outcome:  # a crash, logged by the worker: the job must not look queued forever
@@ -175,6 +178,12 @@ def shown_error(exc: ParityError, folder: str) -> ParityError:
 
 def shown_rejection(rejection: Rejection, folder: str) -> Rejection:
     return Rejection(rejection.origin.replace(folder + os.sep, ""), rejection.reason)
+
+
+def stored_rejections(rejections: list[Rejection], folder: str) -> dict:
+    """The job's `rejections` (the first MAX_STORED_REJECTIONS, as a client sees them) and `rejection_count`."""
+    kept = [shown_rejection(r, folder).as_dict() for r in rejections[:MAX_STORED_REJECTIONS]]
+    return {"rejections": kept, "rejection_count": len(rejections)}
 
 
 class _Progress:

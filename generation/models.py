@@ -210,6 +210,14 @@ class GenerationJob(models.Model):
     def __str__(self) -> str:
         return f"{self.generator} job {self.pk} ({self.status})"
 
+    @property
+    def progress(self) -> float:
+        """Share of the `total` samples dealt with: made (`done`), already there (`skipped`) or `failed`."""
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        handled = self.done + self.skipped + self.failed
+        return min(handled / self.total, 1.0) if self.total else 0.0
+
 
 class Sample(StoredImage):
     """One image made by a generator for an item, with its seed."""
@@ -274,7 +282,10 @@ class ImportJob(models.Model):
     created = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     converted = models.PositiveIntegerField(default=0)
-    rejections = models.JSONField(default=list, blank=True)
+    rejections = models.JSONField(
+        default=list, blank=True, help_text="The first rejections (at most 1,000), each an origin and a reason."
+    )
+    rejection_count = models.PositiveIntegerField(default=0, help_text="Rejections in all, kept or not.")
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

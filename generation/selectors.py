@@ -11,6 +11,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from generation.models import (
     Corpus,
+    GenerationJob,
     Generator,
     ImportJob,
     Item,
@@ -21,6 +22,8 @@ from generation.models import (
 )
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
+# Keys looked up per query: well under SQLite's limit on the parameters of one statement.
+KEYS_PER_QUERY = 1000
 
 
 def user_is_researcher(*, user) -> bool:
@@ -97,3 +100,22 @@ def samples_for(*, user, generator_id: int) -> QuerySet[Sample]:
 
 def import_jobs_for(*, user) -> QuerySet[ImportJob]:
     return _in_workspaces(ImportJob.objects.select_related("workspace"), user=user)
+
+
+def generation_jobs_for(*, user) -> QuerySet[GenerationJob]:
+    """The generation jobs of the user's generators (a job's workspace is its generator's)."""
+    if not user or not user.is_authenticated:
+        return GenerationJob.objects.none()
+    found = GenerationJob.objects.select_related("generator__workspace", "corpus")
+    if user.is_superuser:
+        return found
+    return found.filter(generator__workspace__memberships__user=user)
+
+
+def item_keys_missing(*, corpus: Corpus, keys: list[str]) -> list[str]:
+    """The keys of `keys` that no item of `corpus` has, in the order given."""
+    found: set[str] = set()
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start:start + KEYS_PER_QUERY]
+        found.update(Item.objects.filter(corpus=corpus, key__in=chunk).values_list("key", flat=True))
+    return [key for key in keys if key not in found]

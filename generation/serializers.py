@@ -1,5 +1,5 @@
 """Serializers of the researcher API for workspaces, corpora, items, series, generators,
-samples and import jobs.
+samples, import jobs and generation jobs.
 
 `StrictFieldsMixin` is shared by every app's serializers: a key the serializer does
 not know is an error naming it, never silently dropped (a typo such as `param` for
@@ -16,6 +16,7 @@ from rest_framework.exceptions import ErrorDetail
 from generation import selectors
 from generation.models import (
     Corpus,
+    GenerationJob,
     Generator,
     ImportJob,
     Item,
@@ -23,6 +24,7 @@ from generation.models import (
     Series,
     Workspace,
 )
+from generation.services import UPLOAD_BACKEND
 
 MAX_METRIC_NAME = 100
 
@@ -273,13 +275,100 @@ class ImportResultSerializer(serializers.Serializer):
 class ImportJobSerializer(serializers.ModelSerializer):
     workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     progress = serializers.FloatField(read_only=True, help_text="Share of the upload's images read, 0 to 1.")
-    rejections = RejectionSerializer(many=True, read_only=True)
+    rejections = RejectionSerializer(many=True, read_only=True, help_text="The first rejections, at most 1,000.")
 
     class Meta:
         model = ImportJob
         fields = [
             "id", "kind", "status", "progress", "workspace", "generator", "corpus", "name", "filename",
-            "skip_bad", "total", "done", "created", "skipped", "converted", "rejections", "error",
+            "skip_bad", "total", "done", "created", "skipped", "converted", "rejections", "rejection_count", "error",
             "cancel_requested", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = fields
+
+
+# ------------------------------------------------------------------------------
+# Generation jobs
+# ------------------------------------------------------------------------------
+# A subset as large as COCO-30k fits; for more, a job runs over the whole corpus.
+MAX_JOB_ITEM_KEYS = 50_000
+MAX_SEEDS_PER_ITEM = 1000
+
+
+class JobGeneratorField(serializers.PrimaryKeyRelatedField):
+    """A generator of the requesting user's workspaces, by id."""
+
+    def get_queryset(self):
+        return selectors.generators_for(user=_user(self))
+
+
+class JobCorpusField(serializers.PrimaryKeyRelatedField):
+    """A corpus of the requesting user's workspaces, by id."""
+
+    def get_queryset(self):
+        return selectors.corpora_for(user=_user(self))
+
+
+class GenerationJobSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    generator = JobGeneratorField(help_text="Id of a generator with a backend to run (not 'upload').")
+    corpus = JobCorpusField(help_text="Id of a corpus of the generator's workspace.")
+    item_keys = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, max_length=MAX_JOB_ITEM_KEYS,
+        help_text=f"Keys of the items to make samples for, at most {MAX_JOB_ITEM_KEYS:,}; empty or left out: every item.",
+    )
+    seeds_per_item = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_SEEDS_PER_ITEM,
+        help_text="Samples per item, each with its own seed, derived from the generator and item (default 1).",
+    )
+    progress = serializers.FloatField(
+        read_only=True, help_text="Share of `total` dealt with (done, skipped or failed), 0 to 1; 1 once succeeded.",
+    )
+    total = serializers.IntegerField(read_only=True, help_text="Samples to make: items × seeds_per_item.")
+    done = serializers.IntegerField(read_only=True, help_text="Samples made.")
+    skipped = serializers.IntegerField(read_only=True, help_text="Samples that existed already (a rerun skips them).")
+    failed = serializers.IntegerField(read_only=True, help_text="Samples the backend could not make.")
+    errors = serializers.ListField(
+        child=serializers.JSONField(), read_only=True, help_text="What went wrong on the worker."
+    )
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id", "generator", "corpus", "item_keys", "seeds_per_item", "status", "cancel_requested", "progress",
+            "total", "done", "skipped", "failed", "errors", "device", "batch_size", "images_per_second",
+            "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = [
+            "status", "cancel_requested", "device", "batch_size", "images_per_second",
+            "created_at", "started_at", "finished_at",
+        ]
+
+    def validate(self, attrs):
+        generator, corpus = attrs["generator"], attrs["corpus"]
+        if generator.backend == UPLOAD_BACKEND:
+            raise serializers.ValidationError({"generator": ErrorDetail(
+                f"Generator {generator.name!r} has no backend to run: its samples are uploaded.", code="no_backend"
+            )})
+        if corpus.workspace_id != generator.workspace_id:
+            raise serializers.ValidationError({"corpus": ErrorDetail(
+                f"Corpus {corpus.name!r} belongs to another workspace than generator {generator.name!r}.",
+                code="wrong_workspace",
+            )})
+        keys = attrs.get("item_keys") or []
+        seen: set[str] = set()
+        for key in keys:
+            if key in seen:
+                raise serializers.ValidationError(
+                    {"item_keys": ErrorDetail(f"Key {key!r} is listed twice.", code="duplicate_key")}
+                )
+            seen.add(key)
+        if keys and (missing := selectors.item_keys_missing(corpus=corpus, keys=keys)):
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise serializers.ValidationError({"item_keys": ErrorDetail(
+                f"Corpus {corpus.name!r} has no item with key {missing[0]!r}{more}.", code="unknown_item"
+            )})
+        if not keys and not corpus.items.exists():
+            raise serializers.ValidationError(
+                {"corpus": ErrorDetail(f"Corpus {corpus.name!r} has no items.", code="empty")}
+            )
+        return attrs

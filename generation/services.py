@@ -14,18 +14,29 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
+from django.utils import timezone
 
+from generation import selectors
 from generation.errors import (
     Duplicate,
     IngestError,
     InUse,
     NameTaken,
+    NotCancellable,
     ParityError,
     Rejection,
 )
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
-from generation.models import Corpus, Generator, Item, Sample, Series, Workspace
+from generation.models import (
+    Corpus,
+    GenerationJob,
+    Generator,
+    Item,
+    Sample,
+    Series,
+    Workspace,
+)
 
 BATCH = 256
 SHOWN_REJECTIONS = 20
@@ -352,3 +363,59 @@ def generator_delete(*, generator: Generator) -> None:
             generator.delete()
     except ProtectedError:
         raise InUse(f"generator {generator.name!r} has trials in a study; it cannot be deleted") from None
+
+
+# ------------------------------------------------------------------------------
+# Generation jobs
+# ------------------------------------------------------------------------------
+# A generator whose samples are uploaded has no backend to run.
+UPLOAD_BACKEND = "upload"
+# `GenerationJob.total` is a PositiveIntegerField: the largest value every database stores.
+MAX_JOB_SAMPLES = 2**31 - 1
+
+
+def generation_job_create(
+    *, generator: Generator, corpus: Corpus, item_keys: list[str] | None = None, seeds_per_item: int = 1
+) -> GenerationJob:
+    """Queue a run of `generator`'s backend over `corpus`'s items: those of `item_keys`, or every item.
+
+    `total` is the samples the job is to make, items × `seeds_per_item`, counted now.
+    Nothing runs a queued job yet: the generation worker, which picks jobs up and
+    reports their progress, comes with the generation issue.
+    """
+    keys = list(item_keys or [])
+    if generator.backend == UPLOAD_BACKEND:
+        raise ParityError(f"generator {generator.name!r} has no backend to run: its samples are uploaded")
+    if corpus.workspace_id != generator.workspace_id:
+        raise ParityError(f"corpus {corpus.name!r} belongs to another workspace than generator {generator.name!r}")
+    if seeds_per_item < 1:
+        raise ParityError("a job makes at least one seed per item")
+    if len(set(keys)) != len(keys):
+        raise ParityError("an item key is listed twice")
+    if keys and (missing := selectors.item_keys_missing(corpus=corpus, keys=keys)):
+        raise ParityError(f"corpus {corpus.name!r} has no item with key {missing[0]!r}")
+    items = len(keys) if keys else corpus.items.count()
+    if items == 0:
+        raise ParityError(f"corpus {corpus.name!r} has no items")
+    total = items * seeds_per_item
+    if total > MAX_JOB_SAMPLES:
+        raise ParityError(f"a job makes at most {MAX_JOB_SAMPLES:,} samples; this one would make {total:,}")
+    return GenerationJob.objects.create(
+        generator=generator, corpus=corpus, item_keys=keys, seeds_per_item=seeds_per_item, total=total
+    )
+
+
+def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
+    """Cancel a queued job at once; ask a running one to stop, which its worker does between batches.
+
+    A job that has ended cannot be cancelled (`NotCancellable`); asking twice is harmless.
+    """
+    jobs = GenerationJob.objects.filter(pk=job.pk)
+    cancelled = jobs.filter(status=GenerationJob.Status.QUEUED).update(
+        status=GenerationJob.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    )
+    if not cancelled and not jobs.filter(status=GenerationJob.Status.RUNNING).update(cancel_requested=True):
+        job.refresh_from_db()
+        raise NotCancellable(f"generation job {job.pk} has ended ({job.status}); there is nothing to cancel")
+    job.refresh_from_db()
+    return job

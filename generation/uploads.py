@@ -30,7 +30,7 @@ from rest_framework.reverse import reverse
 
 from generation import jobs
 from generation.errors import IngestError
-from generation.ingest.sources import archive_format, archive_image_count
+from generation.ingest.archives import archive_format, archive_image_count
 from generation.serializers import ImportJobSerializer, ImportResultSerializer
 
 # Room for the multipart boundaries and the form's text fields around the file.

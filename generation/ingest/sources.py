@@ -11,7 +11,8 @@ Formats:
 
 A bad record becomes a `Rejection` naming its file and line or archive member, so one
 import can report every problem at once. Archive members are read, never extracted,
-and links, devices and paths outside the archive are refused outright.
+and links, devices and paths outside the archive are refused outright
+(`generation.ingest.archives`).
 """
 
 import csv
@@ -19,21 +20,23 @@ import glob
 import io
 import json
 import os
-import stat
 import tarfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
 from generation.errors import IngestError, Rejection
+from generation.ingest.archives import (
+    IMAGE_EXTENSIONS,
+    Archive,
+    check_tar_member,
+    is_tar_name,
+    is_zip_name,
+)
 
-IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp"}
 CORPUS_INDEXES = ("captions.jsonl", "captions.csv")
 INDEX_FIELDS = ("key", "caption", "file")
 MANIFEST = "manifest.jsonl"
-# An index or manifest lists every record, so it may be far larger than one image.
-MAX_INDEX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -69,7 +72,7 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
                 f"{source}: no captions.jsonl, captions.csv or .tar shards in this folder"
             )
         return _webdataset(shards, max_bytes=max_bytes)
-    if path.is_file() and (_is_zip_name(source) or (_is_tar_name(source) and _has_corpus_index(path))):
+    if path.is_file() and (is_zip_name(source) or (is_tar_name(source) and _has_corpus_index(path))):
         return _archive_corpus(path, max_bytes=max_bytes)
     shards = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
     if not shards:
@@ -77,7 +80,7 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
     for shard in shards:
         if not Path(shard).is_file():
             raise IngestError(f"{shard}: no such file or folder")
-        if not _is_tar_name(shard):
+        if not is_tar_name(shard):
             raise IngestError(f"{shard}: not a folder or a WebDataset .tar shard")
     return _webdataset(shards, max_bytes=max_bytes)
 
@@ -98,7 +101,7 @@ def _folder_reader(root: Path, max_bytes: int):
 
 def _archive_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
     """An archive laid out like a corpus folder: captions.jsonl or captions.csv at its top."""
-    with _Archive(path, max_bytes=max_bytes, index_names=CORPUS_INDEXES) as archive:
+    with Archive(path, max_bytes=max_bytes, index_names=CORPUS_INDEXES) as archive:
         yield from archive.refused
         indexes = [name for name in CORPUS_INDEXES if name in archive.files]
         if len(indexes) > 1:
@@ -184,7 +187,7 @@ def _webdataset(shards: list[str], *, max_bytes: int) -> Iterator[Record | Rejec
                     if member.isdir():
                         continue
                     try:
-                        _check_member(member, origin, max_bytes)
+                        check_tar_member(member, origin, max_bytes)
                     except Rejection as rejection:
                         yield rejection
                         continue
@@ -246,7 +249,7 @@ def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
         if not manifest.is_file():
             raise IngestError(f"{source}: no {MANIFEST} in this folder")
         return _folder_bundle(path, manifest, max_bytes=max_bytes)
-    if path.is_file() and (_is_tar_name(source) or _is_zip_name(source)):
+    if path.is_file() and (is_tar_name(source) or is_zip_name(source)):
         return _archive_bundle(path, max_bytes=max_bytes)
     if not path.exists():
         raise IngestError(f"{source}: no such file or folder")
@@ -271,7 +274,7 @@ def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Re
 
 
 def _archive_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    with _Archive(path, max_bytes=max_bytes, index_names=(MANIFEST,)) as archive:
+    with Archive(path, max_bytes=max_bytes, index_names=(MANIFEST,)) as archive:
         yield from archive.refused
         if MANIFEST not in archive.files:
             raise IngestError(f"{path}: no {MANIFEST} at the top of the archive")
@@ -361,131 +364,6 @@ def _read_capped(path: Path, origin: str, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def _check_member(member: tarfile.TarInfo, origin: str, max_bytes: int) -> None:
-    name = member.name
-    if name.startswith("/") or PurePosixPath(name).is_absolute():
-        raise Rejection(origin, "absolute path in archive refused")
-    if ".." in PurePosixPath(name).parts:
-        raise Rejection(origin, "path with '..' in archive refused")
-    if member.issym():
-        raise Rejection(origin, f"symbolic link refused (to {member.linkname!r})")
-    if member.islnk():
-        raise Rejection(origin, f"hard link refused (to {member.linkname!r})")
-    if member.isdev():
-        raise Rejection(origin, "device file or FIFO refused")
-    if not member.isfile():
-        raise Rejection(origin, "not a regular file")
-    if member.size > max_bytes:
-        raise Rejection(origin, f"member is {member.size:,} bytes, over the limit of {max_bytes:,} bytes")
-
-
-def _check_zip_member(info: zipfile.ZipInfo, origin: str, max_bytes: int) -> None:
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or PureWindowsPath(info.filename).drive:
-        raise Rejection(origin, "absolute path in archive refused")
-    if ".." in PurePosixPath(name).parts:
-        raise Rejection(origin, "path with '..' in archive refused")
-    mode = info.external_attr >> 16  # the Unix mode, where the archiver recorded one
-    if stat.S_ISLNK(mode):
-        raise Rejection(origin, "symbolic link refused")
-    if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # no type recorded, or a regular file
-        raise Rejection(origin, "not a regular file")
-    if info.file_size > max_bytes:
-        raise Rejection(origin, f"member is {info.file_size:,} bytes, over the limit of {max_bytes:,} bytes")
-
-
-class _Archive:
-    """The regular files of a tar or zip archive, read one at a time and never extracted.
-
-    A member that could escape or mislead an extraction (absolute path, `..`, link,
-    device) or that passes the byte cap is no file of the archive: it becomes one of
-    the `refused` rejections. The index files named in `index_names` get a larger cap.
-    """
-
-    def __init__(self, path: Path, *, max_bytes: int, index_names: tuple[str, ...] = ()):
-        self.path = path
-        self.files: dict[str, tarfile.TarInfo | zipfile.ZipInfo] = {}
-        self.caps: dict[str, int] = {}
-        self.refused: list[Rejection] = []
-        self.is_zip = _is_zip_name(str(path))
-        try:
-            if self.is_zip:
-                self._zip = zipfile.ZipFile(path)
-                members = [(info.filename, info) for info in self._zip.infolist() if not info.is_dir()]
-                check = _check_zip_member
-            else:
-                self._tar = tarfile.open(path, mode="r:*")
-                members = [(m.name, m) for m in self._tar.getmembers() if not m.isdir()]
-                check = _check_member
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-            kind = "zip" if self.is_zip else "tar"
-            raise IngestError(f"{path}: not a readable {kind} archive: {exc}") from None
-        for raw_name, member in members:
-            name = str(PurePosixPath(raw_name.replace("\\", "/") if self.is_zip else raw_name))
-            cap = max(max_bytes, MAX_INDEX_BYTES) if name in index_names else max_bytes
-            try:
-                check(member, f"{path}:{raw_name}", cap)
-            except Rejection as rejection:
-                self.refused.append(rejection)
-                continue
-            self.files[name] = member
-            self.caps[name] = cap
-
-    def __enter__(self) -> "_Archive":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        (self._zip if self.is_zip else self._tar).close()
-
-    def resolve(self, name: str, origin: str) -> str:
-        """The member a manifest or index line names, relative to the top of the archive."""
-        normal = os.path.normpath(name)
-        if normal.startswith("..") or os.path.isabs(normal):
-            raise Rejection(origin, f"file {name!r} points outside the bundle")
-        member = str(PurePosixPath(normal))
-        if member not in self.files:
-            raise Rejection(origin, f"file {name!r} is not in the bundle")
-        return member
-
-    def read(self, name: str, origin: str) -> bytes:
-        member, cap = self.files[name], self.caps[name]
-        if not self.is_zip:
-            return self._tar.extractfile(member).read()
-        try:
-            # A zip's recorded size may lie: read at most one byte past the cap.
-            with self._zip.open(member) as handle:
-                data = handle.read(cap + 1)
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-            raise Rejection(origin, f"corrupt archive member {name!r}: {exc}") from None
-        if len(data) > cap:
-            raise Rejection(origin, f"member {name!r} is over the limit of {cap:,} bytes")
-        return data
-
-
-def archive_format(path: Path) -> str | None:
-    """"zip" or "tar" (compressed or not) by the file's content, None for anything else."""
-    if zipfile.is_zipfile(path):
-        return "zip"
-    try:
-        return "tar" if tarfile.is_tarfile(path) else None
-    except (OSError, EOFError):
-        return None
-
-
-def archive_image_count(path: Path, *, archive_format: str) -> int:
-    """How many image files (by extension) a "tar" or "zip" holds: a record count known before any import."""
-    try:
-        if archive_format == "zip":
-            with zipfile.ZipFile(path) as archive:
-                names = [info.filename for info in archive.infolist() if not info.is_dir()]
-        else:
-            with tarfile.open(path, mode="r|*") as archive:
-                names = [member.name for member in archive if member.isfile()]
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise IngestError(f"{path}: not a readable archive: {exc}") from None
-    return sum(1 for name in names if name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS)
-
-
 def _has_corpus_index(path: Path) -> bool:
     """Whether a tar holds captions.jsonl or .csv at its top (else it is a WebDataset shard)."""
     try:
@@ -501,11 +379,3 @@ def _split_key(name: str) -> tuple[str, str]:
     base, _, extension = path.name.partition(".")
     key = str(path.parent / base) if str(path.parent) != "." else base
     return key, extension
-
-
-def _is_tar_name(name: str) -> bool:
-    return name.endswith((".tar", ".tar.gz", ".tgz"))
-
-
-def _is_zip_name(name: str) -> bool:
-    return name.endswith(".zip")

@@ -27,6 +27,8 @@ def endpoints(content) -> list[tuple[str, str, dict | None]]:
         ("patch", f"/api/v1/generators/{lab['generator'].pk}/", {"description": "x"}),
         ("put", f"/api/v1/generators/{lab['generator'].pk}/", {"workspace": "lab", "name": "x"}),
         ("delete", f"/api/v1/generators/{lab['generator'].pk}/", None),
+        ("get", "/api/v1/generation-jobs/", None),
+        ("post", "/api/v1/generation-jobs/", {"generator": lab["generator"].pk, "corpus": lab["corpus"].pk}),
         ("get", "/api/schema/", None),
         ("get", "/api/docs/", None),
     ]

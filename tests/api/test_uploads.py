@@ -314,7 +314,21 @@ def test_refused_job_reports_the_rejections(api, generator, tmp_path, inline_max
     failed = api.get(f"/api/v1/jobs/{job['id']}/").json()
     assert [r["origin"] for r in failed["rejections"]] == ["ladder-M.tar:manifest.jsonl:3 (samples/nope-0.png)"]
     assert "import refused" in failed["error"]
+    assert failed["rejection_count"] == 1
     assert_nothing_written(media_root)
+
+
+def test_a_job_keeps_the_first_rejections_and_their_count(api, generator, tmp_path, inline_max, monkeypatch,
+                                                           django_capture_on_commit_callbacks):
+    monkeypatch.setattr(jobs, "MAX_STORED_REJECTIONS", 2)
+    entries = [b.Entry(f"nope-{i}", 0, b.png(50 + i)) for i in range(4)]
+    job = queue_bundle(api, generator, tmp_path, entries, django_capture_on_commit_callbacks).json()
+    assert import_job_task(job["id"]) == "failed"
+    failed = api.get(f"/api/v1/jobs/{job['id']}/").json()
+    assert failed["rejection_count"] == 4
+    assert [r["origin"] for r in failed["rejections"]] == [
+        "ladder-M.tar:manifest.jsonl:1 (samples/nope-0-0.png)", "ladder-M.tar:manifest.jsonl:2 (samples/nope-1-0.png)"
+    ]
 
 
 def test_cancel_a_queued_job(api, generator, tmp_path, inline_max, media_root, django_capture_on_commit_callbacks):

@@ -8,7 +8,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotate.models import Annotator, Assignment, Judgment, Participation, Study, Trial
-from generation.models import Corpus, GenerationJob, Generator, Item, Membership, Sample, Series
+from generation.models import (
+    Corpus,
+    GenerationJob,
+    Generator,
+    ImportJob,
+    Item,
+    Membership,
+    Sample,
+    Series,
+)
 
 
 @pytest.fixture
@@ -22,6 +31,8 @@ def rows(workspace, django_user_model):
     series = Series.objects.create(workspace=workspace, name="needle-series")
     generator = Generator.objects.create(workspace=workspace, series=series, name="needle-gen", params=10**6)
     job = GenerationJob.objects.create(generator=generator, corpus=corpus)
+    ImportJob.objects.create(workspace=workspace, kind="samples", generator=generator, corpus=corpus,
+                             filename="needle.tar", created_by=user)
     sample = Sample.objects.create(generator=generator, item=item, seed=3, job=job, **stored)
     study = Study.objects.create(workspace=workspace, name="needle-study", slug="needle-study", corpus=corpus)
     trial = Trial.objects.create(study=study, item=item, sample=sample)
@@ -35,7 +46,7 @@ def rows(workspace, django_user_model):
     return user
 
 
-MODELS = [Membership, Corpus, Item, Series, Generator, GenerationJob, Sample,
+MODELS = [Membership, Corpus, Item, Series, Generator, GenerationJob, ImportJob, Sample,
           Study, Trial, Annotator, Assignment, Judgment, Participation]
 
 
@@ -66,3 +77,14 @@ def test_judgments_cannot_be_changed_in_the_admin(client, rows):
     assert page.status_code in (302, 403) or "readonly" in page.content.decode()
     assert Judgment.objects.get().choice == "right"
     assert client.get(reverse("admin:annotate_judgment_delete", args=[judgment.pk])).status_code == 403
+
+
+@pytest.mark.parametrize("model", [GenerationJob, ImportJob], ids=lambda m: m.__name__)
+def test_jobs_are_records_in_the_admin(client, rows, model):
+    client.force_login(rows)
+    job = model.objects.get()
+    name = f"admin:generation_{model._meta.model_name}"
+    assert client.get(reverse(f"{name}_add")).status_code == 403
+    page = client.get(reverse(f"{name}_change", args=[job.pk]))
+    assert page.status_code == 200
+    assert not any(field in page.context["adminform"].form.fields for field in ("status", "done", "total"))
