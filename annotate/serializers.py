@@ -54,7 +54,9 @@ class TrialCountsSerializer(serializers.Serializer):
 
 class StudyLinksSerializer(serializers.Serializer):
     invite_url = serializers.URLField(help_text="The invite link, /s/<slug>/.")
-    prolific_url = serializers.URLField(
+    # Not a URLField: Prolific's {{%PROLIFIC_PID%}} placeholders are no valid URI characters,
+    # so the schema must not promise format "uri" for it.
+    prolific_url = serializers.CharField(
         help_text="The study URL for Prolific, with its PROLIFIC_PID, STUDY_ID and SESSION_ID placeholders."
     )
 

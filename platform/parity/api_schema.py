@@ -64,12 +64,14 @@ def schema_error_responses(result: dict, generator, request, public) -> dict:
         if not path.startswith("/api/v1/"):
             continue
         for method, operation in operations.items():
+            query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
             codes = ["401", "403"]
             if method in WRITE_METHODS:
                 codes += ["400", "409", "429"]
-            elif any(p.get("in") == "query" for p in operation.get("parameters", [])):
+            elif query:
                 codes.append("400")
-            if "{" in path or method in WRITE_METHODS:
+            # A path's unknown object; for a list, DRF's answer to a page past the last.
+            if "{" in path or method in WRITE_METHODS or any(p.get("name") == "page" for p in query):
                 codes.append("404")
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):

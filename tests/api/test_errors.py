@@ -148,3 +148,19 @@ def test_write_rate_limit_can_be_turned_off(settings, content, researcher):
     url = f"/api/v1/generators/{content['lab']['generator'].pk}/"
     for index in range(5):
         assert api.patch(url, {"description": str(index)}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_a_path_no_endpoint_has_is_a_404_in_the_error_body(api, method):
+    response = getattr(api, method)("/api/v1/generators/0.5/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert error(response)["code"] == "not_found"
+
+
+def test_a_path_no_endpoint_has_asks_for_credentials_first(client):
+    response = client.get("/api/v1/studies/no%20such/judgments/")
+    assert response.status_code == 401 and error(response)["code"] == "not_authenticated"
+
+
+def test_a_path_without_its_slash_is_still_redirected(api):
+    assert api.get("/api/v1/generators").status_code == 301
