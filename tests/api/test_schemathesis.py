@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 
 from annotate import services
 from annotate.models import Annotator
-from generation.models import ImportJob, Membership, Series
+from generation.models import GenerationJob, ImportJob, Membership, Series
 from parity.tokens import token_create
 from parity.wsgi import application
 from tests.annotate.builders import build_study
@@ -95,11 +95,13 @@ def build_workspace(workspace) -> dict:
         workspace=workspace, kind=ImportJob.Kind.SAMPLES, generator=generators[0], corpus=study.corpus,
         filename="bundle.tar", total=4,
     )
+    generation_job = GenerationJob.objects.create(generator=generators[0], corpus=study.corpus, total=4)
     return {
         "corpora": [study.corpus_id, draft.corpus_id],
         "generators": [g.pk for g in generators],
         "series": [series.pk],
         "jobs": [job.pk],
+        "generation-jobs": [generation_job.pk],
         "studies": [study.slug, draft.slug],
     }
 
