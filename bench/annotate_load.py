@@ -29,8 +29,6 @@ import argparse
 import http.client
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.servers import cpu_seconds, describe_machine, gunicorn_start, gunicorn_stop, processes  # noqa: E402
 
 TOKEN = re.compile(r'name="token" value="([0-9a-f-]{36})"')
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -277,17 +277,9 @@ def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, sec
     return time.perf_counter() - record_at
 
 
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """utime + stime of each process still running, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return seconds
+def cpu_snapshot(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process still running."""
+    return {pid: seconds for pid in pids if (seconds := cpu_seconds(pid)) is not None}
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
@@ -299,18 +291,11 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 def process_groups(gunicorn_pid: int) -> dict[str, list[int]]:
     """The bench's own process, gunicorn's master and workers, and every postgres process."""
     groups = {"client": [os.getpid()], "gunicorn": [gunicorn_pid], "postgres": []}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
-        if int(rest.split()[1]) == gunicorn_pid:
-            groups["gunicorn"].append(int(entry.name))
+    for pid, (name, parent) in processes().items():
+        if parent == gunicorn_pid:
+            groups["gunicorn"].append(pid)
         elif name.startswith("postgres"):
-            groups["postgres"].append(int(entry.name))
+            groups["postgres"].append(pid)
     return groups
 
 
@@ -448,22 +433,6 @@ def explain(slug: str) -> None:
 # ------------------------------------------------------------------------------
 # Servers
 # ------------------------------------------------------------------------------
-def wait_healthy(port: int, process: subprocess.Popen, deadline_s: float = 60) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < deadline_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz", headers={"Host": f"127.0.0.1:{port}"})
-            if conn.getresponse().status == 200:
-                return time.perf_counter() - started
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer /healthz")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
@@ -483,7 +452,6 @@ def main() -> None:
 
     var = Path(tempfile.mkdtemp(prefix="parity-bench-load-"))
     postgres = gunicorn = None
-    log = None
     try:
         postgres = Postgres()
         os.environ["DATABASE_URL"] = postgres.url
@@ -497,9 +465,7 @@ def main() -> None:
 
         started = time.perf_counter()
         call_command("migrate", verbosity=0)
-        print(f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
-              f"python {sys.version.split()[0]}, {connection.vendor} "
-              f"{connection.cursor().connection.info.server_version}; migrate {time.perf_counter() - started:.1f} s")
+        print(describe_machine(connection, time.perf_counter() - started))
         slug, timings = build_study(control_rate=args.control_rate, analyze=not args.no_analyze)
         for name, value in timings.items():
             print(f"  {name}: {value:.1f} s" if isinstance(value, float) else f"  {name}: {value}")
@@ -508,19 +474,13 @@ def main() -> None:
         port = free_port()
         # Simulated annotators judge far faster than people and all share one address:
         # the limits stay on (their counting is part of every request) but high.
-        env = dict(os.environ, PORT=str(port), DJANGO_DEBUG="1" if args.debug else "0",
+        env = dict(os.environ, DJANGO_DEBUG="1" if args.debug else "0",
                    PARITY_RATE_SUBMIT="100000/m", PARITY_RATE_JOIN="100000/m")
         if args.workers is not None:
             env["WEB_CONCURRENCY"] = str(args.workers)
         if args.threads is not None:
             env["GUNICORN_THREADS"] = str(args.threads)
-        log = open(var / "gunicorn.log", "w")
-        gunicorn = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "parity.wsgi", "-c", "platform/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}", "--access-logfile", str(var / "access.log")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        ready = wait_healthy(port, gunicorn)
+        gunicorn, ready = gunicorn_start(var=var, port=port, env=env)
         workers = args.workers if args.workers is not None else 2 * len(os.sched_getaffinity(0)) + 1
         print(f"gunicorn on 127.0.0.1:{port}: {workers} workers x {args.threads or 4} threads (gthread), "
               f"DEBUG={'1' if args.debug else '0'}, healthy after {ready:.1f} s")
@@ -530,9 +490,9 @@ def main() -> None:
             a.enter()
         for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
             reset_counters(annotators)
-            before = {name: cpu_seconds(pids) for name, pids in process_groups(gunicorn.pid).items()}
+            before = {name: cpu_snapshot(pids) for name, pids in process_groups(gunicorn.pid).items()}
             elapsed = run_phase(port, slug, annotators, phase, args.seconds, args.warmup, args.rate)
-            after = {name: cpu_seconds(pids) for name, pids in process_groups(gunicorn.pid).items()}
+            after = {name: cpu_snapshot(pids) for name, pids in process_groups(gunicorn.pid).items()}
             cpu = {name: cpu_used(before[name], after[name]) for name in after}
             if phase == "paced":
                 print(f"\n(paced: {args.rate:.0f} cycles/s offered, one every "
@@ -546,15 +506,7 @@ def main() -> None:
             explain(slug)
         print(f"\n(gunicorn log: {var / 'gunicorn.log'}; client and server share the machine's cores)")
     finally:
-        if gunicorn is not None:
-            gunicorn.send_signal(signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                gunicorn.kill()
-                gunicorn.wait()
-        if log is not None:
-            log.close()
+        gunicorn_stop(gunicorn)
         try:
             from django.db import connections
 

@@ -19,8 +19,6 @@ import argparse
 import http.client
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.servers import children, cpu_seconds, describe_machine, gunicorn_start, gunicorn_stop, memory_mb  # noqa: E402
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ITEMS = 2000
@@ -171,50 +171,6 @@ class Session:
 # ------------------------------------------------------------------------------
 # Servers and processes
 # ------------------------------------------------------------------------------
-def wait_healthy(port: int, process: subprocess.Popen, deadline_s: float = 60) -> None:
-    started = time.perf_counter()
-    while time.perf_counter() - started < deadline_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz", headers={"Host": f"127.0.0.1:{port}"})
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer /healthz")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak resident set) of a process, in MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in {"VmRSS", "VmHWM"}:
-            fields[name] = int(value.split()[0]) / 1024
-    return fields
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def in_process(file_format: str) -> tuple[int, int, float]:
     from annotate.exports import ExportFilters, export_stream
     from annotate.models import Study
@@ -239,7 +195,7 @@ def main() -> None:
     from tests.services import Postgres, free_port
 
     var = Path(tempfile.mkdtemp(prefix="parity-bench-export-"))
-    postgres = gunicorn = log = None
+    postgres = gunicorn = None
     try:
         postgres = Postgres()
         os.environ["DATABASE_URL"] = postgres.url
@@ -254,9 +210,7 @@ def main() -> None:
 
         started = time.perf_counter()
         call_command("migrate", verbosity=0)
-        print(f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
-              f"python {sys.version.split()[0]}, {connection.vendor} "
-              f"{connection.cursor().connection.info.server_version}; migrate {time.perf_counter() - started:.1f} s")
+        print(describe_machine(connection, time.perf_counter() - started))
         started = time.perf_counter()
         for name, seconds in build(args.rows).items():
             print(f"  {name}: {seconds:.1f} s")
@@ -270,16 +224,10 @@ def main() -> None:
         connections.close_all()
 
         port = free_port()
-        env = dict(os.environ, PORT=str(port), DJANGO_DEBUG="0", WEB_CONCURRENCY="1", GUNICORN_TIMEOUT="600")
+        env = dict(os.environ, DJANGO_DEBUG="0", WEB_CONCURRENCY="1", GUNICORN_TIMEOUT="600")
         if args.threads is not None:
             env["GUNICORN_THREADS"] = str(args.threads)
-        log = open(var / "gunicorn.log", "w")
-        gunicorn = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "parity.wsgi", "-c", "platform/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}", "--access-logfile", str(var / "access.log")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_healthy(port, gunicorn)
+        gunicorn, _ = gunicorn_start(var=var, port=port, env=env)
         (worker,) = children(gunicorn.pid)
         session = Session(port)
         session.login("bench")
@@ -302,15 +250,7 @@ def main() -> None:
         session.conn.close()
         print(f"\n(gunicorn log: {var / 'gunicorn.log'}; client, server and PostgreSQL share the machine's cores)")
     finally:
-        if gunicorn is not None:
-            gunicorn.send_signal(signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                gunicorn.kill()
-                gunicorn.wait()
-        if log is not None:
-            log.close()
+        gunicorn_stop(gunicorn)
         try:
             from django.db import connections
 

@@ -1,0 +1,101 @@
+"""What the benchmarks share: gunicorn started and stopped as in production, and the
+figures of a process read from /proc (CPU time, memory, children)."""
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def describe_machine(connection, migrate_s: float) -> str:
+    return (f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
+            f"python {sys.version.split()[0]}, {connection.vendor} "
+            f"{connection.cursor().connection.info.server_version}; migrate {migrate_s:.1f} s")
+
+
+def gunicorn_start(*, var: Path, port: int, env: dict[str, str]) -> tuple[subprocess.Popen, float]:
+    """gunicorn with platform/gunicorn.conf.py on a loopback port, logs under `var`; and
+    the seconds until it answered /healthz."""
+    log = open(var / "gunicorn.log", "w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "parity.wsgi", "-c", "platform/gunicorn.conf.py",
+         "--bind", f"127.0.0.1:{port}", "--access-logfile", str(var / "access.log")],
+        cwd=ROOT, env=dict(env, PORT=str(port)), stdout=log, stderr=subprocess.STDOUT,
+    )
+    process.log = log
+    try:
+        return process, _wait_healthy(port, process)
+    except Exception:
+        gunicorn_stop(process)
+        raise
+
+
+def gunicorn_stop(process: subprocess.Popen | None) -> None:
+    if process is None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.log.close()
+
+
+def _wait_healthy(port: int, process: subprocess.Popen, deadline_s: float = 60) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < deadline_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz", headers={"Host": f"127.0.0.1:{port}"})
+            if conn.getresponse().status == 200:
+                return time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer /healthz")
+
+
+def processes() -> dict[int, tuple[str, int]]:
+    """Every running process: pid -> (name, parent pid)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        found[int(entry.name)] = (name, int(rest.split()[1]))
+    return found
+
+
+def children(pid: int) -> list[int]:
+    return [child for child, (_, parent) in processes().items() if parent == pid]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process, or None once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak resident set) of a process, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in {"VmRSS", "VmHWM"}:
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
