@@ -23,6 +23,7 @@ from annotate import errors as annotate_errors
 from generation import errors as generation_errors
 from generation.selectors import user_is_researcher
 from parity.auth import BearerTokenAuthentication
+from parity.rates import rate_split
 
 # ------------------------------------------------------------------------------
 # Who may call it
@@ -44,10 +45,6 @@ class IsResearcher(permissions.BasePermission):
 # ------------------------------------------------------------------------------
 # Rate limit
 # ------------------------------------------------------------------------------
-_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 class TokenWriteThrottle(throttling.SimpleRateThrottle):
     """Writes (POST, PUT, PATCH, DELETE) made with a personal token, counted per user.
 
@@ -64,8 +61,7 @@ class TokenWriteThrottle(throttling.SimpleRateThrottle):
     def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
         if rate is None:
             return None, None
-        count, multiple, unit = _RATE.fullmatch(rate).groups()
-        return int(count), int(multiple or 1) * _SECONDS[unit]
+        return rate_split(rate)
 
     def get_cache_key(self, request, view) -> str | None:
         if request.method in permissions.SAFE_METHODS:

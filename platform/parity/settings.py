@@ -6,12 +6,13 @@ SQLite and media under `var/`, and a Celery broker that needs no server.
 """
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from parity.rates import rate_split
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -163,21 +164,18 @@ elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
 else:
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://HOST:PORT/DB (or leave it unset)")
 
-_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
-
-
 def env_rate(name: str, default: str) -> str | None:
     """A rate like "30/m" or "10/5m"; None (no limit) for "0", "0/m" or an explicitly empty value."""
     value = os.environ.get(name)
     value = default if value is None else value.strip()
     if value in {"", "0"}:
         return None
-    match = _RATE.fullmatch(value)
-    if match is None or match.group(2) == "0":
+    split = rate_split(value)
+    if split is None:
         raise ImproperlyConfigured(
             f"{name}={value!r} is not a rate: use requests/period, e.g. 30/m, 500/h or 10/5m (0 turns it off)"
         )
-    return None if match.group(1) == "0" else value
+    return None if split[0] == 0 else value
 
 
 PARITY_RATE_JOIN = env_rate("PARITY_RATE_JOIN", "30/m")
