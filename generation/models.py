@@ -253,12 +253,8 @@ class ImportJob(models.Model):
         CORPUS = "corpus"
         SAMPLES = "samples"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    # The same life cycle as a generation job.
+    Status = GenerationJob.Status
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="import_jobs")
     kind = models.CharField(max_length=10, choices=Kind.choices)
