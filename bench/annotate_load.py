@@ -382,6 +382,33 @@ def db_checks(slug: str, acked: list[str]) -> None:
     _ = Q
 
 
+def profile(slug: str, cycles: int) -> None:
+    """cProfile of `cycles` htmx cycles of one annotator through the WSGI handler, in-process:
+    where a cycle's server CPU goes (the queries' own time is PostgreSQL's)."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    client = Client()
+    client.get(f"/s/{slug}/", {"PROLIFIC_PID": "bench-profile"})
+    client.post(f"/s/{slug}/consent/")
+    token = TOKEN.search(client.get(f"/s/{slug}/trial/").content.decode()).group(1)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(cycles):
+        html = client.post(f"/s/{slug}/trial/", {"token": token, "choice": "left", "client_ms": "800"},
+                           headers={"HX-Request": "true"}).content.decode()
+        token = TOKEN.search(html).group(1)
+    profiler.disable()
+    wall = (time.perf_counter() - started) / cycles * 1000
+    print(f"\n== --profile: {cycles} htmx cycles in-process, {wall:.2f} ms wall per cycle (profiler on)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
+
+
 def explain(slug: str) -> None:
     """One htmx cycle of an annotator who has already judged a lot, in-process: its queries."""
     from django.db import connection
@@ -445,6 +472,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="cycles/s offered in the paced phase")
     parser.add_argument("--debug", action="store_true", help="run gunicorn with DJANGO_DEBUG=1 (dev default)")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--profile", type=int, default=0, metavar="CYCLES",
+                        help="also cProfile this many htmx cycles in-process")
     parser.add_argument("--no-analyze", action="store_true", help="skip ANALYZE after the bulk load")
     args = parser.parse_args()
 
@@ -457,6 +486,9 @@ def main() -> None:
         os.environ["DATABASE_URL"] = postgres.url
         os.environ["PARITY_VAR_DIR"] = str(var)
         os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
+        # Simulated annotators judge far faster than people and all share one address:
+        # the limits stay on (their counting is part of every request) but high.
+        os.environ.update(PARITY_RATE_SUBMIT="100000/m", PARITY_RATE_JOIN="100000/m")
         import django
 
         django.setup()
@@ -472,10 +504,7 @@ def main() -> None:
         connections.close_all()
 
         port = free_port()
-        # Simulated annotators judge far faster than people and all share one address:
-        # the limits stay on (their counting is part of every request) but high.
-        env = dict(os.environ, DJANGO_DEBUG="1" if args.debug else "0",
-                   PARITY_RATE_SUBMIT="100000/m", PARITY_RATE_JOIN="100000/m")
+        env = dict(os.environ, DJANGO_DEBUG="1" if args.debug else "0")
         if args.workers is not None:
             env["WEB_CONCURRENCY"] = str(args.workers)
         if args.threads is not None:
@@ -504,6 +533,8 @@ def main() -> None:
         db_checks(slug, acked)
         if args.explain:
             explain(slug)
+        if args.profile:
+            profile(slug, args.profile)
         print(f"\n(gunicorn log: {var / 'gunicorn.log'}; client and server share the machine's cores)")
     finally:
         gunicorn_stop(gunicorn)
