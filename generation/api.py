@@ -128,7 +128,8 @@ CORPUS_EXAMPLE = {
         description=(
             "multipart/form-data with `workspace`, `name`, optional `description` and `file`: a tar or zip "
             "with captions.jsonl or captions.csv at its top (the folder layout `manage.py import_corpus` "
-            "reads), or a WebDataset shard. All or nothing unless `?skip_bad=true`. An archive of at most "
+            "reads), a WebDataset shard, or a JSONL bundle: one `{\"key\", \"caption\", \"image\"}` per line, "
+            "the image base64 (plain or a data: URI). All or nothing unless `?skip_bad=true`. An archive of at most "
             "PARITY_API_INLINE_IMPORT_MAX images is imported during the request (201, with the counts); a "
             "larger one by a worker (202, the import job, its URL in Location)."
         ),

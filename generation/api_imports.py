@@ -145,10 +145,11 @@ class GeneratorSamples(UploadView, generics.ListAPIView):
 
 @extend_schema(
     tags=["samples"],
-    summary="Upload a bundle of samples: a tar or zip with manifest.jsonl (owner or member)",
+    summary="Upload a bundle of samples: a tar or zip with manifest.jsonl, or a JSONL bundle (owner or member)",
     description=(
         "multipart/form-data with `file`: the layout `manage.py import_samples` reads, one "
-        '`{"key", "file", "seed"}` per manifest line. All or nothing unless `?skip_bad=true`. A bundle '
+        '`{"key", "file", "seed"}` per manifest line; or a JSONL bundle, one `{"key", "seed", "image"}` '
+        "per line with the image base64 (plain or a data: URI). All or nothing unless `?skip_bad=true`. A bundle "
         "of at most PARITY_API_INLINE_IMPORT_MAX images is imported during the request (201, with the "
         "counts); a larger one by a worker (202, the import job, its URL in Location)."
     ),

@@ -105,12 +105,13 @@ class ReceivedArchive:
 
 
 def received_archive(upload) -> ReceivedArchive:
-    """The uploaded bundle, recognised by its content: a tar (compressed or not) or a zip, else 415."""
+    """The uploaded bundle, recognised by its content: a tar (compressed or not), a zip or a
+    JSONL bundle, else 415."""
     path = Path(upload.temporary_file_path())
     found = archive_format(path)
     if found is None:
         raise exceptions.UnsupportedMediaType(
-            upload.content_type or "", detail=f"{upload.name}: not a tar or zip archive."
+            upload.content_type or "", detail=f"{upload.name}: not a tar or zip archive, nor a JSONL bundle."
         )
     try:
         name = get_valid_filename(Path(upload.name).name)
@@ -120,6 +121,8 @@ def received_archive(upload) -> ReceivedArchive:
         name += ".zip"
     if found == "tar" and not name.endswith((".tar", ".tar.gz", ".tgz")):
         name += ".tar"
+    if found == "jsonl" and not name.endswith(".jsonl"):
+        name += ".jsonl"
     return ReceivedArchive(upload=upload, name=name, images=archive_image_count(path, archive_format=found))
 
 

@@ -122,17 +122,26 @@ class Archive:
 
 
 def archive_format(path: Path) -> str | None:
-    """"zip" or "tar" (compressed or not) by the file's content, None for anything else."""
+    """"zip", "tar" (compressed or not) or "jsonl" (a JSONL bundle, images inline) by the
+    file's content, None for anything else."""
     if zipfile.is_zipfile(path):
         return "zip"
     try:
-        return "tar" if tarfile.is_tarfile(path) else None
+        if tarfile.is_tarfile(path):
+            return "tar"
     except (OSError, EOFError):
         return None
+    with path.open("rb") as handle:
+        start = handle.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return "jsonl" if start.startswith(b"{") else None
 
 
 def archive_image_count(path: Path, *, archive_format: str) -> int:
-    """How many image files (by extension) a "tar" or "zip" holds: a record count known before any import."""
+    """How many images a "tar" or "zip" (image files by extension) or a "jsonl" bundle (its
+    non-blank lines) holds: a record count known before any import."""
+    if archive_format == "jsonl":
+        with path.open("rb") as lines:
+            return sum(1 for line in lines if line.strip())
     try:
         if archive_format == "zip":
             with zipfile.ZipFile(path) as archive:

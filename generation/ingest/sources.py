@@ -7,7 +7,11 @@ Formats:
   caption, optional `KEY.json`), one shard, a folder of shards or a glob;
 - a tar or zip archive with `captions.jsonl` or `captions.csv` at its top, laid out
   like the folder (what the API receives as an upload);
-- a sample bundle: a folder, tar or zip with `manifest.jsonl` (key, file, seed).
+- a sample bundle: a folder, tar or zip with `manifest.jsonl` (key, file, seed);
+- a JSONL bundle: one `.jsonl` file whose lines carry their image inline, base64 in
+  the field `image` (plain or as a `data:image/png;base64,...` URI) — key, caption,
+  image for a corpus (other fields become meta), key, seed, image for samples. What
+  a notebook writes without building an archive.
 
 A bad record becomes a `Rejection` naming its file and line or archive member, so one
 import can report every problem at once. Archive members are read, never extracted,
@@ -15,6 +19,8 @@ and links, devices and paths outside the archive are refused outright
 (`generation.ingest.archives`).
 """
 
+import base64
+import binascii
 import csv
 import glob
 import io
@@ -37,6 +43,7 @@ from generation.ingest.archives import (
 CORPUS_INDEXES = ("captions.jsonl", "captions.csv")
 INDEX_FIELDS = ("key", "caption", "file")
 MANIFEST = "manifest.jsonl"
+INLINE_IMAGE = "image"
 
 
 @dataclass
@@ -72,6 +79,8 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
                 f"{source}: no captions.jsonl, captions.csv or .tar shards in this folder"
             )
         return _webdataset(shards, max_bytes=max_bytes)
+    if path.is_file() and is_jsonl_name(source):
+        return _jsonl_corpus(path, max_bytes=max_bytes)
     if path.is_file() and (is_zip_name(source) or (is_tar_name(source) and _has_corpus_index(path))):
         return _archive_corpus(path, max_bytes=max_bytes)
     shards = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
@@ -120,6 +129,23 @@ def _archive_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejectio
         else:
             rows = _csv_rows(io.StringIO(text, newline=""), index)
         yield from _index_records(rows, lambda name, origin: archive.read(archive.resolve(name, origin), origin))
+
+
+def _jsonl_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    """A corpus in one JSONL file: key, caption and the image inline, line by line."""
+    with path.open(encoding="utf-8-sig") as lines:
+        for origin, row in _jsonl_rows(lines, path):
+            if isinstance(row, Rejection):
+                yield row
+                continue
+            try:
+                key, caption = (_text_field(row, field, origin) for field in ("key", "caption"))
+                data = _inline_image(row, origin, max_bytes)
+            except Rejection as rejection:
+                yield rejection
+                continue
+            meta = {k: v for k, v in row.items() if k not in ("key", "caption", INLINE_IMAGE)}
+            yield Record(key=key, caption=caption, data=data, meta=meta, origin=origin)
 
 
 def _jsonl_rows(lines, index) -> Iterator[tuple[str, dict | Rejection]]:
@@ -251,9 +277,11 @@ def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
         return _folder_bundle(path, manifest, max_bytes=max_bytes)
     if path.is_file() and (is_tar_name(source) or is_zip_name(source)):
         return _archive_bundle(path, max_bytes=max_bytes)
+    if path.is_file() and is_jsonl_name(source):
+        return _jsonl_bundle(path, max_bytes=max_bytes)
     if not path.exists():
         raise IngestError(f"{source}: no such file or folder")
-    raise IngestError(f"{source}: not a folder or a .tar bundle (or .zip)")
+    raise IngestError(f"{source}: not a folder, a .tar or .zip bundle, or a .jsonl bundle")
 
 
 def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
@@ -295,12 +323,33 @@ def _archive_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejectio
             yield Record(key=key, seed=seed, data=data, origin=f"{origin} ({name})")
 
 
+def _jsonl_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+    """Samples in one JSONL file: key, seed and the image inline, line by line."""
+    with path.open(encoding="utf-8-sig") as lines:
+        for number, line in _numbered_lines(lines, path):
+            origin = f"{path}:{number}"
+            try:
+                row = _json_object(line, origin)
+                key, seed = _item_key(row, origin), _seed(row, origin)
+                data = _inline_image(row, origin, max_bytes)
+            except Rejection as rejection:
+                yield rejection
+                continue
+            yield Record(key=key, seed=seed, data=data, origin=origin)
+
+
 def _manifest_entry(line: str, origin: str) -> tuple[str, str, int]:
     row = _json_object(line, origin)
+    return _item_key(row, origin), _text_field(row, "file", origin), _seed(row, origin)
+
+
+def _item_key(row: dict, origin: str) -> str:
     if "key" not in row and "item_key" in row:
         row["key"] = row.pop("item_key")
-    key = _text_field(row, "key", origin)
-    name = _text_field(row, "file", origin)
+    return _text_field(row, "key", origin)
+
+
+def _seed(row: dict, origin: str) -> int:
     if "seed" not in row:
         raise Rejection(origin, "missing field 'seed'")
     seed = row["seed"]
@@ -308,7 +357,7 @@ def _manifest_entry(line: str, origin: str) -> tuple[str, str, int]:
         raise Rejection(origin, f"field 'seed' must be an integer, got {seed!r}")
     if not -(2**63) <= seed < 2**63:
         raise Rejection(origin, "field 'seed' does not fit in 64 bits")
-    return key, name, seed
+    return seed
 
 
 # ------------------------------------------------------------------------------
@@ -344,6 +393,27 @@ def _text_field(row: dict, name: str, origin: str) -> str:
     if not isinstance(value, str):
         raise Rejection(origin, f"field {name!r} must be a string, got {type(value).__name__}")
     return value
+
+
+def _inline_image(row: dict, origin: str, max_bytes: int) -> bytes:
+    """The image a JSONL line carries in its `image` field: base64, plain or as a data: URI."""
+    value = _text_field(row, INLINE_IMAGE, origin)
+    if value.startswith("data:"):
+        header, comma, value = value.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise Rejection(origin, "field 'image': a data: URI must be base64 (data:image/png;base64,...)")
+    # Checked before decoding, so that an oversized line costs no memory beyond itself.
+    size = len(value) * 3 // 4 - value.endswith("=") - value.endswith("==")
+    if size > max_bytes:
+        raise Rejection(origin, f"field 'image' holds about {size:,} bytes, over the limit of {max_bytes:,} bytes")
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Rejection(origin, f"field 'image' is not valid base64 ({exc})") from None
+
+
+def is_jsonl_name(name: str) -> bool:
+    return name.endswith(".jsonl")
 
 
 def _inside(root: Path, name: str, origin: str) -> Path:

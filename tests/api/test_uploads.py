@@ -3,6 +3,7 @@
 Every refusal leaves nothing behind: no rows, no stored files, no kept upload.
 """
 
+import base64
 import io
 import json
 import zipfile
@@ -245,7 +246,7 @@ def test_bundle_that_is_no_archive_is_415(api, generator):
     upload = SimpleUploadedFile("bundle.tar", b"just some text")
     response = api.post(samples_url(generator, bundle=True), {"file": upload}, format="multipart")
     assert response.status_code == 415
-    assert response.json()["error"]["message"] == "bundle.tar: not a tar or zip archive."
+    assert response.json()["error"]["message"] == "bundle.tar: not a tar or zip archive, nor a JSONL bundle."
 
 
 def test_bundle_over_the_upload_cap_is_413(api, generator, tmp_path, settings, media_root):
@@ -439,3 +440,83 @@ def test_large_corpus_is_a_job(api, lab, inline_max, django_capture_on_commit_ca
     corpus = Corpus.objects.get(name="photos")
     assert (job["kind"], job["corpus"], job["created"]) == ("corpus", corpus.pk, 3)
     assert corpus.source == "photos.zip"
+
+
+# ------------------------------------------------------------------------------
+# JSONL bundles: images inline, one line each
+# ------------------------------------------------------------------------------
+
+
+def jsonl_file(name, rows):
+    return SimpleUploadedFile(name, "".join(json.dumps(row) + "\n" for row in rows).encode(),
+                              content_type="application/jsonl")
+
+
+def inline(data, uri=False):
+    encoded = base64.b64encode(data).decode()
+    return f"data:image/png;base64,{encoded}" if uri else encoded
+
+
+def test_create_a_corpus_from_a_jsonl_bundle(api, lab):
+    pairs = b.pairs(3)
+    rows = [{"key": p.key, "caption": p.caption, "image": inline(p.data, uri=i == 0), "licence": "CC0"}
+            for i, p in enumerate(pairs)]
+    response = api.post("/api/v1/corpora/", {"workspace": "lab", "name": "inline", "file": jsonl_file("c.jsonl", rows)},
+                        format="multipart")
+    assert response.status_code == 201, response.json()
+    items = {i.key: i for i in Item.objects.filter(corpus__name="inline")}
+    assert sorted(items) == [p.key for p in pairs]
+    assert items[pairs[1].key].caption == pairs[1].caption and items[pairs[1].key].meta == {"licence": "CC0"}
+    with items[pairs[0].key].image.open("rb") as stored:
+        assert stored.read() == pairs[0].data
+
+
+def test_jsonl_corpus_with_bad_lines_names_each_and_writes_nothing(api, lab, media_root):
+    pairs = b.pairs(4)
+    rows = [
+        {"key": pairs[0].key, "caption": pairs[0].caption, "image": inline(pairs[0].data)},
+        {"key": pairs[1].key, "caption": pairs[1].caption, "image": "not base64!"},
+        {"key": pairs[2].key, "image": inline(pairs[2].data)},
+        {"key": pairs[3].key, "caption": pairs[3].caption, "image": inline(b.NOT_AN_IMAGE)},
+    ]
+    response = api.post("/api/v1/corpora/", {"workspace": "lab", "name": "inline", "file": jsonl_file("c.jsonl", rows)},
+                        format="multipart")
+    assert response.status_code == 400
+    details = {d["origin"]: d["reason"] for d in response.json()["error"]["details"]}
+    assert details["c.jsonl:2"].startswith("field 'image' is not valid base64")
+    assert details["c.jsonl:3"] == "missing field 'caption'"
+    assert details["c.jsonl:4"] == "not an image (Pillow cannot identify it)"
+    assert "c.jsonl:1" not in details
+    assert not Corpus.objects.filter(name="inline").exists()
+    assert b.stored_files(media_root) == []
+
+
+def test_jsonl_image_over_the_cap_is_refused_before_decoding(api, lab, settings, media_root):
+    settings.PARITY_MAX_IMAGE_BYTES = 1000
+    rows = [{"key": "big", "caption": "c", "image": base64.b64encode(b"x" * 4000).decode()}]
+    response = api.post("/api/v1/corpora/", {"workspace": "lab", "name": "inline", "file": jsonl_file("c.jsonl", rows)},
+                        format="multipart")
+    assert response.status_code == 400
+    [detail] = response.json()["error"]["details"]
+    assert detail == {"origin": "c.jsonl:1", "reason": "field 'image' holds about 4,000 bytes, over the limit of 1,000 bytes"}
+
+
+def test_sample_bundle_as_jsonl(api, generator):
+    rows = [{"key": e.key, "seed": e.seed, "image": inline(e.data)} for e in good_entries(3)]
+    response = api.post(samples_url(generator, bundle=True), {"file": jsonl_file("samples.jsonl", rows)},
+                        format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["created"] == 3
+    assert sorted(Sample.objects.filter(generator=generator).values_list("item__key", "seed")) == [
+        ("0001", 0), ("0002", 0), ("0003", 0)]
+
+
+def test_large_jsonl_corpus_is_a_job(api, lab, inline_max, django_capture_on_commit_callbacks):
+    rows = [{"key": p.key, "caption": p.caption, "image": inline(p.data)} for p in b.pairs(3)]
+    with django_capture_on_commit_callbacks():
+        response = api.post("/api/v1/corpora/", {"workspace": "lab", "name": "inline",
+                                                 "file": jsonl_file("c.jsonl", rows)}, format="multipart")
+    assert response.status_code == 202
+    assert response.json()["total"] == 3
+    assert import_job_task(response.json()["id"]) == "succeeded"
+    assert Item.objects.filter(corpus__name="inline").count() == 3

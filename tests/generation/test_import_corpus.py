@@ -481,3 +481,19 @@ def test_an_index_saved_with_a_byte_order_mark_imports(workspace, tmp_path, inde
     _, result = run_import(workspace, folder)
     assert result.created == 2
     assert sorted(Item.objects.values_list("key", flat=True)) == sorted(p.key for p in items)
+
+
+def test_a_jsonl_bundle_imports_from_the_cli_path(tmp_path, workspace, media_root):
+    """The CLI reads a .jsonl bundle through the same reader as the API upload."""
+    import base64
+    import json
+
+    pairs = b.pairs(2)
+    path = tmp_path / "inline.jsonl"
+    path.write_text("".join(
+        json.dumps({"key": p.key, "caption": p.caption, "image": base64.b64encode(p.data).decode()}) + "\n"
+        for p in pairs
+    ) + "\n")
+    corpus, result = services.corpus_import(workspace=workspace, name="inline", source=str(path))
+    assert result.created == 2
+    assert sorted(corpus.items.values_list("key", "caption")) == sorted((p.key, p.caption) for p in pairs)

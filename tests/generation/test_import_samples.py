@@ -282,7 +282,7 @@ def test_manifest_pointing_at_a_hostile_member_is_refused(tmp_path, corpus, gene
     ("folder without manifest", "no manifest.jsonl in this folder"),
     ("tar without manifest", "no manifest.jsonl at the top of the archive"),
     ("missing path", "no such file or folder"),
-    ("not a bundle", "not a folder or a .tar bundle"),
+    ("not a bundle", "not a folder, a .tar or .zip bundle, or a .jsonl bundle"),
 ])
 def test_source_that_is_not_a_bundle(tmp_path, corpus, generator, corpus_files, media_root, layout, reason):
     source = tmp_path / "source"
