@@ -28,6 +28,11 @@ issued_at           when the trial was issued to the annotator, ISO 8601 in UTC
 judged_at           when the judgment was recorded, ISO 8601 in UTC
 =================== ============================================================
 
+In CSV, a generator name or item key that begins with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return gets a leading ``'``, so that a spreadsheet opening the file shows
+it as text instead of running it as a formula (CSV injection); JSONL carries every
+value exactly.
+
 Timestamps carry microseconds and a ``+00:00`` offset. In CSV every value is text
 (``true``/``false`` for chose_generated); in JSONL ids and times are numbers,
 chose_generated is a boolean, and empty values are null.
@@ -187,6 +192,14 @@ def export_rows(*, study: Study, filters: ExportFilters = ExportFilters()) -> It
             )
 
 
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+_FORMULA_START = frozenset("=+-@\t\r")
+
+
+def _as_text(value: str | None) -> str | None:
+    return "'" + value if value and value[0] in _FORMULA_START else value
+
+
 class _Lines(list):
     """Where the CSV writer puts each formatted line. A StringIO would keep a buffer of
     four bytes per character of its largest chunk, never shrunk by truncate()."""
@@ -202,10 +215,11 @@ def export_csv(*, study: Study, filters: ExportFilters = ExportFilters()) -> Ite
     yield lines.pop().encode()
     slug = study.slug
     verdict = {True: "true", False: "false"}
+    start = _FORMULA_START
     for chunk in _chunks(study, filters):
         writer.writerows(
             (
-                jid, slug, trial, kind, gname, gid, key, ref, choice,
+                jid, slug, trial, kind, _as_text(gname), gid, ("'" + key) if key[:1] in start else key, ref, choice,
                 verdict[choice != ref] if kind == _GENERATED else "",
                 cms, sms, who, issued, judged,
             )

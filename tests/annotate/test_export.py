@@ -135,6 +135,20 @@ def test_jsonl_lines_parse_with_types(study):
     assert rows[1]["judged_at"] == "2025-05-02T09:00:00.000000+00:00"
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(study):
+    Generator.objects.filter(pk=study.g0.pk).update(name='=HYPERLINK("http://evil","x")')
+    Item.objects.filter(corpus=study.corpus, key="k1").update(key="+k1")
+    Item.objects.filter(corpus=study.corpus, key="k2").update(key="@k2")
+    client = member_client(study)
+    rows = csv_rows(client.get(URL.format("exp"), {"format": "csv"}))
+    assert [row["generator"] for row in rows] == ["'=HYPERLINK(\"http://evil\",\"x\")", "exp-g1", "", "",
+                                                  "'=HYPERLINK(\"http://evil\",\"x\")"]
+    assert [row["item_key"] for row in rows] == ["k0", "'+k1", "'@k2", "k3", "k5"]
+    exact = [json.loads(line) for line in body(client.get(URL.format("exp"), {"format": "jsonl"})).splitlines()]
+    assert exact[0]["generator"] == '=HYPERLINK("http://evil","x")'
+    assert [row["item_key"] for row in exact] == ["k0", "+k1", "@k2", "k3", "k5"]
+
+
 def test_csv_is_the_default_format(study):
     response = member_client(study).get(URL.format("exp"))
     assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
