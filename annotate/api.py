@@ -205,9 +205,11 @@ STUDY_REQUEST = {
     "exposure_ms": None, "break_every": 20, "practice_trials": 3,
     "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
     "completion_code": "C1A2B3",
+    "exclude_catch_accuracy_below": 0.8, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
+    "exclude_side_bias": False, "exclude_agreement_below": None, "target_half_width": 0.05,
 }
 STUDY_EXAMPLE = {
-    "id": 4, **STUDY_REQUEST, "status": "draft",
+    "id": 4, **STUDY_REQUEST, "generators_done": [], "status": "draft",
     "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0},
     "links": {
         "invite_url": "http://127.0.0.1:8000/s/coco-ladder/",

@@ -97,6 +97,34 @@ class Study(models.Model):
         help_text="The presentation policy both images of every trial went through.",
     )
     completion_code = models.CharField(max_length=100, blank=True)
+    # Exclusion rules: applied when the study is analysed, never by deleting data. A
+    # blank threshold switches its rule off.
+    exclude_catch_accuracy_below = models.FloatField(
+        null=True, blank=True, default=0.8,
+        help_text="Exclude annotators whose catch-trial accuracy is below this share.",
+    )
+    exclude_fast_share_above = models.FloatField(
+        null=True, blank=True, default=0.2,
+        help_text="Exclude annotators with more than this share of answers under fast_response_ms.",
+    )
+    fast_response_ms = models.PositiveIntegerField(
+        default=400, help_text="A client response time under this counts as too fast to have looked."
+    )
+    exclude_side_bias = models.BooleanField(
+        default=False, help_text="Exclude annotators with a significant side bias (Bonferroni-corrected)."
+    )
+    exclude_agreement_below = models.FloatField(
+        null=True, blank=True, help_text="Exclude annotators agreeing with the majority on shared trials below this share."
+    )
+    # Planning: analysis writes `generators_done`; the assignment engine only reads it.
+    target_half_width = models.FloatField(
+        null=True, blank=True,
+        help_text="Stop serving a generator once its 95% interval is at most this half-width; blank never stops.",
+    )
+    generators_done = models.JSONField(
+        default=list, blank=True,
+        help_text="Ids of generators whose interval is narrow enough (written by the analysis): no more of their trials are issued.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -116,6 +144,13 @@ class Study(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["draft", "open", "closed"]), name="study_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(exclude_catch_accuracy_below__isnull=True) | Q(exclude_catch_accuracy_below__range=(0, 1)))
+                & (Q(exclude_fast_share_above__isnull=True) | Q(exclude_fast_share_above__range=(0, 1)))
+                & (Q(exclude_agreement_below__isnull=True) | Q(exclude_agreement_below__range=(0, 1)))
+                & (Q(target_half_width__isnull=True) | Q(target_half_width__gt=0)),
+                name="study_analysis_settings_valid",
             ),
         ]
 

@@ -23,6 +23,8 @@ CONFIG_FIELDS = [
     "judgments_per_trial", "catch_rate", "calibration_rate", "quota_per_annotator",
     "assignment_timeout_seconds", "exposure_ms", "break_every", "practice_trials",
     "presentation_policy", "completion_code",
+    "exclude_catch_accuracy_below", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
+    "exclude_agreement_below", "target_half_width",
 ]
 POLICY_FIELDS = tuple(PresentationPolicy().to_dict())
 
@@ -103,6 +105,34 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         min_value=0, max_value=50, required=False,
         help_text="Practice trials with feedback before the study (default 3); their items are set aside.",
     )
+    exclude_catch_accuracy_below = serializers.FloatField(
+        min_value=0, max_value=1, required=False, allow_null=True,
+        help_text="Exclusion rule: catch-trial accuracy below this share (default 0.8); null switches it off.",
+    )
+    exclude_fast_share_above = serializers.FloatField(
+        min_value=0, max_value=1, required=False, allow_null=True,
+        help_text="Exclusion rule: more than this share of answers under fast_response_ms (default 0.2); "
+        "null switches it off.",
+    )
+    fast_response_ms = serializers.IntegerField(
+        min_value=0, max_value=60_000, required=False,
+        help_text="A response faster than this many milliseconds counts as too fast (default 400).",
+    )
+    exclude_side_bias = serializers.BooleanField(
+        required=False, help_text="Exclusion rule: a significant side bias (default false)."
+    )
+    exclude_agreement_below = serializers.FloatField(
+        min_value=0, max_value=1, required=False, allow_null=True,
+        help_text="Exclusion rule: agreeing with the majority on shared trials below this share (default off).",
+    )
+    target_half_width = serializers.FloatField(
+        min_value=0.001, max_value=0.5, required=False, allow_null=True,
+        help_text="Stop serving a generator once its 95% interval half-width is at most this (default: never).",
+    )
+    generators_done = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True,
+        help_text="Generators no longer served: their interval reached target_half_width.",
+    )
     presentation_policy = serializers.JSONField(
         required=False,
         help_text='How both images are rendered: {"size": 512, "aspect": "1:1", "crop": "center", '
@@ -114,7 +144,8 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Study
-        fields = ["id", "workspace", "slug", *CONFIG_FIELDS, "status", "trials", "links", "created_at"]
+        fields = ["id", "workspace", "slug", *CONFIG_FIELDS, "generators_done", "status", "trials", "links",
+                  "created_at"]
         # A slug clash is the service's to report (409 name_taken), race-free.
         validators = []
 

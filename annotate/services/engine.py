@@ -248,7 +248,9 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
         # after, so that one added to a running study joins the rotation.
         for generator_id in study.generators.values_list("id", flat=True):
             counts.setdefault(str(generator_id), 0)
-    tops = _neediest_per_generator(study, annotator, [int(g) for g in counts])
+    # Generators whose interval is already narrow enough (analysis writes the list) are skipped.
+    done = set(study.generators_done or ())
+    tops = _neediest_per_generator(study, annotator, [int(g) for g in counts if int(g) not in done])
     if not tops:
         return None
     ranked = sorted(tops, key=lambda row: (row[1], counts.get(str(row[0]), 0), _tie_break.random()))
@@ -257,6 +259,12 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
         if trial is not None:
             return trial
     # Every surveyed tier is being claimed by others right now: any candidate will do.
+    if done:
+        for generator_id, _ in ranked:
+            trial = _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=generator_id)
+            if trial is not None:
+                return trial
+        return None
     return _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=ANY_GENERATOR)
 
 

@@ -177,6 +177,21 @@ def test_generators_are_balanced_within_an_annotator(db):
     assert sorted(seen.values()) == [10, 10, 10]
 
 
+def test_a_generator_marked_done_is_no_longer_served(db):
+    study = opened(generators=3, items=30, k=5)
+    first, second = annotators(2)
+    before = Counter(judge(study, first).trial.sample.generator_id for _ in range(6))
+    done = sorted(before)[0]
+    study.generators_done = [done]
+    study.save(update_fields=["generators_done"])
+    after = Counter(judge(study, person).trial.sample.generator_id for person in (first, second) for _ in range(12))
+    assert len(before) == 3 and done not in after
+    assert sorted(after.values()) == [12, 12]
+    study.generators_done = [g for g in before]
+    study.save(update_fields=["generators_done"])
+    assert judge(study, first) is None
+
+
 def test_controls_are_mixed_in(db):
     study = opened(generators=1, items=20, k=1, catch_rate=0.25, calibration_rate=0.25)
     kinds = Counter()

@@ -61,7 +61,9 @@ def config(studio, **changes) -> dict:
         "catch_rate": 0.2, "calibration_rate": 0.2, "quota_per_annotator": 10,
         "assignment_timeout_seconds": 300, "exposure_ms": 1500, "break_every": 5, "practice_trials": 1,
         "presentation_policy": {"size": 256, "aspect": "4:3", "crop": "pad", "format": "PNG", "quality": 80},
-        "completion_code": "DONE42", **changes,
+        "completion_code": "DONE42", "exclude_catch_accuracy_below": 0.75, "exclude_fast_share_above": None,
+        "fast_response_ms": 300, "exclude_side_bias": True, "exclude_agreement_below": 0.6,
+        "target_half_width": 0.04, **changes,
     }
 
 
@@ -86,7 +88,7 @@ def test_create_with_the_full_configuration(api, studio):
     assert response.status_code == 201, response.json()
     created = response.json()
     assert created == {
-        **body, "id": created["id"], "status": "draft",
+        **body, "id": created["id"], "status": "draft", "generators_done": [],
         "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0},
         "links": {
             "invite_url": "http://testserver/s/ladder/", "prolific_url": f"http://testserver/s/ladder/?{PROLIFIC}",
@@ -98,6 +100,8 @@ def test_create_with_the_full_configuration(api, studio):
     assert set(study.generators.all()) == set(studio["lab"]["generators"])
     assert (study.question, study.exposure_ms, study.break_every, study.completion_code) == ("realism", 1500, 5, "DONE42")
     assert study.policy == PresentationPolicy(size=256, aspect="4:3", crop="pad", format="PNG", quality=80)
+    assert (study.exclude_catch_accuracy_below, study.exclude_fast_share_above, study.fast_response_ms,
+            study.exclude_side_bias, study.target_half_width) == (0.75, None, 300, True, 0.04)
     assert api.get("/api/v1/studies/ladder/").json() == created
 
 
@@ -107,6 +111,8 @@ def test_create_keeps_defaults_and_fills_the_policy(api, studio):
     created = api.post("/api/v1/studies/", body, format="json").json()
     assert created["generators"] == [] and created["question"] == "preference"
     assert (created["judgments_per_trial"], created["catch_rate"], created["practice_trials"]) == (3, 0.1, 3)
+    assert (created["exclude_catch_accuracy_below"], created["exclude_fast_share_above"], created["fast_response_ms"],
+            created["exclude_side_bias"], created["target_half_width"]) == (0.8, 0.2, 400, False, None)
     assert created["presentation_policy"] == PresentationPolicy(size=384).to_dict()
     custom = api.post("/api/v1/studies/", {**body, "slug": "custom", "question": "custom",
                                            "question_text": "Which looks sharper?"}, format="json")
@@ -240,6 +246,8 @@ def test_progress(api, studio):
         ({"calibration_rate": -0.1}, "calibration_rate", "min_value"),
         ({"judgments_per_trial": 0}, "judgments_per_trial", "min_value"),
         ({"slug": "not a slug"}, "slug", "invalid"),
+        ({"exclude_catch_accuracy_below": 80}, "exclude_catch_accuracy_below", "max_value"),
+        ({"target_half_width": 0}, "target_half_width", "min_value"),
         ({"workspace": "other"}, "workspace", "does_not_exist"),
     ],
 )
