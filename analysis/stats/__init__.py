@@ -1,1 +1,108 @@
-"""Pure numpy/scipy statistics of judgments: no Django, no project imports."""
+"""Pure numpy/scipy statistics of judgments: no Django, no project imports.
+
+Modules, by question:
+
+- judgments    the input: `Judgments`, equal-length columns, one row per judgment
+- rates        preference rate per generator, position-balanced, clustered intervals
+- bootstrap    the vectorised two-way (prompt x annotator) cluster bootstrap
+- sandwich     Cameron-Gelbach-Miller two-way cluster-robust variance
+- proportions  Wilson interval and exact binomial tests (no clustering)
+- calibration  calibration rate, side bias, drift over sessions
+- quality      annotator quality; agreement: Fleiss' kappa, Krippendorff's alpha
+- exclusions   exclusion rules applied at analysis time, exclusion-rate jumps
+- fits, forms, optimize   scaling-law fits (batched L-BFGS) with prompt bootstrap
+- alignment    rank correlation of human rates with automatic metrics
+- planning     judgments and prompts needed for a target interval half-width
+- marginal     from logit-scale effects to marginal rates
+- mixed        cross-check: crossed random-effects logistic model, marginalised
+- simulate     simulated studies with a known truth
+- study        one call: quality, exclusions, rates with and without them
+"""
+
+from analysis.stats.agreement import Agreement, agreement, krippendorff_alpha_nominal, majority_agreement
+from analysis.stats.alignment import Alignment, kendall_rows, metric_alignment, spearman_rows
+from analysis.stats.bootstrap import cluster_weights, percentile_interval, two_way_sums
+from analysis.stats.calibration import (
+    Calibration,
+    Drift,
+    SideBias,
+    calibration_rate,
+    session_drift,
+    side_bias,
+)
+from analysis.stats.exclusions import ExclusionJump, ExclusionRules, Exclusions, apply_exclusions, exclusion_jump
+from analysis.stats.fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, series_counts, x_at_gap
+from analysis.stats.forms import FORMS, Form
+from analysis.stats.judgments import CALIBRATION, CATCH, GENERATED, KINDS, Judgments, factorize
+from analysis.stats.marginal import intercept_for_rate, marginal_rate
+from analysis.stats.mixed import MixedModelRates, mixed_model_rates
+from analysis.stats.optimize import BatchResult, lbfgs
+from analysis.stats.planning import Plan, generators_done, plan_judgments
+from analysis.stats.proportions import binomial_test_half, two_proportion_test, wilson_interval
+from analysis.stats.quality import AnnotatorQuality, annotator_quality
+from analysis.stats.rates import RateTable, balanced_rates, preference_rates
+from analysis.stats.sandwich import ClusterVariance, cluster_variance
+from analysis.stats.simulate import SimulatedStudy, simulate_study
+from analysis.stats.study import StudyAnalysis, analyse_study
+
+__all__ = [
+    "CALIBRATION",
+    "CATCH",
+    "FORMS",
+    "GENERATED",
+    "KINDS",
+    "Agreement",
+    "Alignment",
+    "AnnotatorQuality",
+    "BatchResult",
+    "Calibration",
+    "ClusterVariance",
+    "CurveFit",
+    "Drift",
+    "ExclusionJump",
+    "ExclusionRules",
+    "Exclusions",
+    "Form",
+    "Judgments",
+    "MixedModelRates",
+    "Plan",
+    "RateTable",
+    "SideBias",
+    "SimulatedStudy",
+    "StudyAnalysis",
+    "agreement",
+    "analyse_study",
+    "annotator_quality",
+    "apply_exclusions",
+    "balanced_rates",
+    "binomial_test_half",
+    "calibration_rate",
+    "cluster_variance",
+    "cluster_weights",
+    "compare_forms",
+    "exclusion_jump",
+    "factorize",
+    "fit_loss_curve",
+    "fit_parity_curve",
+    "generators_done",
+    "intercept_for_rate",
+    "kendall_rows",
+    "krippendorff_alpha_nominal",
+    "lbfgs",
+    "majority_agreement",
+    "marginal_rate",
+    "metric_alignment",
+    "mixed_model_rates",
+    "percentile_interval",
+    "plan_judgments",
+    "preference_rates",
+    "series_counts",
+    "session_drift",
+    "side_bias",
+    "simulate_study",
+    "spearman_rows",
+    "two_proportion_test",
+    "two_way_sums",
+    "wilson_interval",
+    "x_at_gap",
+]

@@ -1,0 +1,224 @@
+"""The judgments of a study as plain, equal-length numpy columns.
+
+Every estimator of this package reads one `Judgments` container, so the Django side
+(or a notebook, a benchmark, the simulator) only has to produce columns once.
+
+The *probe* image of a trial is the image whose choice is counted: the generated
+sample on a generated trial, the corrupted image on a catch trial, and one of the two
+identical-role references, chosen by the server and recorded like a sample's side, on
+a calibration trial. `chose_generated` and `generated_left` always refer to the probe,
+so that side bias and drift can be computed on all kinds of trials alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+KINDS = ("generated", "catch", "calibration")
+GENERATED, CATCH, CALIBRATION = 0, 1, 2
+
+
+def factorize(values: Sequence | np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Integer codes and the sorted distinct labels they index.
+
+    Returns ``(codes, labels)`` with ``labels[codes[j]] == values[j]``; codes are
+    int64 in ``0 .. len(labels) - 1``.
+    """
+    array = np.asarray(values)
+    if array.dtype == object:
+        array = array.astype(str)
+    labels, codes = np.unique(array, return_inverse=True)
+    return codes.astype(np.int64).reshape(-1), tuple(labels.tolist())
+
+
+def compact(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber codes to ``0 .. k - 1`` over the levels actually present: ``(codes, k)``.
+
+    Order is kept. Non-negative codes of moderate range are renumbered by a lookup
+    table (no sort).
+    """
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+    if len(codes) == 0:
+        return codes, 0
+    low, high = int(codes.min()), int(codes.max())
+    if low < 0 or high > 8 * len(codes) + 1_000_000:
+        levels, inverse = np.unique(codes, return_inverse=True)
+        return inverse.astype(np.int64).reshape(-1), len(levels)
+    present = np.bincount(codes, minlength=high + 1) > 0
+    lookup = np.cumsum(present) - 1
+    return lookup[codes], int(present.sum())
+
+
+def session_order(annotator: np.ndarray) -> np.ndarray:
+    """Position of each judgment within its annotator's session, in input order (0-based)."""
+    annotator = np.asarray(annotator)
+    sort = np.argsort(annotator, kind="stable")
+    sorted_codes = annotator[sort]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(sorted_codes)]))
+    order = np.empty(len(annotator), dtype=np.int64)
+    order[sort] = np.arange(len(annotator)) - run_start
+    return order
+
+
+@dataclass(frozen=True, eq=False)
+class Judgments:
+    """Equal-length columns, one row per judgment.
+
+    Attributes
+    ----------
+    generator : int64, codes into `generator_labels`; -1 on control trials.
+    item : int64, codes into `item_labels` (the prompt and its reference).
+    annotator : int64, codes into `annotator_labels`.
+    chose_generated : bool, the annotator chose the probe image (module docstring).
+    generated_left : bool, the probe image was shown on the left.
+    chose_left : bool, the annotator chose the left image; always equals
+        ``chose_generated == generated_left``.
+    kind : int8, codes into `KINDS` (generated, catch, calibration).
+    correct : bool, on catch trials: chose the uncorrupted reference.
+    rt_ms : float64, client response time in milliseconds (NaN where unknown).
+    order : int64, position of the judgment within its annotator's session.
+    time_s : float64, submission time in seconds on any clock (NaN where unknown).
+    """
+
+    generator: np.ndarray
+    item: np.ndarray
+    annotator: np.ndarray
+    chose_generated: np.ndarray
+    generated_left: np.ndarray
+    chose_left: np.ndarray
+    kind: np.ndarray
+    correct: np.ndarray
+    rt_ms: np.ndarray
+    order: np.ndarray
+    time_s: np.ndarray | None = None
+    generator_labels: tuple = field(default=())
+    item_labels: tuple = field(default=())
+    annotator_labels: tuple = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(np.asarray(self.item))
+        if self.time_s is None:
+            object.__setattr__(self, "time_s", np.full(n, np.nan))
+        dtypes = {
+            "generator": np.int64, "item": np.int64, "annotator": np.int64,
+            "chose_generated": bool, "generated_left": bool, "chose_left": bool,
+            "kind": np.int8, "correct": bool, "rt_ms": np.float64, "order": np.int64,
+            "time_s": np.float64,
+        }
+        for name, dtype in dtypes.items():
+            column = np.asarray(getattr(self, name)).reshape(-1).astype(dtype, copy=False)
+            if len(column) != n:
+                raise ValueError(f"column {name} has {len(column)} rows, item has {n}")
+            object.__setattr__(self, name, column)
+        if np.any(self.chose_left != (self.chose_generated == self.generated_left)):
+            raise ValueError("chose_left must equal (chose_generated == generated_left)")
+        if np.any((self.kind < 0) | (self.kind >= len(KINDS))):
+            raise ValueError(f"kind codes must index {KINDS}")
+        for name, labels in (("generator", "generator_labels"), ("item", "item_labels"),
+                             ("annotator", "annotator_labels")):
+            if not getattr(self, labels):
+                codes = getattr(self, name)
+                top = int(codes.max()) + 1 if len(codes) else 0
+                object.__setattr__(self, labels, tuple(range(top)))
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        generator: Sequence,
+        item: Sequence,
+        annotator: Sequence,
+        generated_left: Sequence,
+        chose_generated: Sequence | None = None,
+        chose_left: Sequence | None = None,
+        kind: Sequence | str = "generated",
+        correct: Sequence | None = None,
+        rt_ms: Sequence | None = None,
+        order: Sequence | None = None,
+        time_s: Sequence | None = None,
+    ) -> Judgments:
+        """Judgments from columns of any labels (ids, names), factorised to codes.
+
+        Give `chose_generated` or `chose_left` (or both, which must agree). `kind`
+        holds names from `KINDS` or codes, or one name for all rows. On control trials
+        the generator label is ignored. Missing `correct` is ``not chose_generated``
+        on catch trials; missing `order` counts each annotator's judgments in input
+        order.
+        """
+        item_codes, item_labels = factorize(item)
+        annotator_codes, annotator_labels = factorize(annotator)
+        n = len(item_codes)
+        kinds = np.asarray(kind)
+        if kinds.ndim == 0:
+            kinds = np.full(n, kinds.item())
+        if kinds.dtype.kind in "UOS":
+            names, inverse = np.unique(kinds.astype(str), return_inverse=True)
+            unknown = set(names.tolist()) - set(KINDS)
+            if unknown:
+                raise ValueError(f"unknown kinds {sorted(unknown)}; expected {KINDS}")
+            kinds = np.array([KINDS.index(name) for name in names], dtype=np.int8)[inverse.reshape(-1)]
+        is_generated = kinds == GENERATED
+        generator_codes = np.full(n, -1, dtype=np.int64)
+        generator_values = np.asarray(generator, dtype=object)
+        generator_labels: tuple = ()
+        if is_generated.any():
+            codes, generator_labels = factorize(generator_values[is_generated])
+            generator_codes[is_generated] = codes
+        generated_left = np.asarray(generated_left, dtype=bool)
+        if chose_generated is None and chose_left is None:
+            raise ValueError("give chose_generated or chose_left")
+        if chose_generated is None:
+            chose_generated = np.asarray(chose_left, dtype=bool) == generated_left
+        chose_generated = np.asarray(chose_generated, dtype=bool)
+        if chose_left is None:
+            chose_left = chose_generated == generated_left
+        if correct is None:
+            correct = (kinds == CATCH) & ~chose_generated
+        return cls(
+            generator=generator_codes,
+            item=item_codes,
+            annotator=annotator_codes,
+            chose_generated=chose_generated,
+            generated_left=generated_left,
+            chose_left=np.asarray(chose_left, dtype=bool),
+            kind=kinds,
+            correct=correct,
+            rt_ms=np.full(n, np.nan) if rt_ms is None else rt_ms,
+            order=session_order(annotator_codes) if order is None else order,
+            time_s=time_s,
+            generator_labels=generator_labels,
+            item_labels=item_labels,
+            annotator_labels=annotator_labels,
+        )
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    @property
+    def n_generators(self) -> int:
+        return len(self.generator_labels)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_labels)
+
+    @property
+    def n_annotators(self) -> int:
+        return len(self.annotator_labels)
+
+    def select(self, mask: np.ndarray) -> Judgments:
+        """The judgments where `mask` (bool, or row indices) holds; codes and labels kept."""
+        columns = {
+            f.name: getattr(self, f.name)[mask]
+            for f in fields(self)
+            if not f.name.endswith("_labels")
+        }
+        return replace(self, **columns)
+
+    def of_kind(self, kind: str) -> Judgments:
+        """The judgments of one trial kind (a name from `KINDS`)."""
+        return self.select(self.kind == KINDS.index(kind))
