@@ -26,6 +26,8 @@ server_response_ms  response time measured on the server, from when the trial wa
 annotator           the annotator's pseudonym (a UUID): never a database or platform id
 issued_at           when the trial was issued to the annotator, ISO 8601 in UTC
 judged_at           when the judgment was recorded, ISO 8601 in UTC
+simulated           true/false: the annotator is simulated (manage.py
+                    simulate_annotators), not a person
 =================== ============================================================
 
 In CSV, a generator name or item key that begins with ``=``, ``+``, ``-``, ``@``, a tab
@@ -34,8 +36,8 @@ it as text instead of running it as a formula (CSV injection); JSONL carries eve
 value exactly.
 
 Timestamps carry microseconds and a ``+00:00`` offset. In CSV every value is text
-(``true``/``false`` for chose_generated); in JSONL ids and times are numbers,
-chose_generated is a boolean, and empty values are null.
+(``true``/``false`` for chose_generated and simulated); in JSONL ids and times are
+numbers, chose_generated and simulated are booleans, and empty values are null.
 
 Filters (`ExportFilters`): generators (keeps the generated trials of these;
 control trials are governed by `controls` alone), since (judged_at >= since,
@@ -52,7 +54,7 @@ from itertools import islice
 
 from django.db.models import CharField, Func, Q
 
-from annotate.models import CONTROL_KINDS, Judgment, Study, Trial
+from annotate.models import CONTROL_KINDS, Annotator, Judgment, Study, Trial
 
 COLUMNS = (
     "judgment",
@@ -70,6 +72,7 @@ COLUMNS = (
     "annotator",
     "issued_at",
     "judged_at",
+    "simulated",
 )
 CONTROLS = ("include", "exclude", "only")
 FORMATS = {
@@ -137,10 +140,12 @@ def _fields() -> tuple:
         UuidText("assignment__annotator__pseudonym"),
         IsoUTC("assignment__issued_at"),
         IsoUTC("created_at"),
+        "assignment__annotator__source",
     )
 
 
 _GENERATED = Trial.Kind.GENERATED.value
+_SIMULATED = Annotator.Source.SIMULATED.value
 
 
 @dataclass(frozen=True)
@@ -184,11 +189,11 @@ def export_rows(*, study: Study, filters: ExportFilters = ExportFilters()) -> It
     """Typed rows in `COLUMNS` order: ints, strings, a bool or None, ISO 8601 strings."""
     slug = study.slug
     for chunk in _chunks(study, filters):
-        for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged in chunk:
+        for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged, source in chunk:
             yield (
                 jid, slug, trial, kind, gname, gid, key, ref, choice,
                 (choice != ref) if kind == _GENERATED else None,
-                cms, sms, who, issued, judged,
+                cms, sms, who, issued, judged, source == _SIMULATED,
             )
 
 
@@ -221,9 +226,9 @@ def export_csv(*, study: Study, filters: ExportFilters = ExportFilters()) -> Ite
             (
                 jid, slug, trial, kind, _as_text(gname), gid, ("'" + key) if key[:1] in start else key, ref, choice,
                 verdict[choice != ref] if kind == _GENERATED else "",
-                cms, sms, who, issued, judged,
+                cms, sms, who, issued, judged, verdict[source == _SIMULATED],
             )
-            for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged in chunk
+            for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged, source in chunk
         )
         del chunk
         text = "".join(lines)

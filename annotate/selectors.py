@@ -106,8 +106,10 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
     (a catch is passed when the real reference was chosen), ``calibration`` /
     ``calibration_left`` / ``calibration_left_rate`` (expected near 0.5; far from it
     shows a side bias), ``active_annotators`` (issued a trial within `ACTIVE_WINDOW`),
-    ``open_assignments``, ``participations`` and ``finished``. Rates are None when
-    there is nothing to divide.
+    ``open_assignments``, ``participations`` and ``finished``, ``judgments`` (practice
+    left out), and how many of the participations and judgments are simulated
+    (``simulated_annotators``, ``simulated_judgments``: `Annotator.Source.SIMULATED`).
+    Rates are None when there is nothing to divide.
     """
     now = now or timezone.now()
     k = study.judgments_per_trial
@@ -118,6 +120,7 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
         .order_by("name")
     )
     generators = [{**row, "needed": row["trials"] * k} for row in rows]
+    practice = Q(assignment__trial__kind=Trial.Kind.PRACTICE)
     controls = Judgment.objects.filter(assignment__study=study).aggregate(
         catch=Count("id", filter=Q(assignment__trial__kind=Trial.Kind.CATCH)),
         catch_passed=Count(
@@ -125,6 +128,10 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
         ),
         calibration=Count("id", filter=Q(assignment__trial__kind=Trial.Kind.CALIBRATION)),
         calibration_left=Count("id", filter=Q(assignment__trial__kind=Trial.Kind.CALIBRATION, choice=Side.LEFT)),
+        judgments=Count("id", filter=~practice),
+        simulated_judgments=Count(
+            "id", filter=~practice & Q(assignment__annotator__source=Annotator.Source.SIMULATED)
+        ),
     )
     assignments = Assignment.objects.filter(study=study).exclude(trial__kind=Trial.Kind.PRACTICE).aggregate(
         active_annotators=Count("annotator", distinct=True, filter=Q(issued_at__gte=now - ACTIVE_WINDOW)),
@@ -133,7 +140,8 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
         ),
     )
     participations = Participation.objects.filter(study=study).aggregate(
-        participations=Count("id"), finished=Count("id", filter=Q(finished_at__isnull=False))
+        participations=Count("id"), finished=Count("id", filter=Q(finished_at__isnull=False)),
+        simulated_annotators=Count("id", filter=Q(annotator__source=Annotator.Source.SIMULATED)),
     )
     return {
         "generators": generators,

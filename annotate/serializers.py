@@ -253,3 +253,8 @@ class StudyProgressSerializer(serializers.Serializer):
     open_assignments = serializers.IntegerField(help_text="Assignments issued, unanswered and not expired.")
     participations = serializers.IntegerField(help_text="Annotators who entered the study.")
     finished = serializers.IntegerField(help_text="Participations that reached the end.")
+    judgments = serializers.IntegerField(help_text="Judgments of the study, practice left out.")
+    simulated_annotators = serializers.IntegerField(
+        help_text="Participations of simulated annotators (manage.py simulate_annotators)."
+    )
+    simulated_judgments = serializers.IntegerField(help_text="Judgments (practice left out) by simulated annotators.")

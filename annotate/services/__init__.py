@@ -1,7 +1,7 @@
 """Writes of the annotate domain (ARCHITECTURE.md: services), one module per concern.
 
 - `studies`: creating and changing a study, building its trials, opening and closing it.
-- `participations`: entering, consent, finishing; invites of named accounts.
+- `participations`: entering, consent, finishing; invites of named accounts; marking simulated annotators.
 - `engine`: the assignment engine — issuing, judging, expiring (path 4: Assign and judge).
 - `practice`: practice trials before the study.
 
@@ -16,6 +16,7 @@ from annotate.services.engine import (
     judgment_record,
 )
 from annotate.services.participations import (
+    annotator_mark_simulated,
     participation_consent,
     participation_enter,
     participation_finish,
@@ -34,6 +35,7 @@ from annotate.services.studies import (
 
 __all__ = [
     "SIDE_BLOCK_SIZES",
+    "annotator_mark_simulated",
     "assignment_next",
     "assignments_expire",
     "assignments_next",

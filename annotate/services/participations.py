@@ -47,6 +47,22 @@ def practice_finish(*, study: Study, annotator: Annotator, now: datetime | None 
     return _participation_stamp(study, annotator, "practice_finished_at", now)
 
 
+def annotator_mark_simulated(*, study: Study, external_id: str) -> Annotator:
+    """Mark the annotator who entered `study` with Prolific id `external_id` as simulated.
+
+    `manage.py simulate_annotators` calls it right after each simulated annotator has
+    entered over HTTP, before its consent: the pages treat it as any Prolific
+    participant, while the data says what it is. The external id is kept. Raises
+    `Annotator.DoesNotExist` when no Prolific annotator with that id entered the study.
+    """
+    annotator = Annotator.objects.get(
+        source=Annotator.Source.PROLIFIC, external_id=external_id, participations__study=study
+    )
+    annotator.source = Annotator.Source.SIMULATED
+    annotator.save(update_fields=["source"])
+    return annotator
+
+
 def _participation_stamp(study: Study, annotator: Annotator, field: str, now: datetime | None) -> Participation:
     participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
     if getattr(participation, field) is None:

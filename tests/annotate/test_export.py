@@ -106,6 +106,7 @@ def test_csv_columns_and_values(study):
     assert [row["client_response_ms"] for row in rows] == ["900", "900", "900", "900", ""]
     assert {row["server_response_ms"] for row in rows} == {"1000"}
     assert {row["study"] for row in rows} == {"exp"}
+    assert {row["simulated"] for row in rows} == {"false"}  # Prolific annotators are people
     judgments = Judgment.objects.exclude(assignment__trial__kind=Trial.Kind.PRACTICE).order_by("id")
     assert [int(row["judgment"]) for row in rows] == [j.pk for j in judgments]
     assert [int(row["trial"]) for row in rows] == [j.assignment.trial_id for j in judgments]
@@ -133,6 +134,7 @@ def test_jsonl_lines_parse_with_types(study):
     assert rows[2]["generator"] is None and rows[4]["client_response_ms"] is None
     assert rows[0]["server_response_ms"] == 1000 and rows[0]["annotator"] == str(study.who[0].pseudonym)
     assert rows[1]["judged_at"] == "2025-05-02T09:00:00.000000+00:00"
+    assert [row["simulated"] for row in rows] == [False] * 5
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(study):
