@@ -1,0 +1,200 @@
+"""Checkpoint files, and the loaded model that generates images from them.
+
+A checkpoint is one self-contained file: model config, vocabulary, weights, and
+where it stands on the scale axes (step, training images seen, training FLOPs)
+with its validation loss. It is read with ``torch.load(weights_only=True)``,
+so loading a file never runs code from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .config import ModelConfig
+from .diffusion import grid_loss, sample
+from .imaging import to_images, to_tensor
+from .network import DiT, count_params
+from .text import Tokenizer
+
+FORMAT = "parity-engine/1"
+
+
+@dataclass
+class CheckpointInfo:
+    """One written checkpoint and its place on the scale axes."""
+
+    path: Path
+    size: str  # the ladder name, e.g. "M"
+    step: int  # optimiser steps taken (the ``train_step`` axis)
+    params: int  # trainable parameters (``params``)
+    train_images: int  # training images seen, repeats counted (``train_images``)
+    train_flops: float  # estimated training FLOPs (``train_flops``), see train.py
+    val_loss: float  # held-out flow loss on the level grid; NaN without a validation set
+
+
+def autocast_for(device: torch.device, bf16: bool | None) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked, or by default on CUDA; otherwise plain float32."""
+    if bf16 is None:
+        bf16 = device.type == "cuda"
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+class LoadedModel:
+    """A network with its vocabulary on a device, ready to generate.
+
+    Attributes ``size``, ``params``, ``train_images``, ``train_flops`` and
+    ``val_loss`` repeat what the checkpoint recorded.
+    """
+
+    def __init__(
+        self,
+        network: DiT,
+        tokenizer: Tokenizer,
+        *,
+        device: torch.device | str = "cpu",
+        size: str = "",
+        step: int = 0,
+        train_images: int = 0,
+        train_flops: float = 0.0,
+        val_loss: float = math.nan,
+    ) -> None:
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.config: ModelConfig = network.config
+        self.image_size = self.config.image_size
+        self.size = size
+        self.step = step
+        self.params = count_params(network)
+        self.train_images = train_images
+        self.train_flops = train_flops
+        self.val_loss = val_loss
+
+    def generate(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        *,
+        steps: int = 30,
+        guidance: float = 3.0,
+        bf16: bool | None = None,
+        batch_size: int = 256,
+    ) -> list[Image.Image]:
+        """One ``image_size`` RGB image per (prompt, seed), in order.
+
+        Image i depends only on the weights, ``prompts[i]``, ``seeds[i]``,
+        ``steps`` and ``guidance``: its initial noise comes from its own CPU
+        ``torch.Generator`` seeded with ``seeds[i]`` (the same noise on every
+        device), prompts are padded to a fixed length, and every operation of
+        the network acts on each image alone. On the CPU in float32 this makes
+        an image bit-for-bit the same in any batch; on CUDA, kernels chosen per
+        batch shape may differ in the last bits. ``bf16`` None means bf16
+        autocast on CUDA, float32 on the CPU. Prompts are sampled
+        ``batch_size`` at a time.
+        """
+        if len(prompts) != len(seeds):
+            raise ValueError("one seed per prompt")
+        autocast = autocast_for(self.device, bf16)
+        images: list[Image.Image] = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                chunk_prompts = prompts[start : start + batch_size]
+                chunk_seeds = seeds[start : start + batch_size]
+                shape = (3, self.image_size, self.image_size)
+                noise = torch.stack(
+                    [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in chunk_seeds]
+                )
+                ids = self.tokenizer.encode(chunk_prompts).to(self.device)
+                null_ids = self.tokenizer.encode([""] * len(chunk_prompts)).to(self.device)
+                x = sample(
+                    self.network,
+                    noise.to(self.device),
+                    ids,
+                    null_ids,
+                    steps=steps,
+                    guidance=guidance,
+                    autocast=autocast,
+                )
+                images += to_images(x)
+        return images
+
+
+def validation_loss(
+    model: LoadedModel,
+    captions: Sequence[str],
+    images: Sequence[Image.Image],
+    *,
+    levels: int = 10,
+    seed: int = 0,
+    batch_size: int = 256,
+    bf16: bool = False,
+) -> float:
+    """Held-out flow loss of ``model``, averaged over items and ``levels`` noise levels.
+
+    Deterministic for the same arguments (fixed level grid, fixed noise per
+    level drawn on the CPU); float32 unless ``bf16``. This is the automatic
+    metric the analysis compares with the human preference rate.
+    """
+    if len(captions) != len(images) or not captions:
+        raise ValueError("need as many captions as images, and at least one")
+    x0 = to_tensor(images, model.image_size)
+    ids = model.tokenizer.encode(list(captions))
+    return grid_loss(
+        model.network,
+        x0,
+        ids,
+        levels=levels,
+        seed=seed,
+        batch_size=batch_size,
+        autocast=autocast_for(model.device, bf16),
+    )
+
+
+def save_checkpoint(path: Path, model: LoadedModel, *, train: dict | None = None) -> None:
+    """Write ``model`` (weights moved to the CPU) atomically: a reader never sees half a file."""
+    payload = {
+        "format": FORMAT,
+        "size": model.size,
+        "config": asdict(model.config),
+        "vocabulary": list(model.tokenizer.words),
+        "weights": {k: v.detach().cpu() for k, v in model.network.state_dict().items()},
+        "step": model.step,
+        "params": model.params,
+        "train_images": model.train_images,
+        "train_flops": float(model.train_flops),
+        "val_loss": float(model.val_loss),
+        "train": train or {},
+    }
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> LoadedModel:
+    """Read a checkpoint written by `train` onto ``device``."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint")
+    config = ModelConfig(**payload["config"])
+    tokenizer = Tokenizer(payload["vocabulary"], config.max_text_len)
+    network = DiT(config, len(tokenizer))
+    network.load_state_dict(payload["weights"])
+    return LoadedModel(
+        network,
+        tokenizer,
+        device=device,
+        size=payload["size"],
+        step=payload["step"],
+        train_images=payload["train_images"],
+        train_flops=payload["train_flops"],
+        val_loss=payload["val_loss"],
+    )

@@ -1,0 +1,131 @@
+"""generate_pipelined: every item stored once, failures stay local, cancel, bounded backlog."""
+
+import threading
+from collections import Counter
+
+import pytest
+from PIL import Image
+
+from generation.engine import Work, generate_pipelined
+
+
+def fake_generate(prompts, seeds):
+    if any("poison" in prompt for prompt in prompts):
+        raise RuntimeError("poisoned prompt")
+    return [Image.new("RGB", (8, 8), (seed % 256, 0, 0)) for seed in seeds]
+
+
+def work(count, poison=()):
+    return [Work(key=i, prompt="poison" if i in poison else f"prompt {i}", seed=i) for i in range(count)]
+
+
+class Recorder:
+    def __init__(self, fail_keys=()):
+        self.lock = threading.Lock()
+        self.stored = Counter()
+        self.results = {}
+        self.fail_keys = set(fail_keys)
+
+    def store(self, item, image):
+        if item.key in self.fail_keys:
+            raise OSError("disk full")
+        assert image.getpixel((0, 0))[0] == item.seed % 256  # the image of this item
+        with self.lock:
+            self.stored[item.key] += 1
+
+    def on_result(self, item, error):
+        with self.lock:
+            assert item.key not in self.results  # reported once
+            self.results[item.key] = error
+
+
+def test_every_item_is_stored_exactly_once():
+    recorder = Recorder()
+    stats = generate_pipelined(work(10), fake_generate, recorder.store, batch_size=3, workers=2, on_result=recorder.on_result)
+    assert recorder.stored == Counter(range(10))
+    assert recorder.results == {i: None for i in range(10)}
+    assert (stats.images, stats.failed, stats.sampled) == (10, 0, 10)
+    assert stats.seconds >= stats.sampling_seconds > 0
+    assert stats.images_per_second > 0 and stats.sampling_images_per_second > 0
+
+
+def test_a_poisoned_prompt_fails_alone():
+    recorder = Recorder()
+    stats = generate_pipelined(work(7, poison={4}), fake_generate, recorder.store, batch_size=3, on_result=recorder.on_result)
+    assert set(recorder.stored) == {0, 1, 2, 3, 5, 6}
+    assert isinstance(recorder.results[4], RuntimeError)
+    assert (stats.images, stats.failed) == (6, 1)
+
+
+def test_store_failures_are_reported_and_the_job_goes_on():
+    recorder = Recorder(fail_keys={2, 5})
+    stats = generate_pipelined(work(6), fake_generate, recorder.store, batch_size=4, on_result=recorder.on_result)
+    assert set(recorder.stored) == {0, 1, 3, 4}
+    assert isinstance(recorder.results[2], OSError) and isinstance(recorder.results[5], OSError)
+    assert (stats.images, stats.failed) == (4, 2)
+
+
+def test_should_stop_ends_the_job_between_batches():
+    recorder = Recorder()
+    calls = []
+
+    def generate(prompts, seeds):
+        calls.append(len(prompts))
+        return fake_generate(prompts, seeds)
+
+    stats = generate_pipelined(
+        work(20), generate, recorder.store, batch_size=4, should_stop=lambda: len(calls) >= 2
+    )
+    assert calls == [4, 4]
+    assert set(recorder.stored) == set(range(8))  # what was sampled is still stored
+    assert stats.images == 8
+
+
+def test_an_error_in_on_result_propagates():
+    def on_result(item, error):
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        generate_pipelined(work(3), fake_generate, lambda item, image: None, batch_size=2, on_result=on_result)
+
+
+def test_generate_returning_too_few_images_counts_as_failures():
+    stats = generate_pipelined(work(3), lambda prompts, seeds: [], lambda item, image: None, batch_size=3)
+    assert (stats.images, stats.failed) == (0, 3)
+
+
+def test_at_most_two_batches_wait_for_storage():
+    """Stores are held until sampling has run two batches ahead; the pipeline must then
+    wait for the oldest batch rather than sample a third."""
+    batch = 3
+    lock = threading.Lock()
+    released = {}  # batch index -> Event
+    state = {"generated": 0, "stored": 0, "worst": 0}
+
+    def generate(prompts, seeds):
+        with lock:
+            waiting = state["generated"] - state["stored"]
+            state["worst"] = max(state["worst"], waiting)
+            if waiting >= 2 * batch:  # full backlog: let the oldest held batch through
+                oldest = min(index for index, event in released.items() if not event.is_set())
+                released[oldest].set()
+            state["generated"] += len(prompts)
+            for seed in seeds:
+                released.setdefault(seed // batch, threading.Event())
+        return fake_generate(prompts, seeds)
+
+    def store(item, image):
+        assert released[item.seed // batch].wait(timeout=30)  # a deadlock guard, not a timing check
+        with lock:
+            state["stored"] += 1
+
+    def release_the_rest():
+        for event in released.values():
+            event.set()
+
+    items = work(8 * batch)
+    stats = generate_pipelined(
+        items, generate, store, batch_size=batch, workers=4, should_stop=lambda: state["generated"] == len(items) and release_the_rest()
+    )
+    assert stats.images == len(items)
+    assert state["worst"] == 2 * batch
