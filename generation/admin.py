@@ -110,7 +110,7 @@ class GenerationJobAdmin(JobProgressMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [
         "generator", "corpus", "item_keys", "seeds_per_item", "status", "cancel_requested", "progress_shown",
-        "total", "done", "skipped", "failed", "errors", "device", "batch_size", "images_per_second",
+        "total", "done", "skipped", "failed", "errors", "error_count", "device", "batch_size", "images_per_second",
         "created_at", "started_at", "finished_at",
     ]
 

@@ -1,11 +1,10 @@
 """Generation-job endpoints of the researcher API: queue a run of a generator's backend
 over a corpus, follow its progress, cancel it.
 
-Nothing runs a job yet: the generation worker, which picks queued jobs up, makes the
-samples and reports progress, comes with the generation issue. Until then a job stays
-`queued` with progress 0, and can be cancelled. A job's workspace is its generator's:
-jobs are read through `selectors.generation_jobs_for`, and changed only by an owner or
-member of that workspace.
+A new job is sent to a GPU worker (the Celery queue `gpu`), which makes the samples in
+batches and writes its progress on the job (generation/generate.py). A job's workspace
+is its generator's: jobs are read through `selectors.generation_jobs_for`, and changed
+only by an owner or member of that workspace.
 """
 
 from drf_spectacular.types import OpenApiTypes
@@ -24,18 +23,19 @@ from generation.api import id_param, require_write
 from generation.models import GenerationJob
 from generation.serializers import GenerationJobSerializer
 
-NO_WORKER_YET = (
-    "Jobs wait for the generation worker, which comes with the generation issue: until it is "
-    "deployed nothing runs a job, so a job stays `queued` with progress 0 (it can still be cancelled)."
+ON_THE_WORKER = (
+    "A GPU worker picks the job up (`queued` → `running`), makes the samples that do not exist yet in batches, "
+    "and writes its counts every half second: `done` made, `skipped` already there, `failed` with the first "
+    "1,000 `errors`. It ends `succeeded` (failures, if any, listed), `failed` (nothing could be made) or `cancelled`."
 )
 JOB_REQUEST = {"generator": 7, "corpus": 3, "item_keys": ["0001", "0002"], "seeds_per_item": 4}
 JOB_EXAMPLE = {
     "id": 12, **JOB_REQUEST, "status": "queued", "cancel_requested": False, "progress": 0.0,
-    "total": 8, "done": 0, "skipped": 0, "failed": 0, "errors": [], "device": "", "batch_size": None,
+    "total": 8, "done": 0, "skipped": 0, "failed": 0, "errors": [], "error_count": 0, "device": "", "batch_size": None,
     "images_per_second": None, "created_at": "2025-01-30T09:12:00Z", "started_at": None, "finished_at": None,
 }
 RUNNING_EXAMPLE = {
-    **JOB_EXAMPLE, "status": "running", "progress": 0.5, "done": 3, "skipped": 1, "device": "cuda:0",
+    **JOB_EXAMPLE, "status": "running", "progress": 0.5, "done": 3, "skipped": 1, "device": "cuda:0 (NVIDIA H100 80GB HBM3)",
     "batch_size": 8, "images_per_second": 3.2, "started_at": "2025-01-30T09:13:00Z",
 }
 
@@ -60,7 +60,7 @@ RUNNING_EXAMPLE = {
         description=(
             "The generator needs a backend to run (not `upload`) and the corpus must belong to its workspace. "
             "`item_keys` picks items (every item when left out); `seeds_per_item` samples are made per item. "
-            "`total` is counted now, items × seeds. " + NO_WORKER_YET
+            "`total` is counted now, items × seeds. " + ON_THE_WORKER
         ),
         examples=[
             OpenApiExample("New job", value=JOB_REQUEST, request_only=True),
@@ -95,8 +95,8 @@ class GenerationJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
     summary="Cancel a generation job (owner or member)",
     description=(
         "A queued job is cancelled at once. A running one gets `cancel_requested`, and its worker stops "
-        "between batches, keeping the samples already made. A job that has ended: 409 `not_cancellable`. "
-        + NO_WORKER_YET
+        "between batches, keeping the samples already made; a new job for the same items makes only the rest. "
+        "A job that has ended: 409 `not_cancellable`."
     ),
     request=None,
     responses={200: GenerationJobSerializer},

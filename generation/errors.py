@@ -55,3 +55,14 @@ class ImportCancelled(ParityError):
 
 class NotCancellable(ParityError):
     """The job has finished, or runs where it cannot be stopped."""
+
+
+class BackendError(ParityError):
+    """A generator's backend is unknown, badly configured, or failed to load or to generate.
+
+    `field` names the generator field at fault: `backend`, `backend_config` or `settings`.
+    """
+
+    def __init__(self, message: str, *, field: str = "backend_config"):
+        super().__init__(message)
+        self.field = field

@@ -190,7 +190,11 @@ class GenerationJob(models.Model):
     done = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(
+        default=list, blank=True,
+        help_text="The first errors (at most 1,000): an item key, a seed and a message each, or just a message.",
+    )
+    error_count = models.PositiveIntegerField(default=0, help_text="Errors in all, kept or not.")
     device = models.CharField(max_length=200, blank=True)
     batch_size = models.PositiveIntegerField(null=True, blank=True)
     images_per_second = models.FloatField(null=True, blank=True)

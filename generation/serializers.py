@@ -14,6 +14,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from generation import selectors
+from generation.backends import backend_check
+from generation.errors import BackendError
 from generation.models import (
     Corpus,
     GenerationJob,
@@ -129,7 +131,14 @@ class GeneratorSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     metrics = serializers.JSONField(
         required=False, help_text='Automatic metrics, an object of numbers: {"fid": 12.3, "val_loss": 0.41}.'
     )
-    backend_config = serializers.JSONField(required=False, help_text="The backend's options, an object.")
+    backend = serializers.CharField(required=False, max_length=200, help_text=(
+        "'upload' (samples are uploaded), 'builtin' (the built-in engine), 'callable' (a Python function), "
+        "'diffusers' (a local diffusers pipeline), or the dotted path of a backend class."
+    ))
+    backend_config = serializers.JSONField(required=False, help_text=(
+        'The backend\'s options, an object: builtin {"checkpoint": path}, callable {"function": "package.module:name"}, '
+        'diffusers {"path": directory}; any of them may add "batch_size".'
+    ))
 
     class Meta:
         model = Generator
@@ -168,6 +177,20 @@ class GeneratorSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"series": ErrorDetail(f"Series {series.name!r} belongs to another workspace.", code="wrong_workspace")}
             )
+
+        def value(name: str, default):
+            return attrs[name] if name in attrs else getattr(self.instance, name, default)
+
+        try:
+            backend_check(
+                backend=value("backend", UPLOAD_BACKEND), config=value("backend_config", {}),
+                settings=value("settings", {}),
+            )
+        except BackendError as exc:
+            message = str(exc)
+            raise serializers.ValidationError(
+                {exc.field: ErrorDetail(f"{message[:1].upper()}{message[1:]}.", code="invalid_backend")}
+            ) from None
         return attrs
 
 
@@ -328,14 +351,17 @@ class GenerationJobSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     skipped = serializers.IntegerField(read_only=True, help_text="Samples that existed already (a rerun skips them).")
     failed = serializers.IntegerField(read_only=True, help_text="Samples the backend could not make.")
     errors = serializers.ListField(
-        child=serializers.JSONField(), read_only=True, help_text="What went wrong on the worker."
+        child=serializers.JSONField(), read_only=True,
+        help_text="What went wrong on the worker, the first 1,000: {item_key, seed, error} per failed sample, "
+        "or {error} for the job as a whole.",
     )
+    error_count = serializers.IntegerField(read_only=True, help_text="Errors in all, kept in `errors` or not.")
 
     class Meta:
         model = GenerationJob
         fields = [
             "id", "generator", "corpus", "item_keys", "seeds_per_item", "status", "cancel_requested", "progress",
-            "total", "done", "skipped", "failed", "errors", "device", "batch_size", "images_per_second",
+            "total", "done", "skipped", "failed", "errors", "error_count", "device", "batch_size", "images_per_second",
             "created_at", "started_at", "finished_at",
         ]
         read_only_fields = [

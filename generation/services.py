@@ -17,6 +17,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from generation import selectors
+from generation.backends import backend_check
 from generation.errors import (
     Duplicate,
     IngestError,
@@ -342,6 +343,7 @@ def generator_update(*, generator: Generator, **fields) -> Generator:
         raise TypeError(f"not a generator field: {', '.join(sorted(unknown))}")
     for name, value in fields.items():
         setattr(generator, name, value)
+    backend_check(backend=generator.backend, config=generator.backend_config, settings=generator.settings)
     if generator.series is not None and generator.series.workspace_id != generator.workspace_id:
         raise ParityError(f"series {generator.series.name!r} belongs to another workspace")
     try:
@@ -375,13 +377,18 @@ MAX_JOB_SAMPLES = 2**31 - 1
 
 
 def generation_job_create(
-    *, generator: Generator, corpus: Corpus, item_keys: list[str] | None = None, seeds_per_item: int = 1
+    *,
+    generator: Generator,
+    corpus: Corpus,
+    item_keys: list[str] | None = None,
+    seeds_per_item: int = 1,
+    enqueue: bool = True,
 ) -> GenerationJob:
     """Queue a run of `generator`'s backend over `corpus`'s items: those of `item_keys`, or every item.
 
     `total` is the samples the job is to make, items × `seeds_per_item`, counted now.
-    Nothing runs a queued job yet: the generation worker, which picks jobs up and
-    reports their progress, comes with the generation issue.
+    The job is sent to the `gpu` queue once the transaction commits; `enqueue=False`
+    leaves it for the caller to run (the `generate` command runs it in-process).
     """
     keys = list(item_keys or [])
     if generator.backend == UPLOAD_BACKEND:
@@ -400,9 +407,14 @@ def generation_job_create(
     total = items * seeds_per_item
     if total > MAX_JOB_SAMPLES:
         raise ParityError(f"a job makes at most {MAX_JOB_SAMPLES:,} samples; this one would make {total:,}")
-    return GenerationJob.objects.create(
+    job = GenerationJob.objects.create(
         generator=generator, corpus=corpus, item_keys=keys, seeds_per_item=seeds_per_item, total=total
     )
+    if enqueue:
+        from generation.tasks import generation_job_run  # tasks import this module
+
+        transaction.on_commit(lambda: generation_job_run.delay(job.pk))
+    return job
 
 
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:

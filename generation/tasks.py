@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from generation import jobs
+from generation import generate, jobs
 from generation.errors import ParityError
 from generation.models import Workspace
 from generation.services import corpus_import
@@ -34,3 +34,12 @@ def corpus_import_task(workspace_id: int, name: str, source: str, skip_bad: bool
 def import_job_task(job_id: int) -> str:
     """Run an uploaded bundle's import job; a refused import is the job's answer, not a retry."""
     return jobs.import_job_run(job_id=job_id).status
+
+
+# Acks late and requeued when its worker dies: a killed run is delivered again and
+# resumes the job, skipping the samples already made (see generation/generate.py).
+# Routed to the `gpu` queue by CELERY_TASK_ROUTES.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def generation_job_run(job_id: int) -> str:
+    """Run or resume a generation job; its failures are the job's answer, not a retry."""
+    return generate.generation_job_run(job_id=job_id).status

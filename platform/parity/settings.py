@@ -254,6 +254,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_TEMP_DIR = os.environ.get("DJANGO_FILE_UPLOAD_TEMP_DIR") or None
 
 # ------------------------------------------------------------------------------
+# Generation (generation/backends, generation/generate.py)
+# ------------------------------------------------------------------------------
+# `train_ladder` writes checkpoints here, and a built-in generator's relative
+# checkpoint path is read from here: every GPU worker must see the same folder.
+# Not under MEDIA_ROOT, which development serves to anyone who asks.
+PARITY_CHECKPOINT_DIR = Path(os.environ.get("PARITY_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
+
+# ------------------------------------------------------------------------------
 # Celery
 # ------------------------------------------------------------------------------
 # The default broker needs no server: kombu's filesystem transport passes messages

@@ -1,7 +1,8 @@
 """Generation jobs: create, list, progress, cancel.
 
-No worker runs them yet (it comes with the generation issue): a test that needs a job
-running or finished writes the row as a worker would.
+A new job is sent to the `gpu` queue once committed; the worker's side is tested in
+tests/generation/test_generation_jobs.py. Here a test that needs a job running or
+finished writes the row as a worker would.
 """
 
 import pytest
@@ -10,6 +11,7 @@ from django.utils import timezone
 from generation import services
 from generation.errors import ParityError
 from generation.models import Corpus, GenerationJob, Generator
+from generation.tasks import generation_job_run
 from tests.api.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +56,10 @@ def job_in(state: str, generator, corpus, **counts) -> GenerationJob:
 # ------------------------------------------------------------------------------
 
 
-def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as queued:
+def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_commit_callbacks, monkeypatch):
+    sent = []
+    monkeypatch.setattr(generation_job_run, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
         response = create(api, generator=generator.pk, corpus=corpus.pk)
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -63,10 +67,10 @@ def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_
     assert body == {
         "id": job.pk, "generator": generator.pk, "corpus": corpus.pk, "item_keys": [], "seeds_per_item": 1,
         "status": "queued", "cancel_requested": False, "progress": 0.0, "total": 3, "done": 0, "skipped": 0,
-        "failed": 0, "errors": [], "device": "", "batch_size": None, "images_per_second": None,
+        "failed": 0, "errors": [], "error_count": 0, "device": "", "batch_size": None, "images_per_second": None,
         "created_at": body["created_at"], "started_at": None, "finished_at": None,
     }
-    assert queued == []  # no worker yet: nothing is enqueued, the job waits
+    assert sent == [job.pk]  # sent to the GPU worker once committed
     assert api.get(f"{URL}{job.pk}/").json() == body
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the import commands: a progress bar and the rejection report."""
+"""Shared pieces of the commands: a progress bar and the rejection report."""
 
 import json
 from contextlib import contextmanager
@@ -10,9 +10,9 @@ from generation.errors import Rejection
 
 
 @contextmanager
-def progress_bar(description: str, *, disable: bool = False):
-    """Yield an `on_progress(count)` callback that drives a tqdm bar on stderr."""
-    with tqdm(desc=description, unit=" files", disable=disable, dynamic_ncols=True) as bar:
+def progress_bar(description: str, *, disable: bool = False, total: int | None = None, unit: str = " files"):
+    """Yield an `on_progress(count)` callback that drives a tqdm bar on stderr (out of `total`, if known)."""
+    with tqdm(desc=description, unit=unit, total=total, disable=disable, dynamic_ncols=True) as bar:
 
         def on_progress(count: int) -> None:
             bar.update(count - bar.n)

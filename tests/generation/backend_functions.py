@@ -1,0 +1,39 @@
+"""Functions for the `callable` backend in tests: generate(prompts, seeds, **settings) -> images.
+
+`interrupt` is set by a test to make `solid` raise KeyboardInterrupt (as Ctrl-C or a
+dying worker would cut a run short) on a given call, once `ready` is set.
+"""
+
+import threading
+
+from PIL import Image
+
+interrupt = {"on_call": None, "ready": threading.Event(), "calls": 0}
+
+
+def colour(prompt: str, seed: int) -> tuple[int, int, int]:
+    return (seed % 251, len(prompt) * 7 % 256, (seed // 251) % 256)
+
+
+def solid(prompts, seeds, *, size=8, **settings):
+    """One flat image per (prompt, seed): its colour depends on both, so every sample differs."""
+    interrupt["calls"] += 1
+    if interrupt["on_call"] is not None and interrupt["calls"] >= interrupt["on_call"]:
+        interrupt["ready"].wait(timeout=30)
+        raise KeyboardInterrupt
+    return [Image.new("RGB", (size, size), colour(p, s)) for p, s in zip(prompts, seeds)]
+
+
+def broken_on(prompts, seeds, *, word="broken", **settings):
+    """Fails on a whole batch that holds a prompt with `word`, so the items are retried one by one."""
+    if any(word in prompt for prompt in prompts):
+        raise ValueError(f"cannot draw {word!r} prompts")
+    return solid(prompts, seeds)
+
+
+def with_device(prompts, seeds, *, device=None, **settings):
+    return [Image.new("RGB", (4, 4), (0, 0, 0 if device is None else 255)) for _ in prompts]
+
+
+def not_images(prompts, seeds, **settings):
+    return ["not an image" for _ in prompts]

@@ -1,0 +1,251 @@
+"""Generation jobs on a worker: batches, seeds, resuming, failures, cancelling, progress.
+
+The backend is a `callable` one (tests/generation/backend_functions.py), so the
+tests need no model. The job's database writes come from a thread of their own, so
+these tests commit (transaction=True) for that thread to see their rows.
+"""
+
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from generation import generate, services
+from generation.models import Corpus, GenerationJob, Generator, Item, Sample
+from generation.tasks import generation_job_run as generation_job_task
+from tests.generation import backend_functions
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FUNCTIONS = "tests.generation.backend_functions"
+CAPTIONS = ["a red square", "two blue circles", "a broken vase", "a green line", "one yellow star"]
+
+
+@pytest.fixture(autouse=True)
+def _no_interruption():
+    backend_functions.interrupt.update(on_call=None, calls=0)
+    backend_functions.interrupt["ready"].clear()
+    yield
+    backend_functions.interrupt.update(on_call=None, calls=0)
+
+
+@pytest.fixture
+def corpus(workspace):
+    corpus = Corpus.objects.create(workspace=workspace, name="shapes")
+    for index, caption in enumerate(CAPTIONS):
+        # No job reads a reference image: the row is enough.
+        Item.objects.create(
+            corpus=corpus, key=f"k{index}", caption=caption, image=f"originals/k{index}.png", sha256="0" * 64,
+            width=8, height=8, format="PNG", mode="RGB", byte_size=100,
+        )
+    return corpus
+
+
+def make_generator(workspace, function="solid", name="fn", **settings):
+    return services.generator_create(
+        workspace=workspace, name=name, backend="callable",
+        backend_config={"function": f"{FUNCTIONS}:{function}"}, settings=settings,
+    )
+
+
+def make_job(generator, corpus, **fields) -> GenerationJob:
+    return services.generation_job_create(generator=generator, corpus=corpus, enqueue=False, **fields)
+
+
+def run(job, **options) -> GenerationJob:
+    return generate.generation_job_run(job_id=job.pk, **options)
+
+
+def pairs(generator) -> list[tuple[str, int]]:
+    return sorted(Sample.objects.filter(generator=generator).values_list("item__key", "seed"))
+
+
+def expected_pairs(generator, keys, seeds_per_item=1) -> list[tuple[str, int]]:
+    return sorted(
+        (key, generate.sample_seed(generator_id=generator.pk, item_key=key, index=index))
+        for key in keys for index in range(seeds_per_item)
+    )
+
+
+# ------------------------------------------------------------------------------
+# Seeds
+# ------------------------------------------------------------------------------
+
+
+def test_seeds_depend_on_generator_item_and_index_only():
+    seed = generate.sample_seed(generator_id=3, item_key="k0", index=0)
+    assert seed == generate.sample_seed(generator_id=3, item_key="k0", index=0)
+    others = {
+        generate.sample_seed(generator_id=4, item_key="k0", index=0),
+        generate.sample_seed(generator_id=3, item_key="k1", index=0),
+        generate.sample_seed(generator_id=3, item_key="k0", index=1),
+    }
+    assert seed not in others and len(others) == 3
+    assert all(0 <= s < 2**63 for s in others | {seed})
+
+
+# ------------------------------------------------------------------------------
+# A whole run
+# ------------------------------------------------------------------------------
+
+
+def test_a_job_makes_every_sample_in_batches_and_records_the_run(workspace, corpus):
+    generator = make_generator(workspace, size=6)
+    job = make_job(generator, corpus, seeds_per_item=2)
+    handled = []
+
+    job = run(job, batch_size=3, workers=2, on_progress=handled.append)
+
+    assert job.status == GenerationJob.Status.SUCCEEDED
+    assert (job.total, job.done, job.skipped, job.failed, job.errors) == (10, 10, 0, 0, [])
+    assert job.batch_size == 3 and job.device == "chosen by the function"
+    assert job.images_per_second > 0 and job.started_at and job.finished_at
+    assert handled[-1] == 10 and handled == sorted(handled)
+    assert pairs(generator) == expected_pairs(generator, [f"k{i}" for i in range(5)], seeds_per_item=2)
+    for sample in Sample.objects.filter(generator=generator).select_related("item"):
+        assert sample.job_id == job.pk and (sample.width, sample.height, sample.format) == (6, 6, "PNG")
+        with default_storage.open(sample.image.name) as stored:
+            image = Image.open(stored)
+            assert image.getpixel((0, 0)) == backend_functions.colour(sample.item.caption, sample.seed)
+
+
+def test_a_job_over_some_items_makes_only_theirs(workspace, corpus):
+    generator = make_generator(workspace)
+    job = run(make_job(generator, corpus, item_keys=["k3", "k1"]))
+    assert job.status == "succeeded" and job.done == 2
+    assert pairs(generator) == expected_pairs(generator, ["k1", "k3"])
+
+
+def test_a_rerun_skips_the_samples_that_exist(workspace, corpus):
+    generator = make_generator(workspace)
+    run(make_job(generator, corpus, item_keys=["k0", "k1"]))
+
+    second = run(make_job(generator, corpus))
+
+    assert (second.status, second.done, second.skipped) == ("succeeded", 3, 2)
+    assert pairs(generator) == expected_pairs(generator, [f"k{i}" for i in range(5)])
+
+
+def test_the_celery_task_runs_the_job(workspace, corpus):
+    job = make_job(make_generator(workspace), corpus)
+    assert generation_job_task(job.pk) == "succeeded"
+    assert Sample.objects.filter(job=job).count() == 5
+
+
+# ------------------------------------------------------------------------------
+# Killed half-way, resumed
+# ------------------------------------------------------------------------------
+
+
+def test_a_job_killed_half_way_resumes_without_duplicates(workspace, corpus):
+    generator = make_generator(workspace)
+    job = make_job(generator, corpus)
+    # The third batch is cut short once the first two batches are stored.
+    backend_functions.interrupt["on_call"] = 3
+
+    def on_progress(handled):
+        if handled >= 2:
+            backend_functions.interrupt["ready"].set()
+
+    with pytest.raises(KeyboardInterrupt):
+        run(job, batch_size=1, workers=1, on_progress=on_progress)
+
+    job.refresh_from_db()
+    assert job.status == "queued"  # interrupted, not failed
+    assert Sample.objects.filter(job=job).count() == 2
+    # A worker killed outright leaves its job running; the redelivered task resumes it.
+    GenerationJob.objects.filter(pk=job.pk).update(status="running")
+    backend_functions.interrupt["on_call"] = None
+
+    job = run(job, batch_size=2)
+
+    assert (job.status, job.done, job.skipped, job.failed) == ("succeeded", 5, 0, 0)
+    assert pairs(generator) == expected_pairs(generator, [f"k{i}" for i in range(5)])
+    assert Sample.objects.filter(job=job).count() == 5
+
+
+def test_a_job_that_has_ended_is_not_run_again(workspace, corpus):
+    job = run(make_job(make_generator(workspace), corpus))
+    Sample.objects.all().delete()
+    assert run(job).status == "succeeded"
+    assert not Sample.objects.exists()
+
+
+# ------------------------------------------------------------------------------
+# Failures
+# ------------------------------------------------------------------------------
+
+
+def test_a_failing_item_is_reported_and_the_others_are_stored(workspace, corpus):
+    generator = make_generator(workspace, function="broken_on")
+    job = run(make_job(generator, corpus), batch_size=5)
+
+    assert (job.status, job.done, job.failed, job.error_count) == ("succeeded", 4, 1, 1)
+    seed = generate.sample_seed(generator_id=generator.pk, item_key="k2", index=0)
+    assert job.errors == [{"item_key": "k2", "seed": seed, "error": "ValueError: cannot draw 'broken' prompts"}]
+    assert pairs(generator) == expected_pairs(generator, ["k0", "k1", "k3", "k4"])
+
+
+def test_a_job_keeps_the_first_errors_and_counts_them_all(workspace, corpus, monkeypatch):
+    monkeypatch.setattr(generate, "MAX_STORED_ERRORS", 2)
+    generator = make_generator(workspace, function="broken_on", word="e")
+    job = run(make_job(generator, corpus, item_keys=["k0", "k1", "k2", "k3"]), batch_size=2)
+
+    assert (job.status, job.done, job.failed, job.error_count, len(job.errors)) == ("failed", 0, 4, 4, 2)
+
+
+def test_what_is_not_an_image_fails_its_item(workspace, corpus):
+    job = run(make_job(make_generator(workspace, function="not_images"), corpus, item_keys=["k0"]))
+    assert (job.status, job.failed) == ("failed", 1)
+    assert "returned a str, not a PIL image" in job.errors[0]["error"]
+
+
+def test_a_backend_that_cannot_load_fails_the_job_with_its_reason(workspace, corpus):
+    generator = make_generator(workspace)
+    Generator.objects.filter(pk=generator.pk).update(backend_config={"function": f"{FUNCTIONS}:missing"})
+    job = run(make_job(generator, corpus))
+
+    assert job.status == "failed" and job.finished_at
+    assert job.errors == [{"error": job.errors[0]["error"]}] and job.error_count == 1
+    assert f"{FUNCTIONS}:missing" in job.errors[0]["error"] and "cannot be imported" in job.errors[0]["error"]
+    assert not Sample.objects.exists()
+
+
+# ------------------------------------------------------------------------------
+# Cancelling
+# ------------------------------------------------------------------------------
+
+
+def test_a_running_job_stops_between_batches_when_cancelled(workspace, corpus, monkeypatch):
+    generator = make_generator(workspace)
+    job = make_job(generator, corpus)
+    original = backend_functions.solid
+
+    def cancel_then_draw(prompts, seeds, **settings):
+        services.generation_job_cancel(job=job)
+        return original(prompts, seeds, **settings)
+
+    monkeypatch.setattr(backend_functions, "solid", cancel_then_draw)
+    job = run(job, batch_size=2)
+
+    assert (job.status, job.cancel_requested, job.done) == ("cancelled", True, 2)
+    assert Sample.objects.filter(job=job).count() == 2  # the batch sampled before the stop is kept
+
+
+def test_a_job_cancelled_while_its_worker_was_lost_is_not_resumed(workspace, corpus):
+    job = make_job(make_generator(workspace), corpus)
+    GenerationJob.objects.filter(pk=job.pk).update(status="running", cancel_requested=True)
+    assert run(job).status == "cancelled"
+    assert not Sample.objects.exists()
+
+
+# ------------------------------------------------------------------------------
+# Enqueued on commit
+# ------------------------------------------------------------------------------
+
+
+def test_a_new_job_is_sent_to_the_worker_once_committed(workspace, corpus, monkeypatch):
+    sent = []
+    monkeypatch.setattr(generation_job_task, "delay", lambda job_id: sent.append(job_id))
+    generator = make_generator(workspace)
+    job = services.generation_job_create(generator=generator, corpus=corpus)
+    assert sent == [job.pk]
