@@ -5,6 +5,7 @@
 #   web          gunicorn serving parity.wsgi, settings in gunicorn.conf.py beside this file
 #   worker       Celery worker on the CPU queue `celery` (imports, reports)
 #   gpu-worker   Celery worker on the `gpu` queue (generation jobs), one job at a time
+#   beat         Celery beat: the periodic tasks of settings.CELERY_BEAT_SCHEDULE (run one only)
 #   migrate      apply database migrations, then exit
 #   healthcheck  exit 0 when the web process on $PORT answers /healthz
 #   anything else is run as is: `docker compose run web django-admin createsuperuser`
@@ -35,6 +36,12 @@ case "$command" in
         # One job at a time owns the GPU's memory; a second process would fight it.
         exec celery -A parity worker -Q gpu --hostname "gpu@%h" \
             --concurrency 1 \
+            --loglevel "${CELERY_LOG_LEVEL:-INFO}" "$@"
+        ;;
+    beat)
+        # The schedule's state file is scratch: the schedules are intervals, and a
+        # restarted beat simply starts counting again.
+        exec celery -A parity beat --schedule /tmp/celerybeat-schedule \
             --loglevel "${CELERY_LOG_LEVEL:-INFO}" "$@"
         ;;
     migrate)

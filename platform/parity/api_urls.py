@@ -20,6 +20,7 @@ class UnknownPath(APIView):
 urlpatterns = [
     path("", include("generation.api_urls")),
     path("", include("annotate.api_urls")),
+    path("", include("analysis.api_urls")),
     # Only paths ending in "/": one without it is first redirected by APPEND_SLASH, as before.
     re_path(r"^.*/\Z", UnknownPath.as_view()),
 ]

@@ -285,6 +285,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"generation.tasks.generation_job_run": {"queue": "gpu"}}
+# Beat (`make run`'s embedded worker runs it with -B; compose has a `beat` service):
+# the analysis writes the generators done of open studies with a target half-width.
+CELERY_BEAT_SCHEDULE = {
+    "analysis-plan-update": {
+        "task": "analysis.tasks.plan_update_open_studies",
+        "schedule": float(env_int("PARITY_PLAN_UPDATE_SECONDS", 300)),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# ------------------------------------------------------------------------------
+# Analysis (analysis/views.py, analysis/services.py)
+# ------------------------------------------------------------------------------
+# The study page builds its analysis panel during the request up to this many
+# judgments; a larger study's is built by a worker while the page shows the last one.
+PARITY_REPORT_INLINE_MAX = env_int("PARITY_REPORT_INLINE_MAX", 50_000)
+# While judgments keep arriving, a small study's panel is rebuilt at most this often.
+PARITY_REPORT_REFRESH_SECONDS = env_int("PARITY_REPORT_REFRESH_SECONDS", 30)
 
 # ------------------------------------------------------------------------------
 # Django REST framework

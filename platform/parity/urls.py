@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("parity.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("analysis.urls")),
     path("", include("annotate.urls")),
     path("", include("generation.urls")),
 ]

@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 ENTRYPOINT = REPO / "platform" / "entrypoint.sh"
-APP_SERVICES = {"migrate", "web", "worker", "gpu-worker"}
+APP_SERVICES = {"migrate", "web", "worker", "gpu-worker", "beat"}
 
 # What an operator must provide (compose stops with the `:?` message otherwise).
 OPERATOR_VALUES = {
@@ -161,6 +161,15 @@ def test_workers_consume_the_queues_tasks_are_routed_to(compose, entrypoint_argv
         route["queue"] for task, route in settings.CELERY_TASK_ROUTES.items() if task.startswith("generation.")
     }
     assert generation_queues == {"gpu"}
+
+
+def test_one_beat_sends_the_periodic_tasks(compose, entrypoint_argv, settings):
+    _, argv = entrypoint_argv(*compose["services"]["beat"]["command"])
+    assert argv[:4] == ["celery", "-A", "parity", "beat"]
+    assert "deploy" not in compose["services"]["beat"]  # never replicated: each beat would send every task
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {
+        "analysis.tasks.plan_update_open_studies"
+    }
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu_and_builds_with_torch(compose):

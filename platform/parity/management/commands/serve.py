@@ -35,8 +35,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         worker = None
         if not no_worker:
+            # -B: the worker runs beat too (periodic tasks: settings.CELERY_BEAT_SCHEDULE).
             worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "--quiet", "-A", "parity", "worker", "-Q", "celery,gpu",
+                [sys.executable, "-m", "celery", "--quiet", "-A", "parity", "worker", "-B", "-Q", "celery,gpu",
                  "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
                  "--hostname", "embedded@%h"],
             )

@@ -1,0 +1,151 @@
+"""analysis endpoints of the researcher API: a study's report.
+
+    GET /api/v1/studies/<slug>/report/?format=json|csv|html
+
+For anyone who can see the study (`annotate.selectors.study_for_user`: a member of its
+workspace, any role, or a superuser); another workspace's study is a 404 like one
+that does not exist. The stored report is served while it matches the data;
+otherwise one is built during the request (seconds for a small study; for a study
+of a million judgments, tens of seconds: `manage.py report` does the same offline).
+A build writes the study's generators done when it has a target half-width.
+
+`?format=` names the file format here, as for the judgments export: this view
+negotiates nothing, its errors are always JSON.
+"""
+
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from analysis import exports, services
+from annotate import selectors
+
+FORMATS = {
+    "json": ("application/json", "json"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "html": ("text/html; charset=utf-8", "html"),
+}
+RATE_EXAMPLE = {
+    "n": 1512, "wins": 598, "n_left": 757, "wins_left": 301, "n_right": 755, "wins_right": 297,
+    "n_items": 498, "n_annotators": 61, "rate": 0.3955, "rate_left": 0.3976, "rate_right": 0.3934,
+    "raw_rate": 0.3955, "low": 0.3611, "high": 0.4297, "boot_se": 0.0174, "wilson_low": 0.3711,
+    "wilson_high": 0.4204, "cgm_se": 0.0151, "cgm_low": 0.3659, "cgm_high": 0.4251, "cgm_se_raw": 0.0151,
+    "var_item": 0.00015, "var_annotator": 0.00009, "var_cell": 0.00002, "design_effect": 1.43,
+    "effective_n": 1057.3, "level": 0.95, "n_boot": 1000, "half_width": 0.0344,
+}
+JSON_EXAMPLE = {
+    "version": 1, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 1},
+    "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
+              "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
+              "exclude_catch_accuracy_below": 0.8, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
+              "exclude_side_bias": False, "exclude_agreement_below": None, "target_half_width": 0.05,
+              "generators_done": [7], "...": "every setting of the study"},
+    "counts": {"judgments": 4790, "generated": 4502, "catch": 192, "calibration": 96, "annotators": 61,
+               "simulated_annotators": 0, "simulated_judgments": 0, "prompts": 1500, "excluded_annotators": 2,
+               "excluded_judgments": 80},
+    "warnings": [],
+    "generators": [{"id": 7, "name": "ladder-M", "series": "ladder", "series_id": 2, "params": 120000000,
+                    "train_images": None, "train_flops": None, "train_step": None, "settings": {"steps": 50},
+                    "metrics": {"val_loss": 0.412}, "rate": RATE_EXAMPLE, "rate_all": RATE_EXAMPLE, "done": True}],
+    "exclusions": {"by_rule": {"catch_accuracy": {"annotators": 1, "judgments": 40, "judgments_only": 40},
+                               "too_fast": {"annotators": 1, "judgments": 40, "judgments_only": 40}},
+                   "n_judgments": 4790, "n_excluded": 80, "share_excluded": 0.0167, "excluded_annotators": 2,
+                   "jump": {"flagged": False, "reasons": []}, "rules": {"min_catch_accuracy": 0.8, "...": "..."}},
+    "calibration": {"rate": 0.49, "low": 0.41, "high": 0.57, "covers_half": True, "...": "..."},
+    "calibration_all": {"...": "as calibration, on all judgments"},
+    "side_bias": {"n": 4710, "left": 2371, "share_left": 0.503, "low": 0.49, "high": 0.517, "...": "..."},
+    "side_bias_all": {"...": "as side_bias, on all judgments"},
+    "drift": {"slope_left": 0.01, "slope_choice": -0.02, "flagged_annotators": 0, "...": "..."},
+    "agreement": {"fleiss_kappa": 0.08, "fleiss_trials": 1400, "fleiss_raters": 3, "krippendorff_alpha": 0.08,
+                  "alpha_trials": 1480},
+    "annotators": [{"pseudonym": "4b0c9a8e-5f7e-4f1e-9a53-0d1f4f4f2a11", "source": "prolific", "simulated": False,
+                    "excluded": False, "excluded_by": [], "n": 80, "catch_accuracy": 1.0, "...": "..."}],
+    "fits": [{"series": "ladder", "axis": "params", "generators": [5, 6, 7], "x": [3e7, 6e7, 1.2e8],
+              "forms": {"saturating": {"params": {"A": 48.1, "alpha": 0.29},
+                                       "intervals": {"A": [20.2, 130.0], "alpha": [0.24, 0.35]},
+                                       "x_at_gap": {"0.05": {"x": 2.5e10, "low": 4e9, "high": 3e11, "reached": True}},
+                                       "aic": 21.3, "boot_converged": 1.0, "...": "..."},
+                        "free": {"...": "..."}},
+              "comparison": {"lr": 0.8, "df": 1, "p_value": 0.37, "delta_aic": -1.2}, "errors": {}}],
+    "alignment": [{"metric": "val_loss", "n": 3, "spearman": -1.0, "spearman_low": -1.0, "spearman_high": 1.0,
+                   "kendall": -1.0, "...": "..."}],
+    "plan": {"target_half_width": 0.05, "done": [7],
+             "generators": [{"id": 7, "name": "ladder-M", "judgments": 1512, "prompts": 498, "half_width": 0.0344,
+                             "judgments_needed": 716, "judgments_more": 0, "prompts_needed": 236,
+                             "prompts_min": 120, "done": True}]},
+}
+CSV_EXAMPLE = (
+    ",".join(exports.CSV_COLUMNS) + "\r\n"
+    "coco-ladder,7,ladder-M,ladder,120000000,,,,applied,1512,598,0.3955,0.3611,0.4297,0.0344,0.3976,0.3934,"
+    "0.3955,0.3711,0.4204,0.0151,0.3659,0.4251,0.0174,1.43,1057.3,498,61,0.95,1000\r\n"
+)
+HTML_EXAMPLE = (
+    '<!doctype html>\n<html lang="en">\n<head>…inline CSS…</head>\n'
+    "<body>…tables and inline SVG plots…</body>\n</html>\n"
+)
+
+
+class _NoNegotiation(BaseContentNegotiation):
+    """Always the view's first renderer (JSON, for errors), whatever ?format= or Accept say."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ReportQuery(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=list(FORMATS), default="json",
+        help_text="json (default): everything; csv: the per-generator table with and without exclusions; "
+        "html: one self-contained page with plots.",
+    )
+
+
+class StudyReport(APIView):
+    """A study's report as JSON, CSV or a self-contained HTML page."""
+
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = _NoNegotiation
+
+    @extend_schema(
+        operation_id="study_report",
+        summary="A study's report",
+        description=(__doc__ or "") + "\n\n" + (exports.__doc__ or ""),
+        tags=["studies"],
+        parameters=[ReportQuery],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Everything in the report.",
+                examples=[OpenApiExample("json", value=JSON_EXAMPLE, media_type="application/json")],
+            ),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="The per-generator table: one row per generator and exclusion setting.",
+                examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")],
+            ),
+            (200, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="One self-contained page: inline CSS and SVG, nothing fetched.",
+                examples=[OpenApiExample("html", value=HTML_EXAMPLE, media_type="text/html")],
+            ),
+        },
+    )
+    def get(self, request, slug: str):
+        study = selectors.study_for_user(user=request.user, slug=slug)
+        if study is None:
+            raise Http404("no such study")
+        query = ReportQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        file_format = query.validated_data["format"]
+        snapshot = services.report_snapshot_current(study=study)
+        body = {"json": snapshot.report_json, "csv": snapshot.report_csv, "html": snapshot.report_html}[file_format]
+        content_type, extension = FORMATS[file_format]
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-report.{extension}"'
+        response["Cache-Control"] = "no-store"
+        return response

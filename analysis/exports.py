@@ -1,0 +1,250 @@
+"""A report as JSON and CSV; the HTML page is in `report_html`.
+
+JSON (`report_json`) holds everything, with plain values only: NaN and infinities
+become null (an infinite scale at a target gap, a fit that never closes it, also
+says ``"reached": false``). Annotators appear only by pseudonym.
+
+CSV (`report_csv`) is the per-generator table, one row per generator and exclusion
+setting (long format: twice as many rows as generators). Columns, in this order
+(stable names):
+
+=============== ================================================================
+study           the study's slug
+generator_id    the generator's id
+generator       its name
+series          its series' name (empty without one)
+params          parameter count N (empty where unknown)
+train_images    training images seen D
+train_flops     training compute C
+train_step      training step of the checkpoint
+exclusions      ``applied`` (the study's exclusion rules) or ``none`` (all judgments)
+n, wins         judgments, and those where the generated image was chosen
+rate            position-balanced preference rate
+low, high       two-way (prompt x annotator) cluster bootstrap interval of `rate`
+half_width      larger distance from `rate` to an end of that interval
+rate_left       rate with the generated image on the left; rate_right: on the right
+raw_rate        wins / n
+wilson_low      Wilson interval of `raw_rate` (ignores clustering); wilson_high
+cgm_se          Cameron-Gelbach-Miller two-way standard error of `rate`
+cgm_low         rate -/+ z cgm_se; cgm_high
+boot_se         bootstrap standard deviation of `rate`
+design_effect   CGM variance over simple-random-sampling variance
+effective_n     n / design_effect
+n_items         distinct prompts behind the rate; n_annotators: distinct annotators
+level           interval level; n_boot: bootstrap resamples
+=============== ================================================================
+
+Empty cells are unknown or undefined values. A name that a spreadsheet would run as
+a formula gets a leading ``'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict
+
+import numpy as np
+
+from analysis.reports import REPORT_VERSION, Report
+
+CSV_COLUMNS = (
+    "study", "generator_id", "generator", "series", "params", "train_images", "train_flops", "train_step",
+    "exclusions", "n", "wins", "rate", "low", "high", "half_width", "rate_left", "rate_right", "raw_rate",
+    "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
+    "n_items", "n_annotators", "level", "n_boot",
+)
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+FORMULA_START = frozenset("=+-@\t\r")
+
+
+def json_safe(value):
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ------------------------------------------------------------------------------
+# JSON
+# ------------------------------------------------------------------------------
+def _generator_meta(g) -> dict:
+    return {"id": g.id, "name": g.name, "series": g.series, "series_id": g.series_id, "params": g.params,
+            "train_images": g.train_images, "train_flops": g.train_flops, "train_step": g.train_step,
+            "settings": g.settings, "metrics": g.metrics}
+
+
+def _strip(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "label"}
+
+
+def _calibration(calibration) -> dict:
+    return {**_strip(calibration.table.rows()[0]), "covers_half": calibration.covers_half,
+            "p_value": calibration.p_value}
+
+
+def _side(side) -> dict:
+    return {"n": side.n, "left": side.left, "share_left": side.share_left, "low": side.low, "high": side.high,
+            "wilson_low": side.wilson_low, "wilson_high": side.wilson_high,
+            "flagged_annotators": int(side.flagged.sum())}
+
+
+def _gap_entry(value: tuple) -> dict:
+    point, low, high = value
+    return {"x": point, "low": low, "high": high, "reached": math.isfinite(point)}
+
+
+def _fit_json(report: Report, fit) -> dict:
+    forms = {}
+    for name, curve in fit.fits.items():
+        forms[name] = {
+            "params": curve.params,
+            "intervals": {k: list(v) for k, v in curve.intervals.items()},
+            "objective": curve.objective, "aic": curve.aic, "n_params": curve.n_params, "n_points": curve.n_points,
+            "boot_converged": curve.boot_converged, "level": curve.level,
+            "x_at_gap": {f"{target:g}": _gap_entry(value) for target, value in curve.x_at_gap.items()},
+        }
+    return {
+        "series": fit.series, "series_id": fit.series_id, "axis": fit.axis,
+        "generators": [report.generators[c].id for c in fit.codes],
+        "generator_names": [report.generators[c].name for c in fit.codes],
+        "x": fit.x, "dispersion": fit.dispersion, "comparison": fit.comparison, "errors": fit.errors,
+        "notes": list(fit.notes), "forms": forms,
+    }
+
+
+def annotator_rows(report: Report) -> list[dict]:
+    analysis = report.analysis
+    rows = []
+    for index, row in enumerate(analysis.quality.rows()):
+        info = report.annotators[index]
+        rows.append({
+            "pseudonym": info.pseudonym, "source": info.source, "simulated": info.simulated,
+            "excluded": bool(analysis.exclusions.excluded[index]),
+            "excluded_by": [rule for rule, mask in report.rule_excluded.items() if mask[index]],
+            "side_bias_flagged": bool(analysis.side_bias_all.flagged[index]),
+            "drift_flagged": bool(analysis.drift.flagged[index]),
+            **_strip(row),
+        })
+    return rows
+
+
+def _plan_rows(report: Report) -> list[dict]:
+    plan, rates = report.plan, report.analysis.rates
+    return [
+        {"id": report.generators[c].id, "name": report.generators[c].name,
+         "judgments": int(rates.n[c]), "prompts": int(rates.n_items[c]),
+         "half_width": plan.half_width[c], "judgments_needed": plan.judgments_needed[c],
+         "judgments_more": plan.judgments_more[c], "prompts_needed": plan.prompts_needed[c],
+         "prompts_min": plan.prompts_min[c], "done": bool(plan.done[c])}
+        for c in report.order
+    ]
+
+
+def report_json(report: Report) -> dict:
+    """Everything in the report as plain JSON values (module docstring)."""
+    analysis = report.analysis
+    rows, rows_all = analysis.rates.rows(), analysis.rates_all.rows()
+    exclusions = analysis.exclusions
+    jump = exclusions.jump
+    done = set(report.done_ids or ())
+    generators = []
+    for c in report.order:
+        g = report.generators[c]
+        generators.append({
+            **_generator_meta(g), "rate": _strip(rows[c]), "rate_all": _strip(rows_all[c]),
+            "done": (g.id in done) if report.done_ids is not None else None,
+        })
+    quality = analysis.quality
+    drift = analysis.drift
+    body = {
+        "version": REPORT_VERSION,
+        "built_at": report.built_at.isoformat(),
+        "seconds": report.seconds,
+        "options": report.options.as_dict(),
+        "study": report.configuration,
+        "counts": report.counts,
+        "warnings": list(report.warnings),
+        "generators": generators,
+        "exclusions": {
+            "rules": asdict(exclusions.rules), "by_rule": exclusions.by_rule,
+            "n_judgments": exclusions.n_judgments, "n_excluded": exclusions.n_excluded,
+            "share_excluded": exclusions.share_excluded, "excluded_annotators": int(exclusions.excluded.sum()),
+            "jump": {"flagged": jump.flagged, "reasons": list(jump.reasons),
+                     "window_annotators": jump.window_annotators, "window_excluded": jump.window_excluded,
+                     "window_p": jump.window_p},
+        },
+        "calibration": _calibration(analysis.calibration),
+        "calibration_all": _calibration(analysis.calibration_all),
+        "side_bias": _side(analysis.side_bias),
+        "side_bias_all": _side(analysis.side_bias_all),
+        "drift": {"slope_left": drift.slope_left, "slope_left_se": drift.slope_left_se,
+                  "slope_left_p": drift.slope_left_p, "slope_choice": drift.slope_choice,
+                  "slope_choice_se": drift.slope_choice_se, "slope_choice_p": drift.slope_choice_p,
+                  "flagged_annotators": int(drift.flagged.sum())},
+        "agreement": asdict(quality.agreement),
+        "response_time_quantiles_ms": {f"{q:g}": v for q, v in quality.rt_quantiles.items()},
+        "fast_ms": quality.fast_ms,
+        "annotators": annotator_rows(report),
+        "fits": [_fit_json(report, fit) for fit in report.fits],
+        "alignment": [asdict(a) for a in report.alignment.values()],
+        "plan": None if report.plan is None else {
+            "target_half_width": report.plan.target, "done": list(report.done_ids or ()),
+            "generators": _plan_rows(report),
+        },
+    }
+    return json_safe(body)
+
+
+def report_json_text(report: Report) -> str:
+    return json.dumps(report_json(report), ensure_ascii=False, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------
+# CSV
+# ------------------------------------------------------------------------------
+def _cell(value) -> str:
+    value = json_safe(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    return "'" + text if text[:1] in FORMULA_START and not _is_number_text(text) else text
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def report_csv(report: Report) -> str:
+    """The per-generator table with and without exclusions (columns in the module docstring)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    slug = report.configuration.get("slug", "")
+    tables = (("applied", report.analysis.rates.rows()), ("none", report.analysis.rates_all.rows()))
+    for c in report.order:
+        g = report.generators[c]
+        for setting, rows in tables:
+            values = {"study": slug, "generator_id": g.id, "generator": g.name, "series": g.series,
+                      "params": g.params, "train_images": g.train_images, "train_flops": g.train_flops,
+                      "train_step": g.train_step, "exclusions": setting, **_strip(rows[c])}
+            writer.writerow([_cell(values.get(column)) for column in CSV_COLUMNS])
+    return out.getvalue()

@@ -1,0 +1,255 @@
+"""A report as one self-contained HTML page, and its body as the study page's panel.
+
+One file: inline CSS, inline SVG plots (`plots`), no script and no reference to
+anything outside it, so it can be mailed, archived or opened offline. Numbers are
+formatted here; the templates (`analysis/report.html`,
+`analysis/partials/report_body.html`) only lay them out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+
+from analysis import plots
+from analysis.exports import annotator_rows, json_safe
+from analysis.reports import Report
+
+RULE_SETTINGS = {
+    "catch_accuracy": ("exclude_catch_accuracy_below", "catch-trial accuracy below"),
+    "too_fast": ("exclude_fast_share_above", "share of answers under fast_response_ms above"),
+    "side_bias": ("exclude_side_bias", "significant side bias (Bonferroni)"),
+    "agreement": ("exclude_agreement_below", "agreement with the majority below"),
+}
+
+
+def num(value, digits: int = 3) -> str:
+    value = json_safe(value)
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def sig(value, digits: int = 3) -> str:
+    """A value of any size in `digits` significant figures (scales: 1.2e+09)."""
+    value = json_safe(value)
+    if value is None or isinstance(value, str):
+        return "—" if value is None else value
+    return f"{value:.{digits}g}"
+
+
+def pct(value) -> str:
+    value = json_safe(value)
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def interval(low, high, digits: int = 3, fmt=None) -> str:
+    fmt = fmt or (lambda v: num(v, digits))
+    low, high = json_safe(low), json_safe(high)
+    if low is None and high is None:
+        return "—"
+    return f"[{fmt(low) if low is not None else '−∞'}, {fmt(high) if high is not None else '∞'}]"
+
+
+def _generator_rows(report: Report) -> list[dict]:
+    rates, rates_all = report.analysis.rates, report.analysis.rates_all
+    plan = report.plan
+    rows = []
+    for c in report.order:
+        g = report.generators[c]
+        rows.append({
+            "name": g.name, "id": g.id, "series": g.series or "—",
+            "axes": " · ".join(f"{label} {sig(getattr(g, axis))}" for axis, label in
+                               (("params", "N"), ("train_images", "D"), ("train_flops", "C"), ("train_step", "step"))
+                               if getattr(g, axis) is not None) or "—",
+            "rate": num(rates.rate[c]), "interval": interval(rates.low[c], rates.high[c]),
+            "n": int(rates.n[c]), "prompts": int(rates.n_items[c]), "annotators": int(rates.n_annotators[c]),
+            "deff": num(rates.design_effect[c], 2),
+            "rate_all": num(rates_all.rate[c]), "interval_all": interval(rates_all.low[c], rates_all.high[c]),
+            "n_all": int(rates_all.n[c]),
+            "plan": None if plan is None else {
+                "half_width": num(plan.half_width[c]), "more": num(plan.judgments_more[c], 0),
+                "needed": num(plan.judgments_needed[c], 0), "prompts": num(plan.prompts_needed[c], 0),
+                "prompts_min": num(plan.prompts_min[c], 0), "done": bool(plan.done[c]),
+            },
+        })
+    return rows
+
+
+def _fit_context(report: Report, fit, targets) -> dict:
+    rates = report.analysis.rates
+    codes = fit.codes
+    forms = []
+    for name, curve in fit.fits.items():
+        forms.append({
+            "name": name,
+            "params": [(k, sig(v, 4), interval(*curve.intervals[k], fmt=lambda v: sig(v, 4)))
+                       for k, v in curve.params.items()],
+            "gaps": [(f"{t:g}", sig(v[0]), interval(v[1], v[2], fmt=sig)) for t, v in curve.x_at_gap.items()],
+            "aic": num(curve.aic, 2), "converged": pct(curve.boot_converged),
+        })
+    svg = plots.scaling_plot(
+        fit, [report.generators[c].name for c in codes], rates.rate[codes], rates.low[codes], rates.high[codes],
+        targets=targets,
+    )
+    comparison = fit.comparison
+    return {
+        "series": fit.series, "axis": fit.axis, "points": len(codes), "forms": forms, "errors": fit.errors,
+        "notes": fit.notes,
+        "dispersion": num(fit.dispersion, 2), "svg": mark_safe(svg),
+        "comparison": None if comparison is None else {
+            "lr": num(comparison["lr"], 2), "df": comparison["df"], "p": sig(comparison["p_value"], 2),
+            "delta_aic": num(comparison["delta_aic"], 2),
+        },
+    }
+
+
+def _exclusion_rows(report: Report) -> list[dict]:
+    by_rule = report.analysis.exclusions.by_rule
+    rows = []
+    for rule, (setting, meaning) in RULE_SETTINGS.items():
+        value = report.configuration.get(setting)
+        counts = by_rule.get(rule)
+        rows.append({"rule": rule, "meaning": meaning, "setting": setting,
+                     "value": "off" if value in (None, False) else ("on" if value is True else value),
+                     "annotators": counts["annotators"] if counts else "—",
+                     "judgments": counts["judgments"] if counts else "—",
+                     "only": counts["judgments_only"] if counts else "—"})
+    return rows
+
+
+def _calibration_context(report: Report) -> dict:
+    a = report.analysis
+    c, c_all, s, s_all = a.calibration.table, a.calibration_all.table, a.side_bias, a.side_bias_all
+    rows = [
+        ("calibration, exclusions applied", c.rate[0], c.low[0], c.high[0]),
+        ("calibration, all judgments", c_all.rate[0], c_all.low[0], c_all.high[0]),
+        ("left choices, exclusions applied", s.share_left, s.low, s.high),
+        ("left choices, all judgments", s_all.share_left, s_all.low, s_all.high),
+    ]
+    rows = [(label, *(json_safe(v) for v in values)) for label, *values in rows]
+    svg = plots.calibration_plot(rows, a.side_bias_all.annotator_n, a.side_bias_all.annotator_share,
+                                 a.side_bias_all.flagged, a.exclusions.excluded, report.simulated)
+    table = [
+        {"what": "Calibration rate (real vs real)",
+         "with": num(c.rate[0]), "with_interval": interval(c.low[0], c.high[0]), "with_n": int(c.n[0]),
+         "all": num(c_all.rate[0]), "all_interval": interval(c_all.low[0], c_all.high[0]), "all_n": int(c_all.n[0])},
+        {"what": "Share of left choices (all trials)",
+         "with": num(s.share_left), "with_interval": interval(s.low, s.high), "with_n": s.n,
+         "all": num(s_all.share_left), "all_interval": interval(s_all.low, s_all.high), "all_n": s_all.n},
+    ]
+    drift = a.drift
+    return {
+        "svg": mark_safe(svg), "table": table,
+        "covers": a.calibration.covers_half, "p_value": sig(a.calibration.p_value, 2),
+        "side_flagged": int(s_all.flagged.sum()),
+        "drift": {"left": num(drift.slope_left), "left_p": sig(drift.slope_left_p, 2),
+                  "choice": num(drift.slope_choice), "choice_p": sig(drift.slope_choice_p, 2),
+                  "flagged": int(drift.flagged.sum())},
+    }
+
+
+def _annotator_context(report: Report) -> list[dict]:
+    rows = []
+    for row in annotator_rows(report):
+        rows.append({
+            "pseudonym": row["pseudonym"], "source": row["source"], "simulated": row["simulated"],
+            "excluded": row["excluded"], "excluded_by": ", ".join(row["excluded_by"]) or "—",
+            "n": row["n"], "catch": f"{row['catch_correct']}/{row['catch_n']}" if row["catch_n"] else "—",
+            "catch_accuracy": pct(row["catch_accuracy"]), "rt": num(row["rt_median_ms"], 0),
+            "fast": pct(row["fast_share"]), "left": pct(row["share_left"]), "side_p": sig(row["side_p"], 2),
+            "agreement": pct(row["agreement_share"]), "agreement_n": row["agreement_n"],
+            "flags": ", ".join(f for f, on in (("side bias", row["side_bias_flagged"]),
+                                               ("drift", row["drift_flagged"])) if on) or "—",
+        })
+    # Excluded first, then by judgments: the rows a reader checks first.
+    rows.sort(key=lambda r: (not r["excluded"], -r["n"]))
+    return rows
+
+
+def _alignment_context(report: Report) -> dict | None:
+    if not report.metrics:
+        return None
+    rates = report.analysis.rates
+    rows = [
+        {"metric": a.metric, "n": a.n, "spearman": num(a.spearman, 2),
+         "spearman_interval": interval(a.spearman_low, a.spearman_high, 2),
+         "spearman_judgment": interval(a.spearman_judgment_low, a.spearman_judgment_high, 2),
+         "kendall": num(a.kendall, 2), "kendall_interval": interval(a.kendall_low, a.kendall_high, 2),
+         "kendall_judgment": interval(a.kendall_judgment_low, a.kendall_judgment_high, 2),
+         "p": sig(a.spearman_p, 2)}
+        for a in report.alignment.values()
+    ]
+    svg = plots.alignment_plot(report.metrics, [g.name for g in report.generators], rates.rate, rates.low,
+                               rates.high, {name: a.spearman for name, a in report.alignment.items()})
+    return {"rows": rows, "svg": mark_safe(svg)}
+
+
+def html_context(report: Report, *, standalone: bool) -> dict:
+    """Everything the report templates show, formatted."""
+    rates, rates_all = report.analysis.rates, report.analysis.rates_all
+    order = list(report.order)
+    names = [report.generators[c].name for c in order]
+    forest = plots.forest_plot(names, rates.rate[order], rates.low[order], rates.high[order],
+                               rates_all.rate[order], rates_all.low[order], rates_all.high[order]) if order else ""
+    configuration = dict(report.configuration)
+    policy = configuration.pop("presentation_policy", {})
+    exclusions = report.analysis.exclusions
+    return {
+        "standalone": standalone,
+        # Heading level of the sections: a page of its own, or inside the study page's "Analysis".
+        "h": 2 if standalone else 4,
+        "study": report.configuration,
+        "counts": report.counts,
+        "level": pct(report.options.level),
+        "options": report.options.as_dict(),
+        "warnings": report.warnings,
+        "generators": _generator_rows(report),
+        "has_plan": report.plan is not None,
+        "target": report.configuration.get("target_half_width"),
+        "done_names": [g.name for g in report.generators if g.id in set(report.done_ids or ())],
+        "forest": mark_safe(forest),
+        "fits": [_fit_context(report, fit, report.options.gap_targets) for fit in report.fits],
+        "calibration": _calibration_context(report),
+        "exclusions": {
+            "rows": _exclusion_rows(report), "n_excluded": exclusions.n_excluded,
+            "n_judgments": exclusions.n_judgments, "share": pct(exclusions.share_excluded),
+            "annotators": int(exclusions.excluded.sum()), "jump": exclusions.jump,
+            "windows": list(zip(range(1, len(exclusions.jump.window_annotators) + 1),
+                                exclusions.jump.window_annotators.tolist(), exclusions.jump.window_excluded.tolist(),
+                                [sig(p, 2) for p in exclusions.jump.window_p])),
+        },
+        "agreement": report.analysis.quality.agreement,
+        "agreement_kappa": num(report.analysis.quality.agreement.fleiss_kappa),
+        "agreement_alpha": num(report.analysis.quality.agreement.krippendorff_alpha),
+        "annotators": _annotator_context(report),
+        "alignment": _alignment_context(report),
+        "configuration": json.dumps(json_safe(configuration), indent=2, ensure_ascii=False, sort_keys=True),
+        "policy": json.dumps(json_safe(policy), indent=2, ensure_ascii=False, sort_keys=True),
+        "rules": json.dumps(json_safe(asdict(exclusions.rules)), indent=2, sort_keys=True),
+        "built_at": report.built_at,
+        "seconds": num(report.seconds, 2),
+    }
+
+
+def report_html(report: Report) -> str:
+    """The report as one self-contained HTML page (module docstring)."""
+    return render_to_string("analysis/report.html", html_context(report, standalone=True))
+
+
+def panel_html(report: Report) -> str:
+    """The report's body as an HTML fragment, for the study page."""
+    return render_to_string("analysis/partials/report_body.html", html_context(report, standalone=False))
+
+
+def report_pages(report: Report) -> tuple[str, str]:
+    """`report_html` and `panel_html` at the cost of one: the plots are drawn once."""
+    context = html_context(report, standalone=True)
+    page = render_to_string("analysis/report.html", context)
+    panel = render_to_string("analysis/partials/report_body.html", {**context, "standalone": False, "h": 4})
+    return page, panel

@@ -1,0 +1,296 @@
+"""A study's report: one structure with everything the CLI, the API and the study page show.
+
+`report_from_input` computes it from plain values (judgments as `Judgments`, what
+their codes stand for, the study's settings), without the database, so that a
+benchmark or a notebook can build one from simulated columns; `selectors.report_input`
+reads those values of a study from the database. Rendering is elsewhere
+(`renderers`: JSON, CSV, HTML; `plots`).
+
+What a report holds, in the order the HTML shows it:
+
+- the study's configuration and presentation policy, so the result can be reproduced;
+- counts: judgments by kind, annotators, how many of each are simulated
+  (`Annotator.source == "simulated"`), how many judgments the exclusions removed;
+- per generator, the preference rate with its intervals, with and without the
+  exclusion rules (`stats.analyse_study`); exclusions are applied here, at analysis
+  time, and never by deleting data;
+- exclusions: what each rule removed, alone and together, and the exclusion-rate
+  jump check;
+- calibration (real vs real should cover 0.5), side bias and drift over sessions;
+- the annotator-quality table, each annotator by pseudonym, marked when simulated and
+  with the rules that exclude them;
+- scaling fits per series and axis (`scaling`);
+- rank correlation of the human rate with each automatic metric of the generators;
+- with a target half-width, the plan: judgments and prompts each generator still
+  needs, and which generators are done (written to `Study.generators_done` by
+  `services.study_report`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+
+import numpy as np
+
+from analysis.scaling import GeneratorInfo, SeriesFit, series_fits
+from analysis.stats import (
+    CALIBRATION,
+    CATCH,
+    GENERATED,
+    Alignment,
+    ExclusionRules,
+    Judgments,
+    Plan,
+    RateTable,
+    StudyAnalysis,
+    analyse_study,
+    annotator_quality,
+    apply_exclusions,
+    calibration_rate,
+    generators_done,
+    metric_alignment,
+    plan_judgments,
+    session_drift,
+    side_bias,
+)
+
+# Bump when the content of a report changes for the same data (it is in the fingerprint
+# of stored reports, so a stored one built by older code is rebuilt).
+REPORT_VERSION = 1
+
+# Exclusion rules by the name `stats.apply_exclusions` reports them under, and the
+# `ExclusionRules` field that switches each off.
+RULE_FIELDS = {
+    "catch_accuracy": "min_catch_accuracy",
+    "too_fast": "max_fast_share",
+    "side_bias": "side_bias_alpha",
+    "agreement": "min_agreement",
+}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How much resampling a report does; the defaults build a small study's report in a second or two.
+
+    n_boot : two-way (prompt x annotator) bootstrap resamples behind every rate
+        interval, and the judgment resamples of metric alignment.
+    fit_boot : prompt-bootstrap refits per scaling fit. The free-asymptote form costs
+        the most: where the generators are far from its asymptote, p_inf is barely
+        identified and many refits run to the optimiser's iteration limit (about
+        1.5 s per series on two cores, more refits adding little); 1000 gives
+        smoother intervals for a final report (`manage.py report --fit-boot`).
+    level : interval level; seed: of every bootstrap (same seed, same report).
+    gap_targets : parity gaps at which fits report the extrapolated scale.
+    """
+
+    n_boot: int = 1000
+    fit_boot: int = 200
+    level: float = 0.95
+    seed: int = 0
+    gap_targets: tuple[float, ...] = (0.05, 0.01)
+
+    def as_dict(self) -> dict:
+        return {"n_boot": self.n_boot, "fit_boot": self.fit_boot, "level": self.level, "seed": self.seed,
+                "gap_targets": list(self.gap_targets), "version": REPORT_VERSION}
+
+
+@dataclass(frozen=True)
+class AnnotatorInfo:
+    """What a report may show of an annotator: a pseudonym and where they came from."""
+
+    pseudonym: str
+    source: str
+
+    @property
+    def simulated(self) -> bool:
+        return self.source == "simulated"
+
+
+@dataclass(frozen=True, eq=False)
+class ReportInput:
+    """The plain values a report is computed from.
+
+    generators : GeneratorInfo per generator code (in `judgments.generator_labels` order).
+    annotators : AnnotatorInfo per annotator code.
+    configuration : the study's settings as JSON values (`selectors.study_configuration`).
+    """
+
+    judgments: Judgments
+    generators: tuple[GeneratorInfo, ...]
+    annotators: tuple[AnnotatorInfo, ...]
+    configuration: dict
+    rules: ExclusionRules
+    target_half_width: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """Everything about one study at one moment (module docstring).
+
+    generators, annotators : in code order of the analysis' tables; `order` lists the
+        generator codes in display order (by series, then along the scale axes).
+    analysis : `stats.StudyAnalysis` (rates with and without exclusions, quality, ...).
+    rule_excluded : rule name -> (annotators,) bool, the annotators each rule alone excludes.
+    metrics : metric name -> (generators,) values (NaN where a generator has none).
+    plan : `stats.Plan` with a target half-width, else None; done_ids: the generator
+        ids whose interval is narrow enough (None without a target).
+    """
+
+    configuration: dict
+    options: ReportOptions
+    built_at: datetime
+    seconds: float
+    counts: dict
+    generators: tuple[GeneratorInfo, ...]
+    order: tuple[int, ...]
+    annotators: tuple[AnnotatorInfo, ...]
+    analysis: StudyAnalysis
+    rule_excluded: dict[str, np.ndarray]
+    fits: tuple[SeriesFit, ...]
+    metrics: dict[str, np.ndarray]
+    alignment: dict[str, Alignment]
+    plan: Plan | None
+    done_ids: tuple[int, ...] | None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def simulated(self) -> np.ndarray:
+        """(annotators,) bool: the annotator is simulated."""
+        return np.array([a.simulated for a in self.annotators], dtype=bool)
+
+
+def display_order(generators: tuple[GeneratorInfo, ...]) -> tuple[int, ...]:
+    """Generator codes by series (generators without one last), then along the scale axes, then name."""
+
+    def key(code: int):
+        g = generators[code]
+        scales = (g.params, g.train_images, g.train_flops, g.train_step)
+        axes = tuple(math.inf if v is None else float(v) for v in scales)
+        return (g.series is None, g.series or "", axes, g.name)
+
+    return tuple(sorted(range(len(generators)), key=key))
+
+
+def _no_rates(n_boot: int, level: float) -> RateTable:
+    names = [f.name for f in fields(RateTable) if f.name not in ("labels", "level", "n_boot", "replicates")]
+    return RateTable(labels=(), level=level, n_boot=n_boot, replicates=np.zeros((n_boot, 0)),
+                     **{name: np.zeros(0) for name in names})
+
+
+def analyse(judgments: Judgments, rules: ExclusionRules, options: ReportOptions) -> StudyAnalysis:
+    """`stats.analyse_study`, also before any generated trial is judged.
+
+    `stats.preference_rates` needs at least one generator; a study whose only
+    judgments so far are controls (or that has none) gets the same analysis with an
+    empty rate table.
+    """
+    settings = {"n_boot": options.n_boot, "level": options.level, "seed": options.seed}
+    if judgments.n_generators:
+        return analyse_study(judgments, rules=rules, **settings)
+    quality = annotator_quality(judgments, fast_ms=rules.fast_ms)
+    exclusions = apply_exclusions(judgments, quality, rules)
+    keep = exclusions.keep
+    empty = _no_rates(options.n_boot, options.level)
+    return StudyAnalysis(
+        quality=quality, exclusions=exclusions, rates=empty, rates_all=empty,
+        calibration=calibration_rate(judgments, keep=keep, **settings),
+        calibration_all=calibration_rate(judgments, **settings),
+        side_bias=side_bias(judgments, keep=keep, level=options.level),
+        side_bias_all=side_bias(judgments, level=options.level),
+        drift=session_drift(judgments),
+    )
+
+
+def _counts(judgments: Judgments, annotators: tuple[AnnotatorInfo, ...], analysis: StudyAnalysis) -> dict:
+    simulated = np.array([a.simulated for a in annotators], dtype=bool)
+    per_annotator = np.bincount(judgments.annotator, minlength=len(annotators))
+    exclusions = analysis.exclusions
+    return {
+        "judgments": len(judgments),
+        "generated": int((judgments.kind == GENERATED).sum()),
+        "catch": int((judgments.kind == CATCH).sum()),
+        "calibration": int((judgments.kind == CALIBRATION).sum()),
+        "annotators": int((per_annotator > 0).sum()),
+        "simulated_annotators": int((simulated & (per_annotator > 0)).sum()),
+        "simulated_judgments": int(per_annotator[simulated].sum()),
+        "prompts": int(len(np.unique(judgments.item))),
+        "excluded_annotators": int(exclusions.excluded.sum()),
+        "excluded_judgments": exclusions.n_excluded,
+    }
+
+
+def _rule_masks(judgments: Judgments, analysis: StudyAnalysis, rules: ExclusionRules) -> dict[str, np.ndarray]:
+    """Per rule that is on, the annotators it alone excludes (the same stats code, one rule at a time)."""
+    off = {name: None for name in RULE_FIELDS.values()}
+    masks = {}
+    for rule, setting in RULE_FIELDS.items():
+        if getattr(rules, setting) is None:
+            continue
+        alone = replace(rules, **{**off, setting: getattr(rules, setting)})
+        masks[rule] = apply_exclusions(judgments, analysis.quality, alone).excluded
+    return masks
+
+
+def _metric_columns(generators: tuple[GeneratorInfo, ...]) -> dict[str, np.ndarray]:
+    names = sorted({name for g in generators for name, value in g.metrics.items() if _is_number(value)})
+    return {
+        name: np.array([float(g.metrics[name]) if _is_number(g.metrics.get(name)) else np.nan for g in generators])
+        for name in names
+    }
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def report_from_input(
+    data: ReportInput,
+    options: ReportOptions = ReportOptions(),
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Compute a study's report from plain values (module docstring)."""
+    step = progress or (lambda message: None)
+    started = time.perf_counter()
+    judgments = data.judgments
+    step(f"rates, quality and exclusions of {len(judgments):,} judgments")
+    analysis = analyse(judgments, data.rules, options)
+    rates = analysis.rates
+    step("scaling fits")
+    fits = series_fits(judgments, rates, data.generators, keep=analysis.exclusions.keep, n_boot=options.fit_boot,
+                       level=options.level, seed=options.seed, targets=options.gap_targets)
+    step("metric alignment")
+    metrics = _metric_columns(data.generators)
+    alignment = metric_alignment(rates, metrics, level=options.level, seed=options.seed) if metrics else {}
+    plan = done_ids = None
+    if data.target_half_width:
+        plan = plan_judgments(rates, data.target_half_width)
+        done = generators_done(rates, data.target_half_width)
+        done_ids = tuple(sorted(int(label) for label, flag in done.items() if flag))
+    warnings = []
+    if analysis.exclusions.jump.flagged:
+        warnings += [f"Exclusion-rate jump: {reason}." for reason in analysis.exclusions.jump.reasons]
+    if analysis.calibration.table.n[0] and not analysis.calibration.covers_half:
+        warnings.append("The calibration rate's interval does not cover 0.5.")
+    return Report(
+        configuration=data.configuration,
+        options=options,
+        built_at=datetime.now(UTC),
+        seconds=time.perf_counter() - started,
+        counts=_counts(judgments, data.annotators, analysis),
+        generators=data.generators,
+        order=display_order(data.generators),
+        annotators=data.annotators,
+        analysis=analysis,
+        rule_excluded=_rule_masks(judgments, analysis, data.rules),
+        fits=tuple(fits),
+        metrics=metrics,
+        alignment=alignment,
+        plan=plan,
+        done_ids=done_ids,
+        warnings=tuple(warnings),
+    )

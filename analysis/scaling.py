@@ -1,0 +1,214 @@
+"""Scaling fits of a study: per series and scale axis, the preference rate toward parity.
+
+For each series with at least `MIN_POINTS` generators in the study that take at least
+`MIN_POINTS` distinct values along an axis (`params`, `train_images`, `train_flops`,
+`train_step`, or a numeric inference setting, named ``settings.<key>``), two forms are
+fitted by binomial likelihood on the judgment counts with a prompt bootstrap
+(`stats.fit_parity_curve`; exclusions applied):
+
+- ``saturating``: p(x) = 0.5 - A x^(-alpha), which reaches parity;
+- ``free``: p(x) = p_inf - A x^(-alpha), with its own asymptote;
+
+with the extrapolated x where the parity gap 0.5 - p(x) falls to each target, and
+their comparison (`stats.compare_forms`: likelihood ratio, with the series' mean
+design effect as dispersion, and Akaike difference). Where both `params` and
+`train_images` vary, not in lockstep, over at least `JOINT_MIN_POINTS` generators,
+the joint form p(N, D) = 0.5 - A N^(-alpha) - B D^(-beta) is fitted as well.
+
+A generator enters a fit along an axis when it has a positive value on it; the other
+axes are not held fixed, so in a ladder where size and compute grow together, the
+fits along `params` and along `train_flops` describe the same generators twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.stats import CurveFit, Judgments, RateTable, compare_forms, fit_parity_curve, series_counts
+
+AXES = ("params", "train_images", "train_flops", "train_step")
+SETTING = "settings."
+MIN_POINTS = 3
+JOINT_AXES = ("params", "train_images")
+JOINT_AXIS = "params+train_images"
+# Four parameters: at least one more point than that.
+JOINT_MIN_POINTS = 5
+# |correlation| of log N and log D above which they move in lockstep and the joint
+# form cannot tell them apart.
+LOCKSTEP = 0.995
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a report needs of a generator: names, series, scale axes, settings, metrics."""
+
+    id: int
+    name: str
+    series_id: int | None = None
+    series: str | None = None
+    params: int | None = None
+    train_images: int | None = None
+    train_flops: float | None = None
+    train_step: int | None = None
+    settings: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def axis_value(self, axis: str) -> float | None:
+        """The generator's positive value on a scale axis (``settings.<key>`` for a setting), else None."""
+        value = self.settings.get(axis[len(SETTING):]) if axis.startswith(SETTING) else getattr(self, axis)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value) if math.isfinite(value) and value > 0 else None
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesFit:
+    """The fits of one series along one axis.
+
+    codes : generator codes of the points (the rate table's order), along the axis.
+    x : (G,) values on the axis, or (G, 2) (N, D) for the joint form.
+    fits : form name -> CurveFit ("saturating" and "free", or "joint_gap").
+    comparison : saturating against free (`stats.compare_forms`), or None.
+    dispersion : the series' mean design effect, used in the comparison.
+    errors : form name -> why that fit failed.
+    notes : caveats a reader needs (`fit_notes`).
+    """
+
+    series: str
+    series_id: int
+    axis: str
+    codes: np.ndarray
+    x: np.ndarray
+    fits: dict
+    comparison: dict | None
+    dispersion: float
+    errors: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def candidate_axes(generators: tuple[GeneratorInfo, ...]) -> list[str]:
+    """The four scale axes, then every inference setting that is a number for some generator."""
+    settings = sorted({
+        f"{SETTING}{key}" for g in generators for key in g.settings
+        if g.axis_value(f"{SETTING}{key}") is not None
+    })
+    return [*AXES, *settings]
+
+
+# Below this share of converged bootstrap refits, intervals are called rough.
+MIN_CONVERGED = 0.9
+
+
+def fit_notes(fits: dict) -> tuple[str, ...]:
+    """Caveats of a series' fits, in words.
+
+    A free asymptote outside [0, 1] is no rate at all: the generators sit where the
+    curve is still close to linear in log x, so its asymptote is not identified and
+    the comparison with the saturating form says little about where the rate levels
+    off. Refits that did not converge make the percentile intervals rough.
+    """
+    notes = []
+    free = fits.get("free")
+    if free is not None and not 0 <= free.params["p_inf"] <= 1:
+        notes.append(
+            f"The free form's asymptote p_inf = {free.params['p_inf']:.3g} is not a rate: these generators do not "
+            "identify an asymptote (the curve is close to linear in log x here), so its comparison with the "
+            "saturating form says little about whether the rate levels off below 0.5."
+        )
+    for name, fit in fits.items():
+        if fit.boot_converged < MIN_CONVERGED:
+            notes.append(f"Only {fit.boot_converged:.0%} of the {name} form's bootstrap refits converged: "
+                         "its intervals are rough.")
+    return tuple(notes)
+
+
+def _fit(x, wins, totals, form: str, **kwargs) -> tuple[CurveFit | None, str | None]:
+    try:
+        # Overflow in a wild bootstrap refit (a coefficient past 1e308) is an infinite
+        # replicate, which the percentile intervals handle.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return fit_parity_curve(x, wins, totals, form=form, **kwargs), None
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        return None, str(exc)
+
+
+def _dispersion(rates: RateTable, codes: np.ndarray) -> float:
+    deff = rates.design_effect[codes]
+    deff = deff[np.isfinite(deff)]
+    return float(max(1.0, deff.mean())) if len(deff) else 1.0
+
+
+def series_fits(
+    judgments: Judgments,
+    rates: RateTable,
+    generators: tuple[GeneratorInfo, ...],
+    *,
+    keep: np.ndarray | None = None,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    targets: tuple[float, ...] = (0.05, 0.01),
+) -> list[SeriesFit]:
+    """Every fit of the study's series (module docstring), series by name, then axis."""
+    judged = rates.n > 0
+    by_series: dict[tuple[str, int], list[int]] = {}
+    for code, g in enumerate(generators):
+        if g.series_id is not None and judged[code]:
+            by_series.setdefault((g.series or str(g.series_id), g.series_id), []).append(code)
+    settings = {"n_boot": n_boot, "level": level, "seed": seed}
+    out = []
+    for (name, series_id), members in sorted(by_series.items()):
+        if len(members) < MIN_POINTS:
+            continue
+        series_generators = tuple(generators[c] for c in members)
+        for axis in candidate_axes(series_generators):
+            points = [(generators[c].axis_value(axis), c) for c in members]
+            points = sorted((v, c) for v, c in points if v is not None)
+            if len({v for v, _ in points}) < MIN_POINTS:
+                continue
+            x = np.array([v for v, _ in points])
+            codes = np.array([c for _, c in points], dtype=np.int64)
+            wins, totals = series_counts(judgments, codes, keep=keep)
+            dispersion = _dispersion(rates, codes)
+            fits, errors = {}, {}
+            for form in ("saturating", "free"):
+                fit, error = _fit(x, wins, totals, form, targets=targets, **settings)
+                if fit is None:
+                    errors[form] = error
+                else:
+                    fits[form] = fit
+            comparison = None
+            if len(fits) == 2:
+                comparison = compare_forms(fits["saturating"], fits["free"], dispersion=dispersion)
+            out.append(SeriesFit(name, series_id, axis, codes, x, fits, comparison, dispersion, errors,
+                                 fit_notes(fits)))
+        joint = _joint(judgments, rates, generators, members, keep, settings)
+        if joint is not None:
+            out.append(SeriesFit(name, series_id, *joint))
+    return out
+
+
+def _joint(judgments, rates, generators, members, keep, settings):
+    points = []
+    for c in members:
+        n, d = (generators[c].axis_value(axis) for axis in JOINT_AXES)
+        if n is not None and d is not None:
+            points.append((n, d, c))
+    if len(points) < JOINT_MIN_POINTS:
+        return None
+    points.sort()
+    x = np.array([[n, d] for n, d, _ in points])
+    logs = np.log(x)
+    if min(len(np.unique(x[:, 0])), len(np.unique(x[:, 1]))) < 2:
+        return None
+    if abs(np.corrcoef(logs[:, 0], logs[:, 1])[0, 1]) > LOCKSTEP:
+        return None
+    codes = np.array([c for _, _, c in points], dtype=np.int64)
+    wins, totals = series_counts(judgments, codes, keep=keep)
+    fit, error = _fit(x, wins, totals, "joint_gap", targets=(), **settings)
+    fits = {"joint_gap": fit} if fit is not None else {}
+    errors = {"joint_gap": error} if fit is None else {}
+    return JOINT_AXIS, codes, x, fits, None, _dispersion(rates, codes), errors, fit_notes(fits)

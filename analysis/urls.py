@@ -1,0 +1,11 @@
+"""The analysis panel of the researcher's study page, under /studies/<slug>/analysis/."""
+
+from django.urls import path
+
+from analysis import views
+
+app_name = "analysis"
+
+urlpatterns = [
+    path("studies/<slug:slug>/analysis/panel/", views.study_panel, name="study-panel"),
+]

@@ -1,0 +1,84 @@
+"""GET /api/v1/studies/<slug>/report/?format=json|csv|html: formats, who may get it, stored reports."""
+
+import csv
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from analysis.exports import CSV_COLUMNS
+from analysis.models import ReportSnapshot
+from annotate.models import Annotator
+from generation.models import Membership, Workspace
+from tests.analysis.builders import add_annotators, planted_study
+from tests.api.conftest import make_user, member, session_client, token_client
+
+pytestmark = pytest.mark.usefixtures("cheap_reports")
+URL = "/api/v1/studies/{}/report/"
+
+
+@pytest.fixture
+def planted(workspace):
+    return planted_study(workspace=workspace, annotators=12)
+
+
+@pytest.fixture
+def researcher(workspace):
+    return member(workspace, "rita", Membership.Role.MEMBER)
+
+
+def test_each_format_with_its_content_type(planted, researcher):
+    client = token_client(researcher)
+    json_response = client.get(URL.format("ladder"))  # json by default
+    assert json_response.status_code == 200
+    assert json_response["Content-Type"] == "application/json"
+    assert json_response["Content-Disposition"] == 'attachment; filename="ladder-report.json"'
+    body = json_response.json()
+    assert [g["name"] for g in body["generators"]] == [g.name for g in planted.generators]
+
+    csv_response = client.get(URL.format("ladder"), {"format": "csv"})
+    assert csv_response.status_code == 200
+    assert csv_response["Content-Type"] == "text/csv; charset=utf-8"
+    assert csv_response["Content-Disposition"] == 'attachment; filename="ladder-report.csv"'
+    rows = list(csv.DictReader(io.StringIO(csv_response.content.decode())))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 8
+
+    html_response = client.get(URL.format("ladder"), {"format": "html"})
+    assert html_response.status_code == 200
+    assert html_response["Content-Type"] == "text/html; charset=utf-8"
+    assert html_response.content.decode().startswith("<!doctype html>")
+    assert "<svg" in html_response.content.decode()
+
+
+def test_an_unknown_format_is_a_400_in_the_error_body(planted, researcher):
+    response = token_client(researcher).get(URL.format("ladder"), {"format": "pdf"})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "format"
+
+
+def test_every_member_may_read_it_and_others_may_not(planted, workspace, db):
+    viewer = member(workspace, "victor", Membership.Role.VIEWER)
+    assert session_client(viewer).get(URL.format("ladder")).status_code == 200
+    other = Workspace.objects.create(name="Other lab", slug="other")
+    outsider = member(other, "otto", Membership.Role.OWNER)
+    missing = token_client(outsider).get(URL.format("ladder"))
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert token_client(outsider).get(URL.format("no-such-study")).status_code == 404
+    assert APIClient().get(URL.format("ladder")).status_code == 401
+    annotator = make_user("anna")
+    Annotator.objects.create(source=Annotator.Source.ACCOUNT, user=annotator)
+    assert session_client(annotator).get(URL.format("ladder")).status_code == 403
+
+
+def test_the_stored_report_is_served_until_the_data_change(planted, researcher):
+    client = token_client(researcher)
+    client.get(URL.format("ladder"))
+    first = ReportSnapshot.objects.get(study=planted.study)
+    again = client.get(URL.format("ladder"), {"format": "csv"})
+    assert again.status_code == 200
+    assert ReportSnapshot.objects.get(study=planted.study).built_at == first.built_at  # not rebuilt
+    add_annotators(planted, 2, seed=5)
+    body = client.get(URL.format("ladder")).json()
+    rebuilt = ReportSnapshot.objects.get(study=planted.study)
+    assert rebuilt.built_at > first.built_at and rebuilt.judgments == first.judgments + 2 * len(planted.items)
+    assert body["counts"]["judgments"] == rebuilt.judgments

@@ -1,0 +1,207 @@
+"""A study's report built from the database, against a study whose truth is known
+(tests/analysis/builders.py): JSON, CSV, HTML, exclusions, fits, alignment, simulated
+annotators, and the planning hook that writes `Study.generators_done`."""
+
+import csv
+import io
+import json
+import re
+from html import unescape
+
+import pytest
+
+from analysis.exports import CSV_COLUMNS, report_csv, report_json
+from analysis.report_html import report_html
+from analysis.reports import ReportOptions
+from analysis.services import study_plan_update, study_report
+from annotate.models import Study
+from tests.analysis.builders import PARAMS, TRUTH, add_annotators, planted_study, study_with_trials
+from tests.analysis.conftest import TEST_OPTIONS
+from tests.annotate.builders import build_study
+
+
+@pytest.fixture
+def planted(db):
+    return planted_study()
+
+
+@pytest.fixture
+def report(planted):
+    return study_report(study=planted.study, options=TEST_OPTIONS)
+
+
+def test_json_has_the_rates_in_scale_order_with_intervals_that_cover_the_truth(planted, report):
+    body = report_json(report)
+    generators = body["generators"]
+    assert [g["id"] for g in generators] == [g.pk for g in planted.generators]
+    assert [g["params"] for g in generators] == list(PARAMS)
+    rates = [g["rate"]["rate"] for g in generators]
+    assert rates == sorted(rates)
+    for g, truth in zip(generators, TRUTH):
+        rate = g["rate"]
+        assert rate["low"] < rate["rate"] < rate["high"]
+        assert rate["low"] <= truth <= rate["high"]
+        assert rate["level"] == 0.95 and rate["n_boot"] == TEST_OPTIONS.n_boot
+        # Without exclusions: the excluded annotators' judgments are back in.
+        assert g["rate_all"]["n"] > rate["n"]
+    assert body["study"]["slug"] == "ladder"
+    assert body["study"]["presentation_policy"]["format"] == "JPEG"
+    # Strict JSON: NaN and infinities are null.
+    json.dumps(body, allow_nan=False)
+
+
+def test_exclusions_remove_the_planted_annotators_and_count_per_rule(planted, report):
+    body = report_json(report)
+    per_annotator = len(planted.items)
+    assert body["exclusions"]["by_rule"] == {
+        "catch_accuracy": {"annotators": 2, "judgments": 2 * per_annotator, "judgments_only": per_annotator},
+        "too_fast": {"annotators": 1, "judgments": per_annotator, "judgments_only": 0},
+    }
+    assert body["exclusions"]["n_excluded"] == body["counts"]["excluded_judgments"] == 2 * per_annotator
+    assert body["exclusions"]["jump"]["flagged"] is False
+    rows = {row["pseudonym"]: row for row in body["annotators"]}
+    assert rows[str(planted.clicker.pseudonym)]["excluded_by"] == ["catch_accuracy", "too_fast"]
+    assert rows[str(planted.careless.pseudonym)]["excluded_by"] == ["catch_accuracy"]
+    assert sum(row["excluded"] for row in rows.values()) == 2
+    # No database or platform id of an annotator leaves in a report.
+    assert {row["pseudonym"] for row in body["annotators"]} == {str(a.pseudonym) for a in planted.annotators}
+    assert all("label" not in row for row in body["annotators"])
+
+
+def test_rules_follow_the_study_settings(planted):
+    Study.objects.filter(pk=planted.study.pk).update(exclude_catch_accuracy_below=None, exclude_fast_share_above=None)
+    planted.study.refresh_from_db()
+    body = report_json(study_report(study=planted.study, options=TEST_OPTIONS))
+    assert body["exclusions"]["by_rule"] == {} and body["exclusions"]["n_excluded"] == 0
+    assert all(g["rate"]["n"] == g["rate_all"]["n"] for g in body["generators"])
+
+
+def test_the_series_is_fitted_along_params_with_extrapolation(planted, report):
+    body = report_json(report)
+    (fit,) = body["fits"]  # steps and the sampler do not vary: params is the only axis
+    assert (fit["series"], fit["axis"]) == ("ladder-series", "params")
+    assert fit["generators"] == [g.pk for g in planted.generators]
+    assert fit["x"] == [float(p) for p in PARAMS]
+    saturating = fit["forms"]["saturating"]
+    assert set(saturating["params"]) == {"A", "alpha"}
+    low, high = saturating["intervals"]["alpha"]
+    assert 0 < low < saturating["params"]["alpha"] < high
+    for gap in ("0.05", "0.01"):
+        entry = saturating["x_at_gap"][gap]
+        assert set(entry) == {"x", "low", "high", "reached"}
+    assert saturating["x_at_gap"]["0.05"]["reached"] and saturating["x_at_gap"]["0.05"]["x"] > PARAMS[-1]
+    assert saturating["x_at_gap"]["0.01"]["x"] > saturating["x_at_gap"]["0.05"]["x"]
+    assert set(fit["forms"]["free"]["params"]) == {"A", "alpha", "p_inf"}
+    assert set(fit["comparison"]) == {"lr", "df", "p_value", "delta_aic"} and fit["comparison"]["df"] == 1
+    assert all(isinstance(note, str) for note in fit["notes"])
+
+
+def test_alignment_with_metrics_has_the_right_sign(report):
+    alignment = {row["metric"]: row for row in report_json(report)["alignment"]}
+    assert alignment["val_loss"]["spearman"] == pytest.approx(-1.0)  # lower loss, more often chosen
+    assert alignment["clip_score"]["spearman"] == pytest.approx(1.0)
+    assert alignment["val_loss"]["kendall"] == pytest.approx(-1.0)
+    assert alignment["val_loss"]["n"] == 4
+    assert alignment["val_loss"]["spearman_low"] <= alignment["val_loss"]["spearman_high"]
+
+
+def test_simulated_annotators_are_counted_and_marked(planted, report):
+    body = report_json(report)
+    assert body["counts"]["simulated_annotators"] == 1
+    assert body["counts"]["simulated_judgments"] == len(planted.items)
+    rows = {row["pseudonym"]: row for row in body["annotators"]}
+    simulated = str(planted.simulated.pseudonym)
+    assert rows[simulated]["simulated"] is True and rows[simulated]["source"] == "simulated"
+    assert sum(row["simulated"] for row in rows.values()) == 1
+    html = report_html(report)
+    assert "1 of 30 annotators" in html
+    row = re.search(rf'<tr class="[^"]*simulated[^"]*" data-annotator="{simulated}">(.*?)</tr>', html, re.S)
+    assert row and "simulated-badge" in row.group(1)
+
+
+def test_csv_has_the_documented_columns_with_and_without_exclusions(planted, report):
+    text = report_csv(report)
+    assert text.splitlines()[0] == ",".join(CSV_COLUMNS)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 2 * len(planted.generators)
+    assert [row["exclusions"] for row in rows[:2]] == ["applied", "none"]
+    assert [row["generator"] for row in rows[::2]] == [g.name for g in planted.generators]
+    assert [int(row["params"]) for row in rows[::2]] == list(PARAMS)
+    for row in rows:
+        assert float(row["low"]) <= float(row["rate"]) <= float(row["high"])
+        assert row["study"] == "ladder" and row["series"] == "ladder-series"
+        assert row["train_images"] == ""  # unknown
+
+
+def test_html_is_self_contained_and_shows_the_configuration(planted, report):
+    html = report_html(report)
+    text = unescape(html)
+    assert html.startswith("<!doctype html>")
+    assert html.count("<svg") >= 4  # forest, scaling, calibration, alignment
+    assert "<script" not in html and "<link" not in html and "<img" not in html
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html)
+    assert "@import" not in html
+    assert not re.search(r"""url\(\s*["']?(?!#)""", html)  # only references inside the page: url(#clip)
+    for shown in ('"quality": 90', '"crop": "center"', "exclude_catch_accuracy_below", "fast_response_ms",
+                  "ladder-g3", "Preference rate per generator", "Scaling", "Exclusions", "Calibration"):
+        assert shown in text, shown
+
+
+def test_html_escapes_names(planted):
+    planted.generators[0].name = '<script>alert("x")</script>'
+    planted.generators[0].save(update_fields=["name"])
+    html = report_html(study_report(study=planted.study, options=TEST_OPTIONS))
+    assert "<script" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_a_study_without_judgments_still_reports(db):
+    study = build_study(generators=2, items=3, slug="empty")
+    report = study_report(study=study, options=TEST_OPTIONS)
+    body = report_json(report)
+    assert body["counts"]["judgments"] == 0 and body["generators"] == [] and body["fits"] == []
+    json.dumps(body, allow_nan=False)
+    assert "No judgments of generated trials yet." in report_html(report)
+    assert report_csv(report).splitlines() == [",".join(CSV_COLUMNS)]
+
+
+def test_the_plan_marks_generators_done_once_their_interval_is_narrow_enough(db):
+    planted = study_with_trials(slug="plan")
+    Study.objects.filter(pk=planted.study.pk).update(target_half_width=0.12)
+    planted.study.refresh_from_db()
+    # 10 judgments per generator and annotator: below the 100 judgments a generator needs.
+    add_annotators(planted, 8, seed=1)
+    assert study_plan_update(study=planted.study, options=TEST_OPTIONS) == []
+    assert Study.objects.get(pk=planted.study.pk).generators_done == []
+
+    add_annotators(planted, 40, seed=2)
+    report = study_report(study=planted.study, options=TEST_OPTIONS)
+    body = report_json(report)
+    done = [g["id"] for g in body["generators"] if g["rate"]["half_width"] <= 0.12]
+    assert done  # the target is met by some generators
+    assert Study.objects.get(pk=planted.study.pk).generators_done == sorted(done) == body["plan"]["done"]
+    assert [g["done"] for g in body["generators"]] == [g["id"] in done for g in body["generators"]]
+    for row in body["plan"]["generators"]:
+        assert row["judgments_more"] == 0 if row["done"] else row["judgments_more"] > 0
+        assert row["prompts_min"] <= row["prompts_needed"]
+    assert "Plan for a half-width of 0.12" in report_html(report)
+    # The periodic update agrees with the report.
+    assert study_plan_update(study=planted.study, options=TEST_OPTIONS) == sorted(done)
+
+
+def test_without_a_target_the_generators_done_are_left_alone(planted):
+    Study.objects.filter(pk=planted.study.pk).update(generators_done=[planted.generators[0].pk])
+    planted.study.refresh_from_db()
+    report = study_report(study=planted.study, options=TEST_OPTIONS)
+    assert report.plan is None and report_json(report)["plan"] is None
+    assert study_plan_update(study=planted.study) is None
+    assert Study.objects.get(pk=planted.study.pk).generators_done == [planted.generators[0].pk]
+
+
+def test_same_seed_same_report(planted):
+    options = ReportOptions(n_boot=100, fit_boot=10, seed=3)
+    first = report_json(study_report(study=planted.study, options=options))
+    second = report_json(study_report(study=planted.study, options=options))
+    for body in (first, second):
+        body.pop("built_at"), body.pop("seconds")
+    assert first == second
