@@ -11,7 +11,7 @@ class ParityConfig(AppConfig):
     def ready(self) -> None:
         # kombu's filesystem transport expects its folders to exist, in the web
         # process (which enqueues) as much as in the worker.
-        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get(key)
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)

@@ -274,6 +274,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker" / "processed"),
         "store_processed": False,
+        # Where broadcast exchanges live (the worker's control channel); kombu's default
+        # is ./control, under whatever folder the worker started in.
+        "control_folder": str(VAR_DIR / "broker" / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem://")
     # Tasks ack late; Redis hands an unacknowledged task to another worker after the
