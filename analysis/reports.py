@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -45,17 +45,12 @@ from analysis.stats import (
     ExclusionRules,
     Judgments,
     Plan,
-    RateTable,
     StudyAnalysis,
     analyse_study,
-    annotator_quality,
     apply_exclusions,
-    calibration_rate,
     generators_done,
     metric_alignment,
     plan_judgments,
-    session_drift,
-    side_bias,
 )
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
@@ -175,34 +170,10 @@ def display_order(generators: tuple[GeneratorInfo, ...]) -> tuple[int, ...]:
     return tuple(sorted(range(len(generators)), key=key))
 
 
-def _no_rates(n_boot: int, level: float) -> RateTable:
-    names = [f.name for f in fields(RateTable) if f.name not in ("labels", "level", "n_boot", "replicates")]
-    return RateTable(labels=(), level=level, n_boot=n_boot, replicates=np.zeros((n_boot, 0)),
-                     **{name: np.zeros(0) for name in names})
-
-
 def analyse(judgments: Judgments, rules: ExclusionRules, options: ReportOptions) -> StudyAnalysis:
-    """`stats.analyse_study`, also before any generated trial is judged.
-
-    `stats.preference_rates` needs at least one generator; a study whose only
-    judgments so far are controls (or that has none) gets the same analysis with an
-    empty rate table.
-    """
-    settings = {"n_boot": options.n_boot, "level": options.level, "seed": options.seed}
-    if judgments.n_generators:
-        return analyse_study(judgments, rules=rules, **settings)
-    quality = annotator_quality(judgments, fast_ms=rules.fast_ms)
-    exclusions = apply_exclusions(judgments, quality, rules)
-    keep = exclusions.keep
-    empty = _no_rates(options.n_boot, options.level)
-    return StudyAnalysis(
-        quality=quality, exclusions=exclusions, rates=empty, rates_all=empty,
-        calibration=calibration_rate(judgments, keep=keep, **settings),
-        calibration_all=calibration_rate(judgments, **settings),
-        side_bias=side_bias(judgments, keep=keep, level=options.level),
-        side_bias_all=side_bias(judgments, level=options.level),
-        drift=session_drift(judgments),
-    )
+    """`stats.analyse_study` with the report's options (an empty rate table before any
+    generated trial is judged)."""
+    return analyse_study(judgments, rules=rules, n_boot=options.n_boot, level=options.level, seed=options.seed)
 
 
 def _counts(judgments: Judgments, annotators: tuple[AnnotatorInfo, ...], analysis: StudyAnalysis) -> dict:

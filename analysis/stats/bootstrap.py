@@ -184,6 +184,9 @@ def percentile_interval(replicates: np.ndarray, level: float = 0.95, axis: int =
     Efron, B. & Tibshirani, R. (1993). An Introduction to the Bootstrap, Ch. 13.
     """
     replicates = np.asarray(replicates, dtype=np.float64)
+    if replicates.size == 0:  # no group at all (a study without generated judgments)
+        empty = np.full(tuple(np.delete(replicates.shape, axis)), np.nan)
+        return empty, empty.copy()
     big = np.finfo(np.float64).max / 4
     clipped = np.clip(replicates, -big, big)
     tails = [(1 - level) / 2, (1 + level) / 2]

@@ -9,7 +9,10 @@ The fitted (internal) parameters are these `a` and exponents; `natural` turns th
 into the coefficients of the formula in the original units of x.
 
 - ``saturating``: p(x) = 0.5 - A x^(-alpha), approaching parity.
-- ``free``: p(x) = p_inf - A x^(-alpha), a free asymptote.
+- ``free``: p(x) = p_inf - A x^(-alpha), a free asymptote, fitted as its logit
+  q = log(p_inf / (1 - p_inf)) so that it stays a rate: unbounded, a far-off
+  asymptote runs away (p_inf of 26 with a vanishing exponent) instead of staying
+  undetermined inside (0, 1).
 - ``joint_gap``: p(N, D) = 0.5 - A N^(-alpha) - B D^(-beta), i.e. the parity gap
   gap(N, D) = A / N^alpha + B / D^beta.
 - ``loss``: L(N, D) = E + A N^(-alpha) + B D^(-beta) (Hoffmann, J. et al. (2022).
@@ -30,7 +33,7 @@ class Form:
 
     name : one of FORMS.
     internal : names of the fitted parameters (``a`` terms are log-coefficients on
-        centred logs, ``e`` is log E, ``p_inf`` the asymptote).
+        centred logs, ``e`` is log E, ``q`` the logit of the asymptote p_inf).
     natural : names of the reported parameters.
     axes : number of scale axes (columns of x).
     """
@@ -52,9 +55,12 @@ class Form:
         n = logx.shape[0]
         jac = np.zeros((theta.shape[0], n, theta.shape[1]))
         if self.name in ("saturating", "free", "joint_gap"):
-            base = np.full((theta.shape[0], n), 0.5) if self.name != "free" else np.repeat(theta[:, 2:3], n, axis=1)
             if self.name == "free":
-                jac[:, :, 2] = 1.0
+                p_inf = 1.0 / (1.0 + np.exp(-theta[:, 2:3]))
+                base = np.repeat(p_inf, n, axis=1)
+                jac[:, :, 2] = p_inf * (1.0 - p_inf)
+            else:
+                base = np.full((theta.shape[0], n), 0.5)
             pred = base
             for axis, col in enumerate(range(0, 2 * self.axes, 2)):
                 term = np.exp(theta[:, col, None] - theta[:, col + 1, None] * logx[None, :, axis])
@@ -84,7 +90,7 @@ class Form:
             }
         out = {"A": np.exp(theta[:, 0] + theta[:, 1] * log_ref[0]), "alpha": theta[:, 1]}
         if self.name == "free":
-            out["p_inf"] = theta[:, 2]
+            out["p_inf"] = 1.0 / (1.0 + np.exp(-theta[:, 2]))
         if self.name == "joint_gap":
             out["B"] = np.exp(theta[:, 2] + theta[:, 3] * log_ref[1])
             out["beta"] = theta[:, 3]
@@ -104,7 +110,7 @@ class Form:
         if self.name == "saturating":
             grid = product(gaps, exponents)
         elif self.name == "free":
-            grid = product(gaps, exponents, [0.3, 0.4, 0.45, 0.5, 0.55])
+            grid = product(gaps, exponents, np.log(np.array([0.3, 0.4, 0.45, 0.5, 0.55]) / np.array([0.7, 0.6, 0.55, 0.5, 0.45])))
         elif self.name == "joint_gap":
             grid = product(gaps[1:4], [0.2, 0.5, 1.0], gaps[1:4], [0.2, 0.5, 1.0])
         else:
@@ -115,7 +121,7 @@ class Form:
 
 FORMS = {
     "saturating": Form("saturating", ("a", "alpha"), ("A", "alpha"), 1),
-    "free": Form("free", ("a", "alpha", "p_inf"), ("A", "alpha", "p_inf"), 1),
+    "free": Form("free", ("a", "alpha", "q"), ("A", "alpha", "p_inf"), 1),
     "joint_gap": Form("joint_gap", ("a", "alpha", "b", "beta"), ("A", "alpha", "B", "beta"), 2),
     "loss": Form("loss", ("e", "a", "alpha", "b", "beta"), ("E", "A", "alpha", "B", "beta"), 2),
 }

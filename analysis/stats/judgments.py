@@ -29,7 +29,9 @@ def factorize(values: Sequence | np.ndarray) -> tuple[np.ndarray, tuple]:
     """
     array = np.asarray(values)
     if array.dtype == object:
-        array = array.astype(str)
+        # Ids stay numbers (sorted as numbers); anything else is compared as text.
+        integral = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in array.flat)
+        array = array.astype(np.int64) if integral and array.size else array.astype(str)
     labels, codes = np.unique(array, return_inverse=True)
     return codes.astype(np.int64).reshape(-1), tuple(labels.tolist())
 

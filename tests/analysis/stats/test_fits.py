@@ -71,6 +71,17 @@ def test_free_asymptote_below_parity_is_found():
     assert compare_forms(saturating, free)["p_value"] < 0.01
 
 
+def test_a_far_off_asymptote_stays_a_rate():
+    """Rates that climb steadily and far from any asymptote: unbounded, p_inf ran off to
+    about 26 with a vanishing exponent; on the logit scale it stays inside (0, 1)."""
+    scales = np.array([1e6, 1e7, 1e8, 1e9])
+    wins, totals = simulated_series(np.array([0.15, 0.25, 0.35, 0.45]), seed=5, n_items=300)
+    free = fit_parity_curve(scales, wins, totals, form="free", n_boot=50)
+    assert 0 < free.params["p_inf"] < 1
+    low, high = free.intervals["p_inf"]
+    assert 0 <= low <= high <= 1
+
+
 def test_joint_gap_recovers_both_axes():
     N, D = np.array(list(product([1e6, 1e7, 1e8, 1e9], [1e6, 1e7, 1e8, 1e9]))).T
     truth = {"A": 5.0, "alpha": 0.3, "B": 10.0, "beta": 0.35}

@@ -185,3 +185,13 @@ def test_exclusions_are_a_mask_not_a_deletion(study):
 def test_percentile_interval_keeps_infinite_replicates():
     low, high = percentile_interval(np.r_[np.arange(90.0), np.full(10, np.inf)], 0.9)
     assert np.isfinite(low) and high == np.inf
+
+
+def test_no_generated_judgments_give_an_empty_table_and_ids_stay_numbers():
+    controls = Judgments.build(generator=[0, 0], item=[1, 2], annotator=[1, 1], generated_left=[True, False],
+                               chose_generated=[True, False], kind=["catch", "calibration"])
+    table = preference_rates(controls, n_boot=20)
+    assert table.labels == () and table.rows() == []
+    judged = Judgments.build(generator=[12, 7, 12], item=[1, 2, 3], annotator=[1, 1, 2],
+                             generated_left=[True, False, True], chose_generated=[True, False, False])
+    assert judged.generator_labels == (7, 12)
