@@ -27,10 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from generation.engine import LADDER, DiT, LoadedModel, Tokenizer, Work, generate_pipelined, pick_device  # noqa: E402
-from generation.scenes import iter_scenes  # noqa: E402
+from generation.engine import (
+    LADDER,
+    DiT,
+    LoadedModel,
+    Tokenizer,
+    Work,
+    generate_pipelined,
+    pick_device,
+)
+from generation.scenes import iter_scenes
 
 CAPTIONS = [scene.caption for scene in iter_scenes(256, size=32, seed=0)]
 
@@ -66,28 +74,42 @@ def sampling_rate(model: LoadedModel, batch: int, *, bf16: bool, steps: int, gui
             return done / elapsed
 
 
-def pipeline_rate(
+def pipeline_rates(
     model: LoadedModel, batch: int, *, bf16: bool, steps: int, guidance: float, count: int, workers: int
-) -> tuple[float, float]:
-    """(end-to-end images/s, sampling images/s inside the pipeline) for ``count`` images to PNG files."""
+) -> tuple[float, float, float]:
+    """(pure sampling, end-to-end, sampling inside the pipeline) images/s for ``count`` images.
+
+    The pure rate samples the same work without storing it, once before and
+    once after the pipelined run, and is their mean: on a shared machine a rate
+    measured minutes earlier would not be comparable.
+    """
+    prompts, seeds = prompts_for(count, start=10_000)
+    work = [Work(key=i, prompt=p, seed=s) for i, (p, s) in enumerate(zip(prompts, seeds))]
+
+    def generate(prompts: list[str], seeds: list[int]):
+        return model.generate(prompts, seeds, steps=steps, guidance=guidance, bf16=bf16, batch_size=batch)
+
+    def pure() -> float:
+        started = time.perf_counter()
+        for start in range(0, count, batch):
+            generate(prompts[start : start + batch], seeds[start : start + batch])
+        return count / (time.perf_counter() - started)
+
+    generate(*prompts_for(batch))  # warm-up
+    before = pure()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-
-        def generate(prompts: list[str], seeds: list[int]):
-            return model.generate(prompts, seeds, steps=steps, guidance=guidance, bf16=bf16, batch_size=batch)
 
         def store(item: Work, image) -> None:
             partial = folder / f"{item.key}.png.partial"
             image.save(partial, format="PNG")
             partial.replace(folder / f"{item.key}.png")
 
-        prompts, seeds = prompts_for(count, start=10_000)
-        work = [Work(key=i, prompt=p, seed=s) for i, (p, s) in enumerate(zip(prompts, seeds))]
-        generate(*prompts_for(batch))  # warm-up, as for the sampling rate
         stats = generate_pipelined(work, generate, store, batch_size=batch, workers=workers)
         if stats.failed or len(list(folder.glob("*.png"))) != count:
             raise RuntimeError(f"pipeline lost images: {stats}")
-        return stats.images_per_second, stats.sampling_images_per_second
+    after = pure()
+    return (before + after) / 2, stats.images_per_second, stats.sampling_images_per_second
 
 
 def device_name(device: torch.device) -> str:
@@ -124,7 +146,7 @@ def main() -> None:
     for size in args.sizes:
         model = models[size] = build(size, device)
         for bf16 in precisions:
-            kw = dict(bf16=bf16, steps=args.steps, guidance=args.guidance, seconds=args.seconds)
+            kw = {"bf16": bf16, "steps": args.steps, "guidance": args.guidance, "seconds": args.seconds}
             single = sampling_rate(model, 1, **kw)
             rates = {b: sampling_rate(model, b, **kw) for b in batches}
             top = max(rates, key=rates.get)
@@ -142,9 +164,9 @@ def main() -> None:
     print("-" * len(header))
     for size in args.sizes:
         bf16 = precisions[-1]
-        batch, pure = best[size, bf16]
-        count = max(4 * batch, int(pure * args.seconds * 2) // batch * batch)
-        end_to_end, inside = pipeline_rate(
+        batch, rate = best[size, bf16]
+        count = max(4 * batch, int(rate * args.seconds) // batch * batch)
+        pure, end_to_end, inside = pipeline_rates(
             models[size], batch, bf16=bf16, steps=args.steps, guidance=args.guidance, count=count, workers=args.workers
         )
         print(
@@ -153,7 +175,8 @@ def main() -> None:
             flush=True,
         )
     print()
-    print("efficiency = end-to-end images/s (sampling + PNG encoding + file writes, pipelined) / pure sampling images/s")
+    print("efficiency = end-to-end images/s (sampling + PNG encoding + file writes, pipelined)")
+    print("             / pure sampling images/s of the same work (mean of a run before and one after)")
 
 
 if __name__ == "__main__":

@@ -29,26 +29,41 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+import torch
+from PIL import Image, ImageDraw, ImageFont
 
-from generation.engine import LADDER, DiT, TrainConfig, count_params, load_checkpoint, train  # noqa: E402
-from generation.scenes import iter_scenes  # noqa: E402
+from generation.engine import (
+    LADDER,
+    DiT,
+    TrainConfig,
+    count_params,
+    load_checkpoint,
+    train,
+)
+from generation.scenes import iter_scenes
 
 # The same data for every size (steps x batch), so that the sheet shows the
 # params axis alone; steps chosen so that the ladder trains in about three
 # minutes on two shared cores.
 SCHEDULE = {
-    "S": TrainConfig(steps=1100, batch_size=32, lr=3e-3, warmup_steps=50, ema_decay=0.995),
-    "M": TrainConfig(steps=1100, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995),
-    "L": TrainConfig(steps=1100, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995),
+    "S": TrainConfig(steps=1000, batch_size=32, lr=3e-3, warmup_steps=50, ema_decay=0.995),
+    "M": TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995),
+    "L": TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995),
 }
 CELL = 96  # pixels per contact-sheet cell (the 32 px images, upscaled 3x)
 LABEL = 120  # width of the row labels
 
 
-def train_one(size: str, steps: int | None, train_items: int, val_items: int, columns: int, sample_steps: int,
-              guidance: float, threads: int) -> dict:
+def train_one(
+    size: str,
+    steps: int | None,
+    train_items: int,
+    val_items: int,
+    columns: int,
+    sample_steps: int,
+    guidance: float,
+    threads: int,
+) -> dict:
     """Train one size in this process; return its figures and its contact-sheet row."""
     torch.set_num_threads(threads)
     train_scenes = list(iter_scenes(train_items, size=32, seed=1))
@@ -82,25 +97,37 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--train-items", type=int, default=8000)
     parser.add_argument("--val-items", type=int, default=200)
-    parser.add_argument("--columns", type=int, default=8)
+    parser.add_argument("--columns", type=int, default=10)
     parser.add_argument("--steps", type=int, default=None, help="override every size's steps")
     parser.add_argument("--sample-steps", type=int, default=30)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ladder_contact_sheet.png")
     args = parser.parse_args()
 
-    print(f"{args.jobs} processes x {args.threads} torch threads, {os.cpu_count()} cores, "
-          f"load average before {os.getloadavg()[0]:.2f}")
+    print(
+        f"{args.jobs} processes x {args.threads} torch threads, {os.cpu_count()} cores, "
+        f"load average before {os.getloadavg()[0]:.2f}"
+    )
     started = time.perf_counter()
     # Largest first, so that the longest job starts at once and the others pack beside it.
     order = sorted(args.sizes, key=lambda size: -count_params(DiT(LADDER[size], vocab_size=32)))
-    options = (args.steps, args.train_items, args.val_items, args.columns, args.sample_steps, args.guidance, args.threads)
+    options = (
+        args.steps,
+        args.train_items,
+        args.val_items,
+        args.columns,
+        args.sample_steps,
+        args.guidance,
+        args.threads,
+    )
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {size: pool.submit(train_one, size, *options) for size in order}
         results = {size: futures[size].result() for size in args.sizes}
     wall = time.perf_counter() - started
 
-    print(f"{'size':>4} {'params':>10} {'steps':>6} {'images':>8} {'train TFLOP':>11} {'seconds':>8} {'cpu s':>7} {'val loss':>9}")
+    print(
+        f"{'size':>4} {'params':>10} {'steps':>6} {'images':>8} {'train TFLOP':>11} {'seconds':>8} {'cpu s':>7} {'val loss':>9}"
+    )
     for size in args.sizes:
         r = results[size]
         info = r["info"]
@@ -108,8 +135,10 @@ def main() -> None:
             f"{size:>4} {info.params:>10,} {info.step:>6} {info.train_images:>8} "
             f"{info.train_flops / 1e12:>11.2f} {r['seconds']:>8.1f} {r['cpu']:>7.1f} {info.val_loss:>9.4f}"
         )
-    print(f"whole ladder: {wall:.1f} s wall (training, validation, sampling, process start-up); "
-          f"load average after {os.getloadavg()[0]:.2f}")
+    print(
+        f"whole ladder: {wall:.1f} s wall (training, validation, sampling, process start-up); "
+        f"load average after {os.getloadavg()[0]:.2f}"
+    )
     shown = results[args.sizes[0]]["shown"]
     rows = [("reference", [scene.image for scene in shown])]
     rows += [(f"{size}  {results[size]['info'].params / 1e6:.2f}M", results[size]["images"]) for size in args.sizes]

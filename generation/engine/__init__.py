@@ -12,7 +12,13 @@ numpy only; the caller chooses the device.
     images = model.generate(["a small red circle"], [7], steps=30, guidance=3.0)
 """
 
-from .checkpoint import CheckpointInfo, LoadedModel, load_checkpoint, save_checkpoint, validation_loss
+from .checkpoint import (
+    CheckpointInfo,
+    LoadedModel,
+    load_checkpoint,
+    save_checkpoint,
+    validation_loss,
+)
 from .config import LADDER, ModelConfig, TrainConfig
 from .imaging import pick_device
 from .network import DiT, count_params

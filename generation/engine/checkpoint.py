@@ -95,8 +95,9 @@ class LoadedModel:
         ``torch.Generator`` seeded with ``seeds[i]`` (the same noise on every
         device), prompts are padded to a fixed length, and every operation of
         the network acts on each image alone. On the CPU in float32 this makes
-        an image bit-for-bit the same in any batch; on CUDA, kernels chosen per
-        batch shape may differ in the last bits. ``bf16`` None means bf16
+        an image bit-for-bit the same in any batch (the tests check it; it
+        rests on the CPU kernels not changing algorithm with the batch size);
+        on CUDA, kernels chosen per batch shape may differ in the last bits. ``bf16`` None means bf16
         autocast on CUDA, float32 on the CPU. Prompts are sampled
         ``batch_size`` at a time.
         """

@@ -33,6 +33,7 @@ reproducibility by how it draws that noise.
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import torch
 from torch import nn
@@ -56,7 +57,9 @@ def velocity(x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, *, t_min:
     return (x_t - x0_hat) / t.clamp(min=t_min).view(-1, 1, 1, 1)
 
 
-def flow_loss(network: nn.Module, x0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def flow_loss(
+    network: nn.Module, x0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
     """Per-image mean squared error on the velocity, [B] float32 (x-prediction, v-loss)."""
     x_t = noisy(x0, noise, t)
     v_hat = velocity(x_t, network(x_t, t, ids).float(), t, t_min=T_MIN)
@@ -123,7 +126,7 @@ def sample(
     b = len(x)
     grid = torch.linspace(1.0, 0.0, steps + 1).tolist()
     both_ids = torch.cat([ids, null_ids])
-    for t, t_next in zip(grid[:-1], grid[1:]):
+    for t, t_next in itertools.pairwise(grid):
         with autocast or contextlib.nullcontext():
             if guidance == 1.0:
                 x0_hat = network(x, torch.full((b,), t, device=x.device), ids).float()

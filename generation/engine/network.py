@@ -136,7 +136,8 @@ class DiT(nn.Module):
         self.register_buffer("position", sincos_2d(config.image_size // p, w), persistent=False)
         self.time = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
         self.pooled = nn.Linear(w, w)
-        self.blocks = nn.ModuleList(ImageBlock(w, config.heads, config.mlp_ratio, config.image_size // p) for _ in range(config.depth))
+        side = config.image_size // p
+        self.blocks = nn.ModuleList(ImageBlock(w, config.heads, config.mlp_ratio, side) for _ in range(config.depth))
         self.final_norm = nn.LayerNorm(w, elementwise_affine=False)
         self.final_ada = nn.Linear(w, 2 * w)
         self.out = nn.Linear(w, 3 * p * p)

@@ -23,7 +23,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import CheckpointInfo, LoadedModel, autocast_for, save_checkpoint, validation_loss
+from .checkpoint import (
+    CheckpointInfo,
+    LoadedModel,
+    autocast_for,
+    save_checkpoint,
+    validation_loss,
+)
 from .config import ModelConfig, TrainConfig
 from .diffusion import flow_loss, training_levels
 from .imaging import to_tensor

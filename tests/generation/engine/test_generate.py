@@ -129,6 +129,8 @@ print("ok")
 
 
 def test_engine_runs_with_django_blocked():
-    done = subprocess.run([sys.executable, "-c", BLOCK_DJANGO], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_DJANGO], check=False, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

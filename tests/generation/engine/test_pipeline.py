@@ -41,7 +41,9 @@ class Recorder:
 
 def test_every_item_is_stored_exactly_once():
     recorder = Recorder()
-    stats = generate_pipelined(work(10), fake_generate, recorder.store, batch_size=3, workers=2, on_result=recorder.on_result)
+    stats = generate_pipelined(
+        work(10), fake_generate, recorder.store, batch_size=3, workers=2, on_result=recorder.on_result
+    )
     assert recorder.stored == Counter(range(10))
     assert recorder.results == {i: None for i in range(10)}
     assert (stats.images, stats.failed, stats.sampled) == (10, 0, 10)
@@ -51,7 +53,9 @@ def test_every_item_is_stored_exactly_once():
 
 def test_a_poisoned_prompt_fails_alone():
     recorder = Recorder()
-    stats = generate_pipelined(work(7, poison={4}), fake_generate, recorder.store, batch_size=3, on_result=recorder.on_result)
+    stats = generate_pipelined(
+        work(7, poison={4}), fake_generate, recorder.store, batch_size=3, on_result=recorder.on_result
+    )
     assert set(recorder.stored) == {0, 1, 2, 3, 5, 6}
     assert isinstance(recorder.results[4], RuntimeError)
     assert (stats.images, stats.failed) == (6, 1)
@@ -73,9 +77,7 @@ def test_should_stop_ends_the_job_between_batches():
         calls.append(len(prompts))
         return fake_generate(prompts, seeds)
 
-    stats = generate_pipelined(
-        work(20), generate, recorder.store, batch_size=4, should_stop=lambda: len(calls) >= 2
-    )
+    stats = generate_pipelined(work(20), generate, recorder.store, batch_size=4, should_stop=lambda: len(calls) >= 2)
     assert calls == [4, 4]
     assert set(recorder.stored) == set(range(8))  # what was sampled is still stored
     assert stats.images == 8
@@ -125,7 +127,12 @@ def test_at_most_two_batches_wait_for_storage():
 
     items = work(8 * batch)
     stats = generate_pipelined(
-        items, generate, store, batch_size=batch, workers=4, should_stop=lambda: state["generated"] == len(items) and release_the_rest()
+        items,
+        generate,
+        store,
+        batch_size=batch,
+        workers=4,
+        should_stop=lambda: state["generated"] == len(items) and release_the_rest(),
     )
     assert stats.images == len(items)
     assert state["worst"] == 2 * batch

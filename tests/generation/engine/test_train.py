@@ -83,7 +83,13 @@ def test_same_seed_same_weights(corpus, tmp_path):
     train_scenes, _ = corpus
     args = ([s.caption for s in train_scenes[:8]], [s.image for s in train_scenes[:8]])
     paths = [
-        train(LADDER["XS"], *args, settings=TrainConfig(steps=2, batch_size=4, seed=seed), out_dir=tmp_path / str(i), size="XS")[0].path
+        train(
+            LADDER["XS"],
+            *args,
+            settings=TrainConfig(steps=2, batch_size=4, seed=seed),
+            out_dir=tmp_path / str(i),
+            size="XS",
+        )[0].path
         for i, seed in enumerate((5, 5, 6))
     ]
     weights = [load_checkpoint(p).network.state_dict() for p in paths]
