@@ -138,12 +138,14 @@ def write_webdataset(
     shard_size: int = 1000,
     seed: int = 0,
     quality: int = 90,
+    image_format: str = "jpg",
     progress: Callable[[int], object] | None = None,
 ) -> list[Path]:
     """Write ``count`` scenes as WebDataset tar shards in img2dataset's layout.
 
     Shards are ``00000.tar``, ``00001.tar``, ...; each item is three contiguous
-    members ``KEY.jpg``, ``KEY.txt`` (the caption) and ``KEY.json`` (key, caption,
+    members ``KEY.jpg`` (``KEY.png`` with ``image_format="png"``: lossless, for small
+    images that JPEG's chroma subsampling would smear), ``KEY.txt`` (the caption) and ``KEY.json`` (key, caption,
     shapes, seed, width, height). As in img2dataset, a key is the shard number
     (5 digits) followed by the index in the shard, padded to
     ``ceil(log10(shard_size))`` digits: ``00000001`` for shard_size 1000. Shards
@@ -153,6 +155,8 @@ def write_webdataset(
     """
     if count < 0 or shard_size < 1:
         raise ValueError("count must be >= 0 and shard_size >= 1")
+    if image_format not in ("jpg", "png"):
+        raise ValueError(f"image_format must be 'jpg' or 'png', not {image_format!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shard_digits = max(5, len(str(max(count - 1, 0) // shard_size)))
@@ -165,10 +169,13 @@ def write_webdataset(
             for index in range(start, min(start + shard_size, count)):
                 key = f"{shard:0{shard_digits}d}{index - start:0{index_digits}d}"
                 scene = draw_scene(item_seed(seed, index), size)
-                jpeg = io.BytesIO()
-                scene.image.save(jpeg, "JPEG", quality=quality)
+                encoded = io.BytesIO()
+                if image_format == "png":
+                    scene.image.save(encoded, "PNG")
+                else:
+                    scene.image.save(encoded, "JPEG", quality=quality)
                 meta = json.dumps({"key": key, **scene.metadata()})
-                _add(tar, f"{key}.jpg", jpeg.getvalue())
+                _add(tar, f"{key}.{image_format}", encoded.getvalue())
                 _add(tar, f"{key}.txt", scene.caption.encode("utf-8"))
                 _add(tar, f"{key}.json", meta.encode("utf-8"))
                 if progress is not None:

@@ -7,6 +7,8 @@ the check, and an object outside the user's workspaces is simply not found (404)
 which reveals nothing about whether it exists.
 """
 
+import hashlib
+
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from generation.models import (
@@ -119,3 +121,15 @@ def item_keys_missing(*, corpus: Corpus, keys: list[str]) -> list[str]:
         chunk = keys[start:start + KEYS_PER_QUERY]
         found.update(Item.objects.filter(corpus=corpus, key__in=chunk).values_list("key", flat=True))
     return [key for key in keys if key not in found]
+
+
+def held_out(keys: list[str], fraction: float) -> set[str]:
+    """The validation keys of a corpus: the `fraction` of `keys` whose sha256 is lowest.
+
+    It depends on the keys alone, so `train_ladder` holds out the same items for every
+    size, and the demo generates its study's samples for exactly those unseen prompts.
+    """
+    if fraction <= 0 or len(keys) < 2:
+        return set()
+    count = min(len(keys) - 1, max(1, round(len(keys) * fraction)))
+    return set(sorted(keys, key=lambda key: hashlib.sha256(key.encode()).hexdigest())[:count])

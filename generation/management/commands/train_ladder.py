@@ -14,7 +14,6 @@ that file's path relative to PARITY_CHECKPOINT_DIR, so a GPU worker that mounts 
 folder elsewhere still finds it.
 """
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from django.utils.text import slugify
 from PIL import Image
 
 from generation import services
+from generation.selectors import held_out
 from generation.errors import ParityError
 from generation.models import Corpus, Generator, Item, Series
 
@@ -34,14 +34,6 @@ from ._progress import progress_bar
 
 def comma_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def held_out(keys: list[str], fraction: float) -> set[str]:
-    """The validation keys: the `fraction` of `keys` whose sha256 is lowest."""
-    if fraction <= 0 or len(keys) < 2:
-        return set()
-    count = min(len(keys) - 1, max(1, round(len(keys) * fraction)))
-    return set(sorted(keys, key=lambda key: hashlib.sha256(key.encode()).hexdigest())[:count])
 
 
 class Command(BaseCommand):

@@ -46,7 +46,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  researcher home  {base}/")
         for study in Study.objects.filter(status=Study.Status.OPEN).order_by("-created_at")[:3]:
             self.stdout.write(f"  annotator link   {base}/s/{study.slug}/   ({study.name})")
-        self.stdout.write(f"  admin            {base}/admin/")
+            self.stdout.write(f"  study dashboard  {base}/studies/{study.slug}/   (live plots; researcher login)")
+        self.stdout.write(f"  admin            {base}/admin/   (demo login: researcher / parity-demo)")
+        report = settings.VAR_DIR / "demo" / "report.html"
+        if report.exists():
+            self.stdout.write(f"  demo report      {report}")
         self.stdout.write(f"  API docs         {base}/api/docs/")
         self.stdout.write(f"  database         {settings.DATABASES['default']['NAME']}")
         self.stdout.write("  Ctrl-C stops the web server and the worker.\n")
