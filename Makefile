@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: run test migrate demo serve bench-import clean
+.PHONY: run test migrate demo serve screenshots bench-import clean
 
 run: $(VENV)/.installed-run
 	$(PY) manage.py serve --setup
@@ -23,6 +23,11 @@ demo: $(VENV)/.installed-run
 
 serve: $(VENV)/.installed-run
 	$(PY) manage.py serve
+
+# PNG files of the annotator page and the study's plots under docs/screenshots/, from
+# the data in the database (the demo's by default), with Debian's /usr/bin/chromium.
+screenshots: $(VENV)/.installed-dev
+	$(PY) manage.py screenshots
 
 bench-import: $(VENV)/.installed-dev
 	$(PY) bench/import_corpus.py

@@ -2,7 +2,7 @@
 
 - `studies`: creating and changing a study, building its trials, opening and closing it.
 - `participations`: entering, consent, finishing; invites of named accounts; marking simulated annotators.
-- `engine`: the assignment engine — issuing, judging, expiring (path 4: Assign and judge).
+- `engine`: the assignment engine — issuing, judging, expiring and releasing (path 4: Assign and judge).
 - `practice`: practice trials before the study.
 
 Callers import from `annotate.services`.
@@ -13,6 +13,7 @@ from annotate.services.engine import (
     assignment_next,
     assignments_expire,
     assignments_next,
+    assignments_release,
     judgment_record,
 )
 from annotate.services.participations import (
@@ -39,6 +40,7 @@ __all__ = [
     "assignment_next",
     "assignments_expire",
     "assignments_next",
+    "assignments_release",
     "judgment_record",
     "participation_consent",
     "participation_enter",

@@ -343,13 +343,31 @@ def assignments_expire(*, now: datetime | None = None, study: Study | None = Non
     Each release gives its trial's slot back to the pool exactly once; the row stays.
     """
     now = now or timezone.now()
+    expired = Assignment.objects.filter(released_at__isnull=True, expires_at__lte=now, judgment__isnull=True)
+    if study is not None:
+        expired = expired.filter(study=study)
+    return _release(expired, now)
+
+
+def assignments_release(*, study: Study, annotator: Annotator, now: datetime | None = None) -> int:
+    """Release the annotator's open, unjudged assignments in the study now; return how many.
+
+    For a visitor known not to answer (the browser of `manage.py screenshots`): their
+    trials go back to the pool at once instead of at expiry, exactly as expiry would
+    release them. The rows stay, so this annotator never gets those trials again.
+    """
+    now = now or timezone.now()
+    mine = Assignment.objects.filter(study=study, annotator=annotator, released_at__isnull=True,
+                                     judgment__isnull=True)
+    return _release(mine, now)
+
+
+def _release(unjudged, now: datetime) -> int:
+    """Mark the assignments of `unjudged` released and give each trial its slots back."""
     with transaction.atomic():
-        expired = Assignment.objects.filter(released_at__isnull=True, expires_at__lte=now, judgment__isnull=True)
-        if study is not None:
-            expired = expired.filter(study=study)
         if connection.features.has_select_for_update_skip_locked:
-            expired = expired.select_for_update(skip_locked=True, of=("self",))
-        locked = list(expired.values_list("id", "trial_id"))
+            unjudged = unjudged.select_for_update(skip_locked=True, of=("self",))
+        locked = list(unjudged.values_list("id", "trial_id"))
         if not locked:
             return 0
         # A fresh statement after the lock: a judgment committed while this waited counts.
