@@ -52,6 +52,9 @@ ERROR_EXAMPLES = {
     "403": ("Not allowed", error_body("permission_denied", "Viewers of this workspace cannot change it.")),
     "404": ("Not found, or not in your workspaces", error_body("not_found", "Not found.")),
     "409": ("Conflict", error_body("name_taken", "The workspace already has a generator named 'ladder-M'.", "name")),
+    "415": ("Unsupported media type", error_body(
+        "unsupported_media_type", 'Unsupported media type "text/plain" in request.'
+    )),
     "429": ("Too many writes", error_body("throttled", "Request was throttled. Expected available in 12 seconds.")),
 }
 WRITE_METHODS = {"post", "put", "patch", "delete"}
@@ -67,7 +70,8 @@ def schema_error_responses(result: dict, generator, request, public) -> dict:
             query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
             codes = ["401", "403"]
             if method in WRITE_METHODS:
-                codes += ["400", "409", "429"]
+                # 415: a body in a media type the operation does not parse (or a broken one).
+                codes += ["400", "409", "415", "429"]
             elif query:
                 codes.append("400")
             # A path's unknown object; for a list, DRF's answer to a page past the last.
