@@ -116,7 +116,10 @@ def check_flow_and_report(study: Study, report: dict, output: str) -> None:
     assert not judgments.exclude(assignment__annotator__source=Annotator.Source.SIMULATED).exists()
     # Every annotator practised (with feedback), judged its quota and saw the completion code.
     people = report["annotators"]
-    assert [p["practice"] for p in people] == [PRACTICE] * 12
+    # (Seen once in CI: one annotator with 0 recorded practice answers; the message keeps what it went through.)
+    assert [p["practice"] for p in people] == [PRACTICE] * 12, [
+        {k: p.get(k) for k in ("profile", "practice", "judgments", "ended", "waits", "external_id")} for p in people
+    ]
     assert all(p["finished"] and p["completion_code"] == CODE for p in people), people
     assert [p["judgments"] for p in people] == [ITEMS - PRACTICE] * 12
     assert judgments.count() == 12 * (ITEMS - PRACTICE)
