@@ -46,6 +46,7 @@ class Click:
     left: float  # the measured fidelity of each image
     right: float
     recorded: bool = False  # the page that came back did not refuse it
+    refusal: str = ""  # else what it said (status and message)
 
 
 @dataclass
@@ -119,6 +120,8 @@ def visit(
         for _ in range(max_steps):
             if pending is not None:
                 pending.recorded = page.status < 400 and not page.message
+                if not pending.recorded:
+                    pending.refusal = f"{page.status} {page.section} {page.message}".strip()
                 if pending.recorded and not pending.practice:
                     on_judged(pending)
                 # A refusal for speed is waited out below; it is no reason to give up.
