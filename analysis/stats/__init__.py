@@ -19,10 +19,10 @@ Modules, by question:
 - study        one call: quality, exclusions, rates with and without them
 """
 
-from analysis.stats.agreement import Agreement, agreement, krippendorff_alpha_nominal, majority_agreement
-from analysis.stats.alignment import Alignment, kendall_rows, metric_alignment, spearman_rows
-from analysis.stats.bootstrap import cluster_weights, percentile_interval, two_way_sums
-from analysis.stats.calibration import (
+from .agreement import Agreement, agreement, krippendorff_alpha_nominal, majority_agreement
+from .alignment import Alignment, kendall_rows, metric_alignment, spearman_rows
+from .bootstrap import cluster_weights, percentile_interval, two_way_sums
+from .calibration import (
     Calibration,
     Drift,
     SideBias,
@@ -30,20 +30,20 @@ from analysis.stats.calibration import (
     session_drift,
     side_bias,
 )
-from analysis.stats.exclusions import ExclusionJump, ExclusionRules, Exclusions, apply_exclusions, exclusion_jump
-from analysis.stats.fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, series_counts, x_at_gap
-from analysis.stats.forms import FORMS, Form
-from analysis.stats.judgments import CALIBRATION, CATCH, GENERATED, KINDS, Judgments, factorize
-from analysis.stats.marginal import intercept_for_rate, marginal_rate
-from analysis.stats.mixed import MixedModelRates, mixed_model_rates
-from analysis.stats.optimize import BatchResult, lbfgs
-from analysis.stats.planning import Plan, generators_done, plan_judgments
-from analysis.stats.proportions import binomial_test_half, two_proportion_test, wilson_interval
-from analysis.stats.quality import AnnotatorQuality, annotator_quality
-from analysis.stats.rates import RateTable, balanced_rates, preference_rates
-from analysis.stats.sandwich import ClusterVariance, cluster_variance
-from analysis.stats.simulate import SimulatedStudy, simulate_study
-from analysis.stats.study import StudyAnalysis, analyse_study
+from .exclusions import ExclusionJump, ExclusionRules, Exclusions, apply_exclusions, exclusion_jump
+from .fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, series_counts, x_at_gap
+from .forms import FORMS, Form
+from .judgments import CALIBRATION, CATCH, GENERATED, KINDS, Judgments, factorize
+from .marginal import intercept_for_rate, marginal_rate
+from .mixed import MixedModelRates, mixed_model_rates
+from .optimize import BatchResult, lbfgs
+from .planning import Plan, generators_done, plan_judgments
+from .proportions import binomial_test_half, two_proportion_test, wilson_interval
+from .quality import AnnotatorQuality, annotator_quality
+from .rates import RateTable, balanced_rates, preference_rates
+from .sandwich import ClusterVariance, cluster_variance
+from .simulate import SimulatedStudy, simulate_study
+from .study import StudyAnalysis, analyse_study
 
 __all__ = [
     "CALIBRATION",

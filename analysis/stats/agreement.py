@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.stats.judgments import Judgments, compact
+from .judgments import Judgments, compact
 
 
 def trial_codes(judgments: Judgments) -> tuple[np.ndarray, int]:

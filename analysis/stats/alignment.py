@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.stats.bootstrap import percentile_interval
-from analysis.stats.rates import RateTable
+from .bootstrap import percentile_interval
+from .rates import RateTable
 
 
 def spearman_rows(X: np.ndarray, Y: np.ndarray) -> np.ndarray:

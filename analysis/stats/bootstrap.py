@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from analysis.stats.judgments import compact
+from .judgments import compact
 
 SCHEMES = ("multinomial", "poisson")
 # Bytes allowed for the dense chunk products Z (rows x chunk, float32).

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.stats.judgments import CALIBRATION, GENERATED, Judgments
-from analysis.stats.proportions import binomial_test_half, two_proportion_test, wilson_interval, z_value
-from analysis.stats.rates import RateTable, balanced_rates
-from analysis.stats.sandwich import cluster_variance
+from .judgments import CALIBRATION, GENERATED, Judgments
+from .proportions import binomial_test_half, two_proportion_test, wilson_interval, z_value
+from .rates import RateTable, balanced_rates
+from .sandwich import cluster_variance
 
 
 def _mask(judgments: Judgments, keep: np.ndarray | None) -> np.ndarray:

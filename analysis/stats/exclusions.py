@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.stats.judgments import Judgments
-from analysis.stats.proportions import two_proportion_test
-from analysis.stats.quality import AnnotatorQuality
+from .judgments import Judgments
+from .proportions import two_proportion_test
+from .quality import AnnotatorQuality
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.stats.bootstrap import cluster_weights, percentile_interval
-from analysis.stats.forms import FORMS, Form
-from analysis.stats.judgments import GENERATED, Judgments, compact
-from analysis.stats.optimize import lbfgs
+from .bootstrap import cluster_weights, percentile_interval
+from .forms import FORMS, Form
+from .judgments import GENERATED, Judgments, compact
+from .optimize import lbfgs
 
 
 class _Binomial:

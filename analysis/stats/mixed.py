@@ -27,8 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from analysis.stats.judgments import GENERATED, Judgments, compact
-from analysis.stats.marginal import marginal_rate
+from .judgments import GENERATED, Judgments, compact
+from .marginal import marginal_rate
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.stats.rates import RateTable
+from .rates import RateTable
 
 
 @dataclass(frozen=True, eq=False)

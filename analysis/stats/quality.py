@@ -10,9 +10,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from analysis.stats.agreement import Agreement, agreement, majority_agreement
-from analysis.stats.judgments import CATCH, Judgments
-from analysis.stats.proportions import binomial_test_half
+from .agreement import Agreement, agreement, majority_agreement
+from .judgments import CATCH, Judgments
+from .proportions import binomial_test_half
 
 RT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

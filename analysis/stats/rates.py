@@ -33,10 +33,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from analysis.stats.bootstrap import percentile_interval, two_way_sums
-from analysis.stats.judgments import GENERATED, Judgments
-from analysis.stats.proportions import wilson_interval, z_value
-from analysis.stats.sandwich import cluster_variance
+from .bootstrap import percentile_interval, two_way_sums
+from .judgments import GENERATED, Judgments
+from .proportions import wilson_interval, z_value
+from .sandwich import cluster_variance
 
 
 @dataclass(frozen=True, eq=False)

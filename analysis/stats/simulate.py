@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logit
 
-from analysis.stats.judgments import CALIBRATION, CATCH, GENERATED, Judgments
-from analysis.stats.marginal import intercept_for_rate
+from .judgments import CALIBRATION, CATCH, GENERATED, Judgments
+from .marginal import intercept_for_rate
 
 
 @dataclass(frozen=True, eq=False)

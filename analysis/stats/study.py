@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis.stats.calibration import Calibration, Drift, SideBias, calibration_rate, session_drift, side_bias
-from analysis.stats.exclusions import ExclusionRules, Exclusions, apply_exclusions
-from analysis.stats.judgments import Judgments
-from analysis.stats.quality import AnnotatorQuality, annotator_quality
-from analysis.stats.rates import RateTable, preference_rates
+from .calibration import Calibration, Drift, SideBias, calibration_rate, session_drift, side_bias
+from .exclusions import ExclusionRules, Exclusions, apply_exclusions
+from .judgments import Judgments
+from .quality import AnnotatorQuality, annotator_quality
+from .rates import RateTable, preference_rates
 
 
 @dataclass(frozen=True, eq=False)
