@@ -12,7 +12,7 @@ from generation.errors import ParityError
 from generation.generate import DEFAULT_WORKERS, generation_job_run
 from generation.models import Corpus, GenerationJob, Generator
 
-from ._progress import progress_bar
+from ._progress import one_named, progress_bar
 
 SHOWN_ERRORS = 10
 
@@ -83,15 +83,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def _generator(self, name: str, workspace: str | None) -> Generator:
-        generators = Generator.objects.filter(name=name).select_related("workspace")
-        if workspace:
-            generators = generators.filter(workspace__slug=workspace)
-        found = list(generators[:2])
-        if not found:
-            raise CommandError(f"no generator named {name!r}" + (f" in {workspace!r}" if workspace else ""))
-        if len(found) > 1:
-            raise CommandError(f"several workspaces have a generator named {name!r}: add --workspace")
-        return found[0]
+        return one_named(Generator.objects.all(), what="generator", name=name, workspace=workspace)
 
     def _corpus(self, generator: Generator, name: str | None) -> Corpus:
         corpora = Corpus.objects.filter(workspace=generator.workspace)

@@ -29,7 +29,7 @@ from generation.selectors import held_out
 from generation.errors import ParityError
 from generation.models import Corpus, Generator, Item, Series
 
-from ._progress import progress_bar
+from ._progress import one_named, progress_bar
 
 
 def comma_list(value: str) -> list[str]:
@@ -124,15 +124,7 @@ class Command(BaseCommand):
             raise CommandError(f"training {size} refused: {exc}") from None
 
     def _corpus(self, name: str, workspace: str | None) -> Corpus:
-        corpora = Corpus.objects.filter(name=name).select_related("workspace")
-        if workspace:
-            corpora = corpora.filter(workspace__slug=workspace)
-        found = list(corpora[:2])
-        if not found:
-            raise CommandError(f"no corpus named {name!r}" + (f" in {workspace!r}" if workspace else ""))
-        if len(found) > 1:
-            raise CommandError(f"several workspaces have a corpus named {name!r}: add --workspace")
-        return found[0]
+        return one_named(Corpus.objects.all(), what="corpus", name=name, workspace=workspace)
 
     def _refuse_taken(self, corpus: Corpus, series: str, names: list[str]) -> None:
         if Series.objects.filter(workspace=corpus.workspace, name=series).exists():
