@@ -2,9 +2,9 @@
 
 The Celery task (`generation.tasks.generation_job_run`, queue `gpu`) and the
 `generate` command both call `generation_job_run`. The engine's
-`generate_pipelined` samples batch after batch on this thread while a small pool
-encodes the previous batches as PNG and stores them, so the GPU does not wait on
-encoding. Every database write of a run (a sample row, the job's counters) goes
+`generate_pipelined` samples batch after batch on this thread while the previous
+batches are encoded as PNG (in processes, for a CUDA backend) and stored by a
+small thread pool, so the GPU does not wait on encoding. Every database write of a run (a sample row, the job's counters) goes
 through one writer thread: SQLite takes one writer at a time anyway, and the pool
 threads open no connection of their own that would be left open.
 
@@ -32,8 +32,8 @@ made at all; a rerun retries the failed items. A job is cancelled between batche
 """
 
 import hashlib
-import io
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +45,6 @@ from django.db import IntegrityError, connections
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from PIL import Image
 
 from generation.backends import backend_load
 from generation.errors import BackendError
@@ -59,8 +58,11 @@ PROGRESS_SECONDS = 0.5
 MAX_STORED_ERRORS = 1000
 MAX_ERROR_CHARS = 500
 ITEMS_PER_QUERY = 500
-# Threads encoding and storing images while the backend makes the next batch.
+# Threads storing images while the backend makes the next batch.
 DEFAULT_WORKERS = 4
+# Processes encoding PNGs for a CUDA backend (on a CPU, sampling is slow enough
+# for the store threads to encode): the engine's pipeline says why.
+CUDA_ENCODERS = min(8, max(1, (os.cpu_count() or 1) - 2))
 SEED_VERSION = "parity-seed/v1"
 
 Status = GenerationJob.Status
@@ -137,6 +139,7 @@ def _generate(run: "_Run", backend, *, batch_size: int, workers: int) -> Generat
             run.store,
             batch_size=batch_size,
             workers=workers,
+            encoders=CUDA_ENCODERS if backend.device_name.startswith("cuda") else 0,
             on_result=run.on_result,
             should_stop=run.should_stop,
         )
@@ -222,26 +225,18 @@ class _Run:
         self.writer.shutdown()
 
     # -- on pool threads -----------------------------------------------------------
-    def store(self, work, image: Image.Image) -> None:
-        """Encode `image` as PNG, store it by its hash, and record the sample (through the writer)."""
-        if not isinstance(image, Image.Image):
-            raise BackendError(f"the backend returned a {type(image).__name__}, not a PIL image")
-        if image.mode not in ("RGB", "RGBA", "L"):
-            image = image.convert("RGB")
-        out = io.BytesIO()
-        image.save(out, "PNG")
-        data = out.getvalue()
-        sha256 = hashlib.sha256(data).hexdigest()
-        name = f"originals/{sha256[:2]}/{sha256}.png"
+    def store(self, work, encoded) -> None:
+        """Store the PNG by its hash, and record the sample (through the writer)."""
+        name = f"originals/{encoded.sha256[:2]}/{encoded.sha256}.png"
         if not default_storage.exists(name):
-            saved = default_storage.save(name, ContentFile(data))
+            saved = default_storage.save(name, ContentFile(encoded.data))
             if saved != name:  # another thread stored the same bytes meanwhile: keep one copy
                 default_storage.delete(saved)
         item_id, _ = work.key
         row = Sample(
             generator_id=self.job.generator_id, item_id=item_id, seed=work.seed, job_id=self.job.pk,
-            image=name, sha256=sha256, width=image.width, height=image.height,
-            format="PNG", mode=image.mode, byte_size=len(data),
+            image=name, sha256=encoded.sha256, width=encoded.width, height=encoded.height,
+            format="PNG", mode=encoded.mode, byte_size=len(encoded.data),
         )
         self._call(lambda: self._insert(row))
 

@@ -34,8 +34,10 @@ case "$command" in
         ;;
     gpu-worker)
         # One job at a time owns the GPU's memory; a second process would fight it.
+        # The threads pool runs the job in the worker's own (non-daemonic) process,
+        # which may start the PNG encoder processes a prefork child may not.
         exec celery -A parity worker -Q gpu --hostname "gpu@%h" \
-            --concurrency 1 \
+            --pool threads --concurrency 1 \
             --loglevel "${CELERY_LOG_LEVEL:-INFO}" "$@"
         ;;
     beat)

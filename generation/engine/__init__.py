@@ -12,36 +12,43 @@ numpy only; the caller chooses the device.
     images = model.generate(["a small red circle"], [7], steps=30, guidance=3.0)
 """
 
-from .checkpoint import (
-    CheckpointInfo,
-    LoadedModel,
-    load_checkpoint,
-    save_checkpoint,
-    validation_loss,
-)
-from .config import LADDER, ModelConfig, TrainConfig
-from .imaging import pick_device
-from .network import DiT, count_params
-from .pipeline import PipelineStats, Work, generate_pipelined
-from .text import Tokenizer
-from .train import forward_flops, train
+import importlib
 
-__all__ = [
-    "LADDER",
-    "CheckpointInfo",
-    "DiT",
-    "LoadedModel",
-    "ModelConfig",
-    "PipelineStats",
-    "Tokenizer",
-    "TrainConfig",
-    "Work",
-    "count_params",
-    "forward_flops",
-    "generate_pipelined",
-    "load_checkpoint",
-    "pick_device",
-    "save_checkpoint",
-    "train",
-    "validation_loss",
-]
+# Names are imported on first use (PEP 562), so that `generation.engine.pipeline`
+# loads without torch: its PNG encoder processes start in a fraction of a second.
+_HOMES = {
+    "CheckpointInfo": "checkpoint",
+    "LoadedModel": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "validation_loss": "checkpoint",
+    "LADDER": "config",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "pick_device": "imaging",
+    "DiT": "network",
+    "count_params": "network",
+    "Encoded": "pipeline",
+    "PipelineStats": "pipeline",
+    "Work": "pipeline",
+    "encode_png": "pipeline",
+    "generate_pipelined": "pipeline",
+    "Tokenizer": "text",
+    "forward_flops": "training",
+    "train": "training",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
+
+
+__all__ = sorted(_HOMES)  # noqa: PLE0605 - a list of the names above

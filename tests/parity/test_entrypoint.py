@@ -42,6 +42,8 @@ def test_gpu_worker_runs_one_job_at_a_time_on_the_gpu_queue(entrypoint_argv):
     assert argv[:4] == ["celery", "-A", "parity", "worker"]
     assert option(argv, "-Q") == "gpu"
     assert option(argv, "--concurrency") == "1"
+    # in the worker's own process, not a daemonic prefork child: the job starts PNG encoder processes
+    assert option(argv, "--pool") == "threads"
 
 
 def test_migrate(entrypoint_argv):

@@ -1,12 +1,16 @@
-"""generate_pipelined: every item stored once, failures stay local, cancel, bounded backlog."""
+"""generate_pipelined: every item stored once, failures stay local, cancel, bounded backlog,
+encoding on threads or in processes."""
 
+import hashlib
+import io
+import multiprocessing
 import threading
 from collections import Counter
 
 import pytest
 from PIL import Image
 
-from generation.engine import Work, generate_pipelined
+from generation.engine import Encoded, Work, encode_png, generate_pipelined
 
 
 def fake_generate(prompts, seeds):
@@ -26,9 +30,12 @@ class Recorder:
         self.results = {}
         self.fail_keys = set(fail_keys)
 
-    def store(self, item, image):
+    def store(self, item, encoded):
         if item.key in self.fail_keys:
             raise OSError("disk full")
+        assert hashlib.sha256(encoded.data).hexdigest() == encoded.sha256
+        image = Image.open(io.BytesIO(encoded.data))
+        assert image.format == "PNG" and (encoded.width, encoded.height, encoded.mode) == (8, 8, "RGB")
         assert image.getpixel((0, 0))[0] == item.seed % 256  # the image of this item
         with self.lock:
             self.stored[item.key] += 1
@@ -39,14 +46,16 @@ class Recorder:
             self.results[item.key] = error
 
 
-def test_every_item_is_stored_exactly_once():
+@pytest.mark.parametrize("encoders", [0, 2])
+def test_every_item_is_stored_exactly_once(encoders):
     recorder = Recorder()
     stats = generate_pipelined(
-        work(10), fake_generate, recorder.store, batch_size=3, workers=2, on_result=recorder.on_result
+        work(10), fake_generate, recorder.store, batch_size=3, workers=2, encoders=encoders,
+        on_result=recorder.on_result,
     )
     assert recorder.stored == Counter(range(10))
     assert recorder.results == {i: None for i in range(10)}
-    assert (stats.images, stats.failed, stats.sampled) == (10, 0, 10)
+    assert (stats.images, stats.failed, stats.sampled, stats.encoders) == (10, 0, 10, encoders)
     assert stats.seconds >= stats.sampling_seconds > 0
     assert stats.images_per_second > 0 and stats.sampling_images_per_second > 0
 
@@ -88,11 +97,11 @@ def test_an_error_in_on_result_propagates():
         raise KeyError("bug")
 
     with pytest.raises(KeyError):
-        generate_pipelined(work(3), fake_generate, lambda item, image: None, batch_size=2, on_result=on_result)
+        generate_pipelined(work(3), fake_generate, lambda item, encoded: None, batch_size=2, on_result=on_result)
 
 
 def test_generate_returning_too_few_images_counts_as_failures():
-    stats = generate_pipelined(work(3), lambda prompts, seeds: [], lambda item, image: None, batch_size=3)
+    stats = generate_pipelined(work(3), lambda prompts, seeds: [], lambda item, encoded: None, batch_size=3)
     assert (stats.images, stats.failed) == (0, 3)
 
 
@@ -116,7 +125,7 @@ def test_at_most_two_batches_wait_for_storage():
                 released.setdefault(seed // batch, threading.Event())
         return fake_generate(prompts, seeds)
 
-    def store(item, image):
+    def store(item, encoded):
         assert released[item.seed // batch].wait(timeout=30)  # a deadlock guard, not a timing check
         with lock:
             state["stored"] += 1
@@ -136,3 +145,60 @@ def test_at_most_two_batches_wait_for_storage():
     )
     assert stats.images == len(items)
     assert state["worst"] == 2 * batch
+
+
+def mixed_generate(prompts, seeds):
+    """A backend whose batches mix modes, sizes and a thing that is not an image."""
+    made = []
+    for prompt, seed in zip(prompts, seeds):
+        if prompt.endswith("3"):
+            made.append("not an image")
+        elif seed % 2:
+            made.append(Image.new("P", (5, 7), seed % 256))
+        else:
+            made.append(Image.new("RGB", (8, 8), (seed % 256, 0, 0)))
+    return made
+
+
+@pytest.mark.parametrize("encoders", [0, 2])
+def test_an_image_that_cannot_be_encoded_fails_alone_and_others_are_stored_as_png(encoders):
+    stored = {}
+    results = {}
+
+    def store(item, encoded):
+        stored[item.key] = encoded
+
+    stats = generate_pipelined(
+        work(8), mixed_generate, store, batch_size=8, encoders=encoders,
+        on_result=lambda item, error: results.setdefault(item.key, error),
+    )
+    assert set(stored) == {0, 1, 2, 4, 5, 6, 7}
+    assert isinstance(results[3], TypeError) and "returned a str, not a PIL image" in str(results[3])
+    assert (stats.images, stats.failed) == (7, 1)
+    assert (stored[1].mode, stored[1].width, stored[1].height) == ("RGB", 5, 7)  # palette images become RGB
+    assert stored[2] == encode_png(Image.new("RGB", (8, 8), (2, 0, 0)))  # the same bytes either way
+
+
+def run_in_a_daemon(queue):
+    stats = generate_pipelined(work(4), fake_generate, lambda item, encoded: None, batch_size=2, encoders=2)
+    queue.put((stats.images, stats.encoders))
+
+
+def test_a_daemonic_process_encodes_on_threads_instead_of_failing():
+    """A Celery prefork child is daemonic and may not start processes."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=run_in_a_daemon, args=(queue,), daemon=True)
+    process.start()
+    try:
+        assert queue.get(timeout=60) == (4, 0)
+    finally:
+        process.join(timeout=10)
+
+
+def test_encoded_records_what_a_store_needs():
+    encoded = encode_png(Image.new("L", (3, 2), 9))
+    assert isinstance(encoded, Encoded)
+    assert (encoded.mode, encoded.width, encoded.height) == ("L", 3, 2)
+    assert encoded.sha256 == hashlib.sha256(encoded.data).hexdigest()
+    assert Image.open(io.BytesIO(encoded.data)).getpixel((0, 0)) == 9
