@@ -9,8 +9,9 @@ in one place, with crisp edges and a silhouette like its kind; then whether the
 shapes' centres obey the stated relations; and whether colours that the caption
 does not name are absent. The score is near 1 for a scene's own image and falls as
 the image is blurred, noised, colour-shifted, scrambled or replaced by another
-scene. It is a measurable property that simulated annotators judge by
-(`annotate.simulation`), not a metric to report.
+scene. `caption_recognition` gives the same checks partial credit; it is the
+measurable property that simulated annotators judge by (`annotate.simulation`),
+not a metric to report.
 
 Noise counts against an image too (`noise_level`, Immerkær's estimate of Gaussian
 noise); `cleanliness`, which needs no caption, stands in where a caption is outside
@@ -137,6 +138,38 @@ def caption_fidelity(image: Image.Image, caption: str) -> float:
     per unit of perimeter: blur, heavy compression), for noise (`cleanliness`), and
     for the area of palette colours that the caption does not name.
     """
+    seen = _assess(image, caption)
+    claims = math.exp(sum(math.log(max(s, 1e-3)) for s in seen.claims) / len(seen.claims))
+    return float(np.clip(claims * seen.crisp * seen.clean * seen.no_extra, 0.0, 1.0))
+
+
+def caption_recognition(image: Image.Image, caption: str) -> float:
+    """The share of what `caption` says that can be recognised in `image`, from 0 to 1.
+
+    The same checks as `caption_fidelity`, with partial credit: the arithmetic mean
+    of the mean shape-and-relation score and the three factors (sharp rims, no noise,
+    no colours the caption does not name), each factor counted for the share of the
+    named shapes found at all, so that an empty image earns nothing for being clean.
+    Fidelity multiplies them, so every image far from its scene sits near 0 and such
+    images cannot be told apart; here the right colours in soft blobs score below the
+    scene's own image and above scrambled noise or an empty canvas, and cleaner blobs
+    above smeared ones. Simulated annotators judge by this.
+    """
+    seen = _assess(image, caption)
+    factors = [seen.found * factor for factor in (seen.crisp, seen.clean, seen.no_extra)]
+    return float(np.clip(np.mean([float(np.mean(seen.claims)), *factors]), 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class _Seen:
+    claims: list[float]  # one score per named shape, then per relation
+    found: float  # share of the named shapes whose colour is there at all
+    crisp: float  # the rim penalty
+    clean: float  # the noise penalty
+    no_extra: float  # the penalty for colours the caption does not name
+
+
+def _assess(image: Image.Image, caption: str) -> _Seen:
     claim = parse_caption(caption)
     if claim is None:
         raise ValueError(f"not a scene caption: {caption!r}")
@@ -160,9 +193,9 @@ def caption_fidelity(image: Image.Image, caption: str) -> float:
     named = {names.index(shape.colour) for shape in claim.shapes}
     others = [i for i in range(len(names)) if i not in named]
     extra = (distances[..., others] < TIGHT).any(axis=-1).mean() if others else 0.0
-    fidelity = math.exp(sum(math.log(max(s, 1e-3)) for s in scores) / len(scores))
     crisp = math.exp(-max(0.0, float(np.mean(rims)) - RIM_SHARP) / RIM_SCALE) if rims else 1.0
-    return float(np.clip(fidelity * crisp * _clean(pixels) * math.exp(-extra / EXTRA_AREA), 0.0, 1.0))
+    found = sum(centre is not None for centre in centres) / len(centres)
+    return _Seen(scores, found, crisp, _clean(pixels), math.exp(-extra / EXTRA_AREA))
 
 
 def cleanliness(image: Image.Image) -> float:

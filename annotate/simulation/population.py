@@ -3,10 +3,10 @@
 A population has good annotators and a few deliberately bad ones, drawn
 deterministically from a seed:
 
-- ``good``: judges by what it sees. With perceived fidelities ``f_left`` and
-  ``f_right`` (the measured fidelity of each image plus Gaussian perception noise),
-  it chooses left with probability ``logistic(sharpness * (f_left - f_right) +
-  side_bias)``, a Bradley–Terry choice with a small personal side bias; on a small
+- ``good``: judges by what it sees. With perceived qualities ``f_left`` and
+  ``f_right`` (each image's measured `generation.scene_check.caption_recognition`
+  plus Gaussian perception noise), it chooses left with probability
+  ``logistic(sharpness * (f_left - f_right) + side_bias)``, a Bradley–Terry choice with a small personal side bias; on a small
   share of trials (its lapse rate) it answers at random. Response times are
   lognormal around 1.2–1.9 s, longer when the two images are hard to tell apart.
 - ``random``: a fast clicker. Left or right with equal chance, response times
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 GOOD, RANDOM, LEFT = "good", "random", "left"
 PROFILES = (GOOD, RANDOM, LEFT)
 BAD_PROFILES = (RANDOM, LEFT)
-# Log-odds per unit of fidelity difference: a difference of 0.1 decides about 65:35,
+# Log-odds per unit of quality difference: a difference of 0.1 decides about 65:35,
 # one of 0.5 about 95:5.
 SHARPNESS = 6.0
 LEFT_HABIT = 0.8  # share of trials a left-biased annotator answers left without looking
@@ -42,7 +42,7 @@ class Persona:
     sharpness: float = SHARPNESS
     side_bias: float = 0.0  # log-odds in favour of the left image
     lapse: float = 0.0  # share of answers given at random
-    perception_sd: float = 0.04  # noise on each fidelity as perceived
+    perception_sd: float = 0.04  # noise on each quality as perceived
     rt_median_ms: float = 1500.0
     rt_sigma: float = 0.35  # of the log response time
 
@@ -82,7 +82,7 @@ def population(*, count: int, bad: int, seed: int) -> list[Persona]:
 
 
 def decide(persona: Persona, rng: random.Random, left: float, right: float) -> Decision:
-    """Choose between images of measured fidelity `left` and `right` (0 to 1)."""
+    """Choose between images of measured quality `left` and `right` (0 to 1)."""
     if persona.profile == RANDOM:
         p_left = 0.5
     elif persona.profile == LEFT and rng.random() < LEFT_HABIT:

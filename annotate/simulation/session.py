@@ -27,7 +27,7 @@ from PIL import Image
 
 from annotate.simulation.browser import Browser, Form, Page
 from annotate.simulation.population import Persona, decide
-from generation.scene_check import caption_fidelity, cleanliness
+from generation.scene_check import caption_recognition, cleanliness
 
 # Trials in a row without a recorded answer before the annotator gives up.
 MAX_UNRECORDED = 8
@@ -43,7 +43,7 @@ class Click:
     choice: str
     client_ms: int
     practice: bool
-    left: float  # the measured fidelity of each image
+    left: float  # the measured quality of each image
     right: float
     recorded: bool = False  # the page that came back did not refuse it
     refusal: str = ""  # else what it said (status and message)
@@ -69,7 +69,7 @@ class Visit:
 
 
 class Eyes:
-    """Measured fidelity of an image for a caption, cached by content (annotators share it)."""
+    """How much of a caption can be recognised in an image, cached by content (annotators share it)."""
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], float] = {}
@@ -83,7 +83,7 @@ class Eyes:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             try:
-                value = caption_fidelity(image, caption)
+                value = caption_recognition(image, caption)
             except ValueError:
                 # Not a scene caption: judge how clean the image looks instead.
                 value = cleanliness(image)

@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 from annotate.controls import corrupted_png
 from generation.scene_check import (
     caption_fidelity,
+    caption_recognition,
     cleanliness,
     noise_level,
     parse_caption,
@@ -107,6 +108,34 @@ def test_catch_copies_other_scenes_and_mirrored_relations_score_low():
     for n, scene in sideways:
         mirrored = jpeg(scene.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
         assert caption_fidelity(mirrored, scene.caption) < references[n] - 0.3, scene.caption
+
+
+def smeared(image: Image.Image, n: int) -> Image.Image:
+    """What a small, undertrained generator draws: the scene's colours as soft blobs."""
+    side = image.width
+    return image.resize((side // 8, side // 8), Image.Resampling.BOX).resize((side, side), Image.Resampling.BICUBIC)
+
+
+def test_recognition_gives_partial_credit_where_fidelity_gives_none():
+    """Blobs of the right colours are worse than the scene and better than noise and scrambled tiles;
+    fidelity scores both near 0 and cannot tell them apart, recognition can."""
+    def mean(score, degrade):
+        return float(np.mean([score(jpeg(degrade(s.image, n)), s.caption) for n, s in enumerate(SCENES)]))
+
+    def catch(image, n):
+        return Image.open(io.BytesIO(corrupted_png(image, seed=n)))
+
+    def grey(image, n):
+        return Image.new("RGB", image.size, (128, 128, 128))
+
+    own, blobs, corrupted, empty = (
+        mean(caption_recognition, degrade) for degrade in (lambda image, n: image, smeared, catch, grey)
+    )
+    assert own > 0.9 > blobs and blobs > corrupted + 0.1 and blobs > empty + 0.1, (own, blobs, corrupted, empty)
+    assert corrupted < 0.5
+    assert mean(caption_fidelity, smeared) < 0.2 and mean(caption_fidelity, catch) < 0.1
+    with pytest.raises(ValueError, match="not a scene caption"):
+        caption_recognition(SCENES[0].image, "a photo of a dog")
 
 
 def test_noise_level_estimates_the_noise_added():
