@@ -6,6 +6,7 @@ Which stored image sits on which side of a trial is decided here, on the server,
 path 3: Present).
 """
 
+import copy
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -69,8 +71,27 @@ def study_links(*, study: Study, absolute: Callable[[str], str] = str) -> dict[s
     return {"invite_url": invite_url, "prolific_url": f"{invite_url}?{PROLIFIC_QUERY}"}
 
 
+# The annotator's pages load their study on every request. Its row is read every time,
+# so a change is seen at once, but it becomes a Study through the ORM only when it
+# differs from the row this process saw last: that costs several times the read.
+_studies: dict[str, tuple[tuple, Study]] = {}
+
+
 def study_by_slug(*, slug: str) -> Study | None:
-    return Study.objects.filter(slug=slug).first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {Study._meta.db_table} WHERE slug = %s", [slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    seen = _studies.get(slug)
+    if seen is None or seen[0] != row:
+        # Read after the row: if it changed in between, the next request reads it again.
+        study = Study.objects.filter(slug=slug).first()
+        if study is None:
+            return None
+        seen = _studies[slug] = (row, study)
+    # A copy per request, so that setting a field of one request's study leaves the others alone.
+    return copy.copy(seen[1])
 
 
 def study_for_user(*, user, slug: str) -> Study | None:

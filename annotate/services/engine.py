@@ -33,7 +33,8 @@ generator, side block: `Participation`), never their history; the trials that st
 need judgments are walked in the order of one index (study, kind, generator,
 active_count, shuffle), probing the annotator's (study, annotator, item) index per
 candidate. A cycle (record a judgment, issue the next trial) is about fifteen short
-statements whatever the study's size.
+statements whatever the study's size; on PostgreSQL each is prepared once per
+connection (`_cursor`).
 """
 
 import random
@@ -43,7 +44,14 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
+import psycopg
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,7 +62,16 @@ from annotate.errors import (
     QuotaReached,
     StudyClosed,
 )
-from annotate.models import CONTROL_KINDS, Annotator, Assignment, Judgment, Participation, Side, Study, Trial
+from annotate.models import (
+    CONTROL_KINDS,
+    Annotator,
+    Assignment,
+    Judgment,
+    Participation,
+    Side,
+    Study,
+    Trial,
+)
 from generation.models import Item
 
 ISSUE_ATTEMPTS = 5
@@ -141,13 +158,14 @@ def _issue(study: Study, annotator: Annotator, now: datetime, *, want: int) -> l
         trial = _pick_trial(study, annotator, participation)
         if trial is None:
             break
-        claimed = Trial.objects.filter(pk=trial.pk, active_count__lt=study.judgments_per_trial).update(
-            active_count=F("active_count") + 1
+        claimed = _write(
+            f"UPDATE {_T} SET active_count = active_count + 1 WHERE id = %s AND active_count < %s",
+            [trial.pk, study.judgments_per_trial],
         )
         if not claimed:
             raise _Contended
         # Inserted at once: the next pick of this loop must see it as seen.
-        assignment = Assignment.objects.create(
+        assignment = Assignment(
             trial=trial,
             annotator=annotator,
             study=study,
@@ -158,59 +176,162 @@ def _issue(study: Study, annotator: Annotator, now: datetime, *, want: int) -> l
             shown_at=None if issued else now,
             expires_at=now + timedelta(seconds=study.assignment_timeout_seconds),
         )
+        _insert(assignment)
         if trial.generator_id is not None:
             counts = participation.issued_per_generator
             counts[str(trial.generator_id)] = counts.get(str(trial.generator_id), 0) + 1
         issued.append(assignment)
         fresh = True
     if fresh:
-        participation.save(update_fields=["issued", "pending_sides", "issued_per_generator"])
+        counts = Participation._meta.get_field("issued_per_generator").get_db_prep_save(
+            participation.issued_per_generator, connection
+        )
+        _write(
+            f"UPDATE {_P} SET issued = %s, pending_sides = %s, issued_per_generator = %s WHERE id = %s",
+            [participation.issued, participation.pending_sides, counts, participation.pk],
+        )
     current = issued[0] if issued else None
     if current is not None and current.shown_at is None:
         current.shown_at = now
-        Assignment.objects.filter(pk=current.pk).update(shown_at=now)
+        shown_at = connection.ops.adapt_datetimefield_value(now)
+        _write(f"UPDATE {_A} SET shown_at = %s WHERE id = %s", [shown_at, current.pk])
     return issued
 
 
 def _lock_participation(study: Study, annotator: Annotator) -> Participation:
-    locked = (
-        Participation.objects.select_for_update()
-        .filter(study=study, annotator=annotator)
-        .only("id", "issued", "judged", "issued_per_generator", "pending_sides")
-        .order_by()
-    )
-    participation = locked.first()
-    if participation is None:
+    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT {', '.join(_RUNNING_STATE)} FROM {_P} WHERE study_id = %s AND annotator_id = %s {lock}"
+    rows = _rows(sql, [study.pk, annotator.pk])
+    if not rows:
         # An annotator driven by code rather than the pages (the API, tests) may not have
         # entered; a concurrent create raises IntegrityError and the caller retries.
         Participation.objects.create(study=study, annotator=annotator)
-        participation = locked.get()
-    return participation
+        rows = _rows(sql, [study.pk, annotator.pk])
+    pk, issued, judged, counts, pending_sides = rows[0]
+    counts = Participation._meta.get_field("issued_per_generator").from_db_value(counts, None, connection)
+    return Participation.from_db(connection.alias, _RUNNING_STATE, [pk, issued, judged, counts, pending_sides])
 
 
-# The engine's reads on the hot path are written out in SQL: building them with the
-# ORM cost more CPU than running them (bench/annotate_load.py --explain). They are
+# The engine's statements on the hot path are written out in SQL: building them with
+# the ORM cost more CPU than running them (bench/annotate_load.py --profile). They are
 # plain SQL that PostgreSQL and SQLite both run; only the row lock differs.
 _T, _A, _I, _J, _P = (m._meta.db_table for m in (Trial, Assignment, Item, Judgment, Participation))
 # Not seen by the annotator: one probe of the (study, annotator, item) unique index
 # per candidate, as the pick index is walked in order.
 _UNSEEN = f"NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.study_id = t.study_id AND a.annotator_id = %s AND a.item_id = t.item_id)"
+# The columns the engine reads: an assignment's, a picked trial's, the participation's
+# running state.
+_ASSIGNMENT = [f.attname for f in Assignment._meta.concrete_fields]
+_ASSIGNMENT_COLUMNS = ", ".join(f"s.{f.column}" for f in Assignment._meta.concrete_fields)
+_PICKED = ["id", "kind", "item_id", "sample_id", "generator_id"]
+_RUNNING_STATE = ["id", "issued", "judged", "issued_per_generator", "pending_sides"]
+
+
+# What a row needs from other tables is read by scalar subqueries rather than joins:
+# the planner takes a fraction of the time over them, and planning was most of the
+# cost of these short statements.
+def _caption_of(alias: str) -> str:
+    """The caption of the item of the row `alias` (an assignment or a trial)."""
+    return f"(SELECT i.caption FROM {_I} i WHERE i.id = {alias}.item_id)"
+
+
+def _cursor():
+    """A cursor on the default database, as `connection.cursor()` gives, but on PostgreSQL
+    one that binds parameters on the server.
+
+    Django's cursors write the values into the statement, so PostgreSQL parses and plans
+    every one afresh. With server-side binding each of the engine's statements keeps one
+    text, and psycopg prepares it once a connection has run it `prepare_threshold` times
+    (DATABASES OPTIONS; unset, as in Django's default, it never does). Where queries are
+    logged (DEBUG, a test that captures them, bench --explain), Django's own cursor runs
+    them, so that the log shows each statement with its values.
+    """
+    db = _db()
+    if db.vendor != "postgresql" or db.queries_logged:
+        return db.cursor()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    # Django's wrapper, as around its own cursors: database errors become Django's.
+    return db.make_cursor(psycopg.Cursor(db.connection))
+
+
+def _db():
+    # `connection` looks the connection up again on each attribute, which the helpers
+    # below, run for every statement, would pay a dozen times over.
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _rows(sql: str, params: list) -> list[tuple]:
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _write(sql: str, params: list) -> int:
+    """Run an INSERT, UPDATE or DELETE; the number of rows it touched."""
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _instances(model, attnames: list[str], rows: list[tuple]) -> list[tuple]:
+    """(instance of `model`, the rest of the row) for rows whose leading columns are `attnames`.
+
+    The values go through the database's converters, as in a queryset: SQLite, for
+    one, returns naive datetimes and UUIDs as text.
+    """
+    db = _db()
+    fields = [model._meta.get_field(name) for name in attnames]
+    converters = [
+        (i, field.cached_col, convert)
+        for i, field in enumerate(fields)
+        for convert in (*db.ops.get_db_converters(field.cached_col), *field.get_db_converters(db))
+    ]
+    loaded = []
+    for row in rows:
+        values = list(row[: len(fields)])
+        for i, column, convert in converters:
+            values[i] = convert(values[i], column, db)
+        loaded.append((model.from_db(db.alias, attnames, values), row[len(fields) :]))
+    return loaded
+
+
+def _insert(instance) -> None:
+    """Insert a new model instance and set its primary key, as `save()` would.
+
+    The engine's models have no save signals, and the judgment's append-only guard
+    only refuses saves of a row that exists.
+    """
+    db = _db()
+    meta = instance._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(db.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
+    (pk,), = _rows(
+        f"INSERT INTO {meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"RETURNING {db.ops.quote_name(meta.pk.column)}",
+        values,
+    )
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = db.alias
 
 
 def _open_assignments(study: Study, annotator: Annotator, now: datetime, *, limit: int) -> list[Assignment]:
     """The annotator's open study assignments, oldest first, each with its item's caption."""
-    rows = Assignment.objects.raw(
-        f"""SELECT s.*, i.caption AS item_caption FROM {_A} s
-            JOIN {_T} t ON t.id = s.trial_id
-            JOIN {_I} i ON i.id = s.item_id
+    rows = _rows(
+        f"""SELECT {_ASSIGNMENT_COLUMNS}, {_caption_of('s')} FROM {_A} s
             WHERE s.study_id = %s AND s.annotator_id = %s AND s.released_at IS NULL AND s.expires_at > %s
-              AND t.kind <> %s AND NOT EXISTS (SELECT 1 FROM {_J} j WHERE j.assignment_id = s.id)
+              AND NOT EXISTS (SELECT 1 FROM {_J} j WHERE j.assignment_id = s.id)
+              AND NOT EXISTS (SELECT 1 FROM {_T} t WHERE t.id = s.trial_id AND t.kind = %s)
             ORDER BY s.issued_at, s.id LIMIT %s""",
         [study.pk, annotator.pk, connection.ops.adapt_datetimefield_value(now), Trial.Kind.PRACTICE, limit],
     )
-    issued = list(rows)
-    for assignment in issued:
-        assignment.item = Item.from_db(connection.alias, ["id", "caption"], [assignment.item_id, assignment.item_caption])
+    issued = []
+    for assignment, (caption,) in _instances(Assignment, _ASSIGNMENT, rows):
+        assignment.item = Item.from_db(connection.alias, ["id", "caption"], [assignment.item_id, caption])
+        issued.append(assignment)
     return issued
 
 
@@ -275,16 +396,15 @@ def _neediest_per_generator(study: Study, annotator: Annotator, generator_ids: l
     # One round trip: per generator, a walk of the pick index that stops at the first
     # unseen candidate.
     values = ", ".join(["(%s)"] * len(generator_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT g.column1, (SELECT t.active_count FROM {_T} t
-                    WHERE t.study_id = %s AND t.kind = %s AND t.generator_id = g.column1
-                      AND t.active_count < %s AND {_UNSEEN}
-                    ORDER BY t.active_count, t.shuffle LIMIT 1)
-                FROM (VALUES {values}) AS g""",
-            [study.pk, Trial.Kind.GENERATED, study.judgments_per_trial, annotator.pk, *generator_ids],
-        )
-        return [(g, level) for g, level in cursor.fetchall() if level is not None]
+    rows = _rows(
+        f"""SELECT g.column1, (SELECT t.active_count FROM {_T} t
+                WHERE t.study_id = %s AND t.kind = %s AND t.generator_id = g.column1
+                  AND t.active_count < %s AND {_UNSEEN}
+                ORDER BY t.active_count, t.shuffle LIMIT 1)
+            FROM (VALUES {values}) AS g""",
+        [study.pk, Trial.Kind.GENERATED, study.judgments_per_trial, annotator.pk, *generator_ids],
+    )
+    return [(g, level) for g, level in rows if level is not None]
 
 
 ANY_GENERATOR = -1
@@ -295,8 +415,13 @@ def _first_unlocked(
 ) -> Trial | None:
     """The first candidate of the kind (and generator, and level) in pick order, locked; skips locked rows."""
     params: list = [study.pk, kind]
+    order = "t.active_count, t.shuffle"
     if generator_id is None:
         generator = "t.generator_id IS NULL"
+        # The same order for rows whose generator is NULL; but IS NULL is no equality to
+        # the planner, so without it PostgreSQL sorts every control trial of the kind
+        # instead of walking the pick index.
+        order = f"t.generator_id, {order}"
     elif generator_id == ANY_GENERATOR:
         generator = "t.generator_id IS NOT NULL"
     else:
@@ -306,17 +431,19 @@ def _first_unlocked(
     else:
         need, params = "t.active_count = %s", [*params, level]
     lock = "FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    rows = Trial.objects.raw(
-        f"""SELECT t.id, t.kind, t.item_id, t.sample_id, t.generator_id, i.caption AS item_caption
-            FROM {_T} t JOIN {_I} i ON i.id = t.item_id
+    rows = _rows(
+        f"""SELECT t.id, t.kind, t.item_id, t.sample_id, t.generator_id, {_caption_of('t')}
+            FROM {_T} t
             WHERE t.study_id = %s AND t.kind = %s AND {generator} AND {need} AND {_UNSEEN}
-            ORDER BY t.active_count, t.shuffle LIMIT 1 {lock}""",
+            ORDER BY {order} LIMIT 1 {lock}""",
         [*params, annotator.pk],
     )
-    for trial in rows:
-        trial.item = Item.from_db(connection.alias, ["id", "caption"], [trial.item_id, trial.item_caption])
-        return trial
-    return None
+    if not rows:
+        return None
+    *fields, caption = rows[0]
+    trial = Trial.from_db(connection.alias, _PICKED, fields)
+    trial.item = Item.from_db(connection.alias, ["id", "caption"], [trial.item_id, caption])
+    return trial
 
 
 def _draw_side(participation: Participation) -> str:
@@ -412,47 +539,47 @@ def _record(token, annotator: Annotator, choice: str, client_response_ms: int | 
         token_value = Assignment._meta.get_field("token").get_db_prep_value(uuid.UUID(str(token)), connection)
     except ValueError:
         raise AssignmentUnknown("this assignment does not exist") from None
-    lock = "FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
     # One round trip: the assignment (locked), its trial's kind, its judgment if any,
     # and the annotator's count of judgments so far.
-    rows = Assignment.objects.raw(
-        f"""SELECT s.id, s.annotator_id, s.study_id, s.trial_id, s.item_id, s.reference_side, s.issued_at,
-                   s.shown_at, s.expires_at, s.released_at, t.kind AS trial_kind, j.id AS judgment_id,
-                   p.judged AS judged_before
-            FROM {_A} s JOIN {_T} t ON t.id = s.trial_id
-            LEFT JOIN {_J} j ON j.assignment_id = s.id
-            LEFT JOIN {_P} p ON p.study_id = s.study_id AND p.annotator_id = s.annotator_id
-            WHERE s.token = %s {lock}""",
+    rows = _rows(
+        f"""SELECT {_ASSIGNMENT_COLUMNS},
+                   (SELECT t.kind FROM {_T} t WHERE t.id = s.trial_id),
+                   (SELECT j.id FROM {_J} j WHERE j.assignment_id = s.id),
+                   (SELECT p.judged FROM {_P} p WHERE p.study_id = s.study_id AND p.annotator_id = s.annotator_id)
+            FROM {_A} s WHERE s.token = %s {lock}""",
         [token_value],
     )
-    assignment = next(iter(rows), None)
-    if assignment is None:
+    if not rows:
         raise AssignmentUnknown("this assignment does not exist")
+    [(assignment, (trial_kind, judgment_id, judged_before))] = _instances(Assignment, _ASSIGNMENT, rows)
     if assignment.annotator_id != annotator.pk:
         raise AssignmentNotYours("this assignment was issued to someone else")
-    practice = assignment.trial_kind == Trial.Kind.PRACTICE
-    if assignment.judgment_id is not None:
-        judgment = Judgment.objects.get(pk=assignment.judgment_id)
-        judgment.annotator_judged = None if practice else assignment.judged_before
+    practice = trial_kind == Trial.Kind.PRACTICE
+    if judgment_id is not None:
+        judgment = Judgment.objects.get(pk=judgment_id)
+        judgment.annotator_judged = None if practice else judged_before
         return judgment
     if assignment.released_at is not None or now >= assignment.expires_at:
         raise AssignmentExpired(
             "this assignment expired before it was answered; ask for the next one to continue"
         )
     shown_at = assignment.shown_at or assignment.issued_at
-    judgment = Judgment.objects.create(
+    judgment = Judgment(
         assignment=assignment,
         choice=choice,
         client_response_ms=client_response_ms,
         server_response_ms=max(0, round((now - shown_at).total_seconds() * 1000)),
     )
-    Trial.objects.filter(pk=assignment.trial_id).update(judgment_count=F("judgment_count") + 1)
+    _insert(judgment)
+    _write(f"UPDATE {_T} SET judgment_count = judgment_count + 1 WHERE id = %s", [assignment.trial_id])
     judgment.annotator_judged = None
     if not practice:
-        Participation.objects.filter(study_id=assignment.study_id, annotator=annotator).update(
-            judged=F("judged") + 1
+        _write(
+            f"UPDATE {_P} SET judged = judged + 1 WHERE study_id = %s AND annotator_id = %s",
+            [assignment.study_id, annotator.pk],
         )
         # Under the assignment's lock, not the participation's: exact unless the same
         # annotator answers two assignments at the same instant, and only shown as progress.
-        judgment.annotator_judged = (assignment.judged_before or 0) + 1
+        judgment.annotator_judged = (judged_before or 0) + 1
     return judgment

@@ -135,6 +135,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg prepares a statement that a connection has run this many times; only the
+    # assignment engine's bind their parameters on the server, which that needs
+    # (annotate/services/engine.py). "off" for a pooler in transaction mode.
+    _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        None if _prepare == "off" else env_int("DATABASE_PREPARE_THRESHOLD", 5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker share the file: WAL lets readers proceed while
     # one writes, and IMMEDIATE takes the write lock up front instead of failing
@@ -346,6 +354,8 @@ SPECTACULAR_SETTINGS = {
 # ------------------------------------------------------------------------------
 # Security
 # ------------------------------------------------------------------------------
+# Database sessions as Django's, with a cheaper read (annotate/sessions.py).
+SESSION_ENGINE = "annotate.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
