@@ -5,18 +5,25 @@
 For anyone who can see the study (`annotate.selectors.study_for_user`: a member of its
 workspace, any role, or a superuser); another workspace's study is a 404 like one
 that does not exist. The stored report is served while it matches the data;
-otherwise one is built during the request (seconds for a small study; for a study
-of a million judgments, tens of seconds: `manage.py report` does the same offline).
+otherwise one is built during the request (a second or two for a small study; for
+a study of a million judgments, about 6 s on two cores, `bench/report_from_db.py`:
+`manage.py report` does the same offline).
 A build writes the study's generators done when it has a target half-width.
+A build that fails is a 500 with the error body (code `report_failed`, the error in
+one line as its message), logged with its traceback; the same data are not tried
+again, so until they change the same answer comes at once.
 
 `?format=` names the file format here, as for the judgments export: this view
 negotiates nothing, its errors are always JSON.
 """
 
+import logging
+
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -24,6 +31,7 @@ from rest_framework.views import APIView
 from analysis import exports, services
 from annotate import selectors
 
+log = logging.getLogger(__name__)
 FORMATS = {
     "json": ("application/json", "json"),
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -100,6 +108,13 @@ class _NoNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+class ReportFailed(APIException):
+    """Building the report raised: the analysis' fault, not the request's (see the module docstring)."""
+
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_code = "report_failed"
+
+
 class ReportQuery(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=list(FORMATS), default="json",
@@ -142,7 +157,14 @@ class StudyReport(APIView):
         query = ReportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         file_format = query.validated_data["format"]
-        snapshot = services.report_snapshot_current(study=study)
+        try:
+            snapshot = services.report_snapshot_current(study=study)
+        except services.ReportBuildFailed as exc:  # logged with its traceback when it failed
+            raise ReportFailed(f"The report could not be built: {exc}") from exc
+        except Exception as exc:  # numerical code on any data: a JSON error, never Django's HTML page
+            log.exception("report of study %s failed", study.slug)
+            reason = services.one_line(f"{type(exc).__name__}: {exc}")
+            raise ReportFailed(f"The report could not be built: {reason}") from exc
         body = {"json": snapshot.report_json, "csv": snapshot.report_csv, "html": snapshot.report_html}[file_format]
         content_type, extension = FORMATS[file_format]
         response = HttpResponse(body, content_type=content_type)

@@ -18,6 +18,8 @@ from analysis import plots
 from analysis.exports import annotator_rows, json_safe
 from analysis.reports import Report
 
+# In place of the rate of a generator of the study that no judgment names yet.
+NOT_JUDGED = "no judgments yet"
 RULE_SETTINGS = {
     "catch_accuracy": ("exclude_catch_accuracy_below", "catch-trial accuracy below"),
     "too_fast": ("exclude_fast_share_above", "share of answers under fast_response_ms above"),
@@ -67,7 +69,8 @@ def _generator_rows(report: Report) -> list[dict]:
             "axes": " · ".join(f"{label} {sig(getattr(g, axis))}" for axis, label in
                                (("params", "N"), ("train_images", "D"), ("train_flops", "C"), ("train_step", "step"))
                                if getattr(g, axis) is not None) or "—",
-            "rate": num(rates.rate[c]), "interval": interval(rates.low[c], rates.high[c]),
+            "rate": num(rates.rate[c]) if rates_all.n[c] else NOT_JUDGED,
+            "interval": interval(rates.low[c], rates.high[c]),
             "n": int(rates.n[c]), "prompts": int(rates.n_items[c]), "annotators": int(rates.n_annotators[c]),
             "deff": num(rates.design_effect[c], 2),
             "rate_all": num(rates_all.rate[c]), "interval_all": interval(rates_all.low[c], rates_all.high[c]),
@@ -194,7 +197,7 @@ def html_context(report: Report, *, standalone: bool) -> dict:
     """Everything the report templates show, formatted."""
     rates, rates_all = report.analysis.rates, report.analysis.rates_all
     order = list(report.order)
-    names = [report.generators[c].name for c in order]
+    names = [report.generators[c].name + ("" if rates_all.n[c] else f" ({NOT_JUDGED})") for c in order]
     forest = plots.forest_plot(names, rates.rate[order], rates.low[order], rates.high[order],
                                rates_all.rate[order], rates_all.low[order], rates_all.high[order]) if order else ""
     configuration = dict(report.configuration)

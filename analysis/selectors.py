@@ -1,9 +1,12 @@
 """Reads of the analysis: a study's judgments as the numeric columns `analysis.stats` takes.
 
-One query, every column an integer or a float computed in the database (the side of
-the probe image, whether it was chosen, the trial kind as a code), fetched in chunks
-straight into numpy, so that a study of a million judgments loads in seconds and
-without a Python object per field. Practice judgments are never analysed.
+Two queries, every column an integer computed in the database (ids, never names; the
+side of the probe image and whether it was chosen packed into one code; the time in
+microseconds): one over the study's judgments, one over its trials (generator and
+kind), joined in numpy. Both are read by binary COPY on PostgreSQL and in blocks of
+rows elsewhere straight into numpy, without a Python object per value where the
+database allows, so that a study of a million judgments loads in seconds. Practice
+judgments are never analysed.
 
 Beside the judgments: what their codes stand for (generators with their series and
 scale axes, annotators by pseudonym and source), the study's exclusion rules as
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Case, Count, F, FloatField, IntegerField, Max, Value, When
+from django.db import connections
+from django.db.models import BigIntegerField, Case, Count, F, Func, IntegerField, Max, Value, When
 from django.db.models.functions import Cast, Coalesce
 
 from analysis.reports import AnnotatorInfo, ReportInput
@@ -28,6 +32,13 @@ from annotate.models import Annotator, Judgment, Side, Study, Trial
 from generation.models import Generator, Item
 
 CHUNK_ROWS = 50_000
+# Bits of the judgment table's flags column: the probe's side and whether it was chosen.
+PROBE_LEFT, CHOSE_PROBE = 1, 2
+# The kind code of trials never analysed (practice).
+NOT_ANALYSED = -1
+PGCOPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+# Signature, flags (int32) and header extension length (int32, 0 here).
+PGCOPY_HEADER = len(PGCOPY_SIGNATURE) + 8
 # Rows per `IN (...)` list: below SQLite's oldest limit on query parameters (999).
 IN_CHUNK = 900
 # Exclude an annotator's side bias at this family-wise level (Bonferroni over annotators).
@@ -53,26 +64,55 @@ class StudyData:
         return self.generators[int(self.judgments.generator_labels[code])]
 
 
-def _columns():
-    kind_code = Case(
-        *(When(assignment__trial__kind=name, then=Value(code)) for code, name in enumerate(KINDS)),
-        output_field=IntegerField(),
-    )
+class EpochMicroseconds(Func):
+    """A datetime column as whole microseconds since the Unix epoch (UTC), exactly."""
+
+    arity = 1
+    output_field = BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "CAST(EXTRACT(EPOCH FROM %(expressions)s) * 1000000 AS BIGINT)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores a datetime as UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]'. SQLite's date
+        # functions round to milliseconds (41.9996 s becomes 42 s), so they read the whole
+        # seconds alone and the fraction is read from the text. '%%%%' is one '%' once both
+        # this template and the driver's placeholders are filled.
+        template = ("(CAST(strftime('%%%%s', substr(%(expressions)s, 1, 19)) AS INTEGER) * 1000000"
+                    " + CAST(round(substr(%(expressions)s, 20, 7) * 1000000) AS INTEGER))")
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def _judgment_columns():
+    """Per judgment: trial id, item id, annotator id, flags, client ms (-1 where unknown), microseconds.
+
+    The trial's generator and kind are joined in numpy (`_trial_columns`): a study has
+    far fewer trials than judgments, and SQLite spends most of a join on that lookup.
+    """
     # The probe image (the sample, the corrupted copy, the second reference) is the one
     # not on the reference's side.
-    probe_left = Case(When(assignment__reference_side=Side.RIGHT, then=Value(1)), default=Value(0),
+    probe_left = Case(When(assignment__reference_side=Side.RIGHT, then=Value(PROBE_LEFT)), default=Value(0),
                       output_field=IntegerField())
-    chose_probe = Case(When(choice=F("assignment__reference_side"), then=Value(0)), default=Value(1),
+    chose_probe = Case(When(choice=F("assignment__reference_side"), then=Value(0)), default=Value(CHOSE_PROBE),
                        output_field=IntegerField())
     return (
-        Coalesce("assignment__trial__generator_id", Value(-1)),
-        "assignment__item_id",
-        "assignment__annotator_id",
-        probe_left,
-        chose_probe,
-        kind_code,
-        Coalesce(Cast("client_response_ms", FloatField()), Value(-1.0)),
+        F("assignment__trial_id"),
+        F("assignment__item_id"),
+        F("assignment__annotator_id"),
+        probe_left + chose_probe,
+        Coalesce("client_response_ms", Value(-1)),
+        EpochMicroseconds("created_at"),
     )
+
+
+def _trial_columns():
+    """Per trial: id, generator id (-1 on control trials), kind as a code into KINDS (practice: `NOT_ANALYSED`)."""
+    kind_code = Case(
+        *(When(kind=name, then=Value(code)) for code, name in enumerate(KINDS)),
+        default=Value(NOT_ANALYSED), output_field=IntegerField(),
+    )
+    return F("id"), Coalesce("generator_id", Value(-1)), kind_code
 
 
 def _analysed(study: Study):
@@ -84,32 +124,72 @@ def _in_chunks(ids: list[int]):
         yield ids[start:start + IN_CHUNK]
 
 
+def _copy_rows(cursor, sql: str, params, width: int) -> np.ndarray:
+    """The rows of a query of `width` non-null BIGINTs, by PostgreSQL's binary COPY.
+
+    Each row of that format is a field count (int16) and, per field, a length (int32)
+    and the value (int64), all big-endian, between a header and an int16 trailer.
+    """
+    row = np.dtype([("fields", ">i2"), ("field", [("size", ">i4"), ("value", ">i8")], (width,))])
+    # psycopg's own cursor: Django's debug wrapper (DEBUG=True) passes a COPY no parameters.
+    data = bytearray()
+    with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
+        # A block per row: appended as it comes (joining a list of a million blocks is three times slower).
+        for block in copy:
+            data += block
+    body = len(data) - PGCOPY_HEADER - 2
+    extension = data[len(PGCOPY_SIGNATURE) + 4:PGCOPY_HEADER]
+    if not data.startswith(PGCOPY_SIGNATURE) or extension != bytes(4) or body % row.itemsize:
+        raise ValueError("unexpected COPY data: every column must be a non-null BIGINT")
+    rows = np.frombuffer(data, dtype=row, count=body // row.itemsize, offset=PGCOPY_HEADER)
+    if (rows["fields"] != width).any() or (rows["field"]["size"] != 8).any():
+        raise ValueError("unexpected COPY row: every column must be a non-null BIGINT")
+    return rows["field"]["value"].astype(np.int64)
+
+
+def _int_rows(queryset, columns: tuple) -> np.ndarray:
+    """(rows, len(columns)) int64: `columns` of `queryset`, each cast to BIGINT in the database.
+
+    Read with a raw cursor, without a Python object per value where the database
+    allows: binary COPY on PostgreSQL, blocks of rows straight into numpy elsewhere.
+    """
+    queryset = queryset.values_list(*(Cast(column, BigIntegerField()) for column in columns))
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    connection = connections[queryset.db]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            return _copy_rows(cursor, sql, params, len(columns))
+        cursor.execute(sql, params)
+        blocks = [np.array(rows, dtype=np.int64) for rows in iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])]
+    return np.concatenate(blocks) if blocks else np.empty((0, len(columns)), dtype=np.int64)
+
+
 def study_data(*, study: Study) -> StudyData:
-    """Every analysed judgment of `study` (practice left out), in the order they were made."""
-    rows = _analysed(study).order_by("id").values_list(*_columns(), "created_at")
-    numeric, times = [], []
-    for row in rows.iterator(chunk_size=CHUNK_ROWS):
-        numeric.append(row[:7])
-        times.append(row[7].timestamp())
-    table = np.array(numeric, dtype=np.float64).reshape(-1, 7)
-    rt = table[:, 6].copy()
-    rt[rt < 0] = np.nan
+    """Every analysed judgment of `study` (practice left out), in the order they were made.
+
+    Every generator of the study has a code, judged or not (a generator not judged
+    yet is reported with n = 0), and so has any generator judged in it since removed.
+    """
+    made = Judgment.objects.filter(assignment__study_id=study.pk).order_by("id")
+    trial, item, annotator, flags, rt, time_us = _int_rows(made, _judgment_columns()).T
+    trials = _int_rows(Trial.objects.filter(study_id=study.pk).order_by("id"), _trial_columns())
+    of_trial = np.searchsorted(trials[:, 0], trial)
+    kind = trials[of_trial, 2]
+    analysed = kind != NOT_ANALYSED
     judgments = Judgments.build(
-        # Control trials have no generator; build() ignores their label.
-        generator=table[:, 0].astype(np.int64),
-        item=table[:, 1].astype(np.int64),
-        annotator=table[:, 2].astype(np.int64),
-        generated_left=table[:, 3].astype(bool),
-        chose_generated=table[:, 4].astype(bool),
-        kind=table[:, 5].astype(np.int8),
-        rt_ms=rt,
-        time_s=np.array(times, dtype=np.float64),
+        generator=trials[of_trial, 1][analysed],
+        item=item[analysed],
+        annotator=annotator[analysed],
+        generated_left=(flags[analysed] & PROBE_LEFT) > 0,
+        chose_generated=(flags[analysed] & CHOSE_PROBE) > 0,
+        kind=kind[analysed].astype(np.int8),
+        rt_ms=np.where(rt < 0, np.nan, rt)[analysed],
+        # Exactly datetime.timestamp(): an integer over 10**6, rounded once.
+        time_s=time_us[analysed] / 1e6,
+        generators=list(study.generators.values_list("id", flat=True)),
     )
-    # build() reads the generator column as objects (its control rows carry no
-    # generator) and so labels generators by their ids as text; ids as numbers here.
-    judgments = replace(judgments, generator_labels=tuple(int(label) for label in judgments.generator_labels))
     generator_ids = list(judgments.generator_labels)
-    annotator_ids = [int(label) for label in judgments.annotator_labels]
+    annotator_ids = list(judgments.annotator_labels)
     pseudonyms, sources = {}, {}
     for chunk in _in_chunks(annotator_ids):
         for pk, pseudonym, source in Annotator.objects.filter(pk__in=chunk).values_list("id", "pseudonym", "source"):

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STORED_OPTIONS = ReportOptions()
 # A worker's build not heard of for this long is taken to have died: the next request starts another.
 BUILD_STALE_AFTER = timedelta(minutes=15)
+# An error message short enough for one line of an API answer.
+ERROR_LINE_CHARS = 300
 
 
 def study_generators_done_write(*, study: Study, done_ids) -> bool:
@@ -91,6 +93,16 @@ def study_plan_update(*, study: Study, options: ReportOptions = STORED_OPTIONS) 
     return list(study.generators_done)
 
 
+class ReportBuildFailed(Exception):
+    """A report build already failed on the study's data as they are; the message is its error."""
+
+
+def one_line(text: str) -> str:
+    """`text` on one line of at most `ERROR_LINE_CHARS` (an error for an API answer)."""
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_LINE_CHARS else line[:ERROR_LINE_CHARS - 1] + "…"
+
+
 def _snapshot_row(study: Study) -> ReportSnapshot:
     try:
         with transaction.atomic():
@@ -138,10 +150,18 @@ def report_snapshot_stale(*, snapshot: ReportSnapshot | None, fingerprint: str) 
 
 
 def report_snapshot_current(*, study: Study) -> ReportSnapshot:
-    """The stored report if it matches the data, else one built now."""
+    """The stored report if it matches the data, else one built now.
+
+    Raises `ReportBuildFailed` without building where a build already failed on these
+    data (it fails the same way again); a build that fails now raises its own error.
+    """
     fingerprint, _ = selectors.study_fingerprint(study=study, extra=STORED_OPTIONS.as_dict())
-    snapshot = ReportSnapshot.objects.filter(study=study, fingerprint=fingerprint).first()
-    return snapshot or report_snapshot_build(study=study)
+    snapshot = ReportSnapshot.objects.filter(study=study).first()
+    if snapshot is not None and snapshot.fingerprint == fingerprint:
+        return snapshot
+    if snapshot is not None and snapshot.failed_fingerprint == fingerprint:
+        raise ReportBuildFailed(one_line(snapshot.error))
+    return report_snapshot_build(study=study)
 
 
 def report_snapshot_request(*, study: Study) -> bool:

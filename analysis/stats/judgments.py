@@ -142,6 +142,7 @@ class Judgments:
         rt_ms: Sequence | None = None,
         order: Sequence | None = None,
         time_s: Sequence | None = None,
+        generators: Sequence | None = None,
     ) -> Judgments:
         """Judgments from columns of any labels (ids, names), factorised to codes.
 
@@ -149,7 +150,8 @@ class Judgments:
         holds names from `KINDS` or codes, or one name for all rows. On control trials
         the generator label is ignored. Missing `correct` is ``not chose_generated``
         on catch trials; missing `order` counts each annotator's judgments in input
-        order.
+        order. `generators` lists labels that get a code even where no judgment names
+        them (a generator not judged yet then has a row with n = 0 in every table).
         """
         item_codes, item_labels = factorize(item)
         annotator_codes, annotator_labels = factorize(annotator)
@@ -165,11 +167,17 @@ class Judgments:
             kinds = np.array([KINDS.index(name) for name in names], dtype=np.int8)[inverse.reshape(-1)]
         is_generated = kinds == GENERATED
         generator_codes = np.full(n, -1, dtype=np.int64)
-        generator_values = np.asarray(generator, dtype=object)
+        generator_values = np.asarray(generator)
+        if generator_values.dtype.kind not in "iu":
+            # Control rows may hold anything (None): labels are factorised as objects.
+            generator_values = generator_values.astype(object)
+        named = generator_values[is_generated]
+        if generators is not None and len(generators):
+            named = np.concatenate([named, np.asarray(list(generators))])
         generator_labels: tuple = ()
-        if is_generated.any():
-            codes, generator_labels = factorize(generator_values[is_generated])
-            generator_codes[is_generated] = codes
+        if len(named):
+            codes, generator_labels = factorize(named)
+            generator_codes[is_generated] = codes[:int(is_generated.sum())]
         generated_left = np.asarray(generated_left, dtype=bool)
         if chose_generated is None and chose_left is None:
             raise ValueError("give chose_generated or chose_left")

@@ -158,7 +158,8 @@ def balanced_rates(
         srs = np.where(n_side > 0, r_side * (1 - r_side) / n_side, 0.0).sum(axis=1) / sides_present**2
 
     parts = cluster_variance(np.stack([psi, psi_raw]), item, annotator, group, n_groups)
-    cgm_se, cgm_se_raw = np.sqrt(np.clip(parts.two_way, 0, None))
+    # A group without judgments has no standard error (not a zero one).
+    cgm_se, cgm_se_raw = np.where(n > 0, np.sqrt(np.clip(parts.two_way, 0, None)), np.nan)
     z = z_value(level)
 
     sums = two_way_sums(

@@ -2,10 +2,13 @@
 
 import csv
 import io
+import logging
 
+import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from analysis import services
 from analysis.exports import CSV_COLUMNS
 from analysis.models import ReportSnapshot
 from annotate.models import Annotator
@@ -82,3 +85,28 @@ def test_the_stored_report_is_served_until_the_data_change(planted, researcher):
     rebuilt = ReportSnapshot.objects.get(study=planted.study)
     assert rebuilt.built_at > first.built_at and rebuilt.judgments == first.judgments + 2 * len(planted.items)
     assert body["counts"]["judgments"] == rebuilt.judgments
+
+
+def test_a_failed_build_is_a_json_error_logged_with_its_traceback_and_not_retried_on_the_same_data(
+        planted, researcher, monkeypatch, caplog):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise np.linalg.LinAlgError("Singular matrix\nin the fit")
+
+    monkeypatch.setattr(services, "report_from_input", broken)
+    client = token_client(researcher)
+    with caplog.at_level(logging.ERROR, logger="analysis.api"):
+        response = client.get(URL.format("ladder"), {"format": "html"})
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    message = "The report could not be built: LinAlgError: Singular matrix in the fit"
+    assert response.json() == {"error": {"code": "report_failed", "message": message, "field": None}}
+    (record,) = [r for r in caplog.records if r.name == "analysis.api"]
+    assert "ladder" in record.getMessage() and record.exc_info[0] is np.linalg.LinAlgError
+    # The same data fail the same way: answered from the stored error, without building.
+    again = client.get(URL.format("ladder"))
+    assert again.status_code == 500 and again.json()["error"]["message"] == message
+    assert len(calls) == 1
+    add_annotators(planted, 1, seed=9)
+    assert client.get(URL.format("ladder")).status_code == 500 and len(calls) == 2

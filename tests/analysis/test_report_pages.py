@@ -2,6 +2,9 @@
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -86,6 +89,33 @@ def test_a_large_study_is_built_by_the_worker_while_the_page_says_so(planted, cl
     with django_capture_on_commit_callbacks(execute=True):
         html = client.get(PANEL.format("ladder")).content.decode()
     assert "<svg" in html and 'id="analysis-building"' in html and sent == [planted.study.pk] * 2
+
+
+def test_inline_builds_are_bounded_by_fifty_thousand_judgments_by_default(tmp_path):
+    # Settings are read once per process: a fresh one, without the caller's PARITY_ variables.
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("PARITY_", "DATABASE_"))}
+    env |= {"DJANGO_SETTINGS_MODULE": "parity.settings", "PARITY_VAR_DIR": str(tmp_path)}
+    code = "from django.conf import settings; print(settings.PARITY_REPORT_INLINE_MAX)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == 50_000
+
+
+def test_a_study_of_inline_max_judgments_is_built_in_the_request_and_one_more_by_the_worker(
+        planted, client, settings, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(tasks.report_snapshot_task, "delay", sent.append)
+    settings.PARITY_REPORT_INLINE_MAX = 12 * len(planted.items)
+    with django_capture_on_commit_callbacks(execute=True):
+        html = client.get(PANEL.format("ladder")).content.decode()
+    assert "<svg" in html and 'id="analysis-building"' not in html and sent == []
+    add_annotators(planted, 1, seed=9)
+    settings.PARITY_REPORT_REFRESH_SECONDS = 0
+    settings.PARITY_REPORT_INLINE_MAX = 13 * len(planted.items) - 1
+    with django_capture_on_commit_callbacks(execute=True):
+        html = client.get(PANEL.format("ladder")).content.decode()
+    assert 'id="analysis-building"' in html and sent == [planted.study.pk]
+    assert ReportSnapshot.objects.get(study=planted.study).judgments == 12 * len(planted.items)
 
 
 def test_a_failed_build_is_a_message_not_a_traceback_and_is_not_retried_on_the_same_data(

@@ -15,6 +15,7 @@ from analysis.report_html import report_html
 from analysis.reports import ReportOptions
 from analysis.services import study_plan_update, study_report
 from annotate.models import Study
+from generation.models import Generator
 from tests.analysis.builders import PARAMS, TRUTH, add_annotators, planted_study, study_with_trials
 from tests.analysis.conftest import TEST_OPTIONS
 from tests.annotate.builders import build_study
@@ -159,10 +160,43 @@ def test_a_study_without_judgments_still_reports(db):
     study = build_study(generators=2, items=3, slug="empty")
     report = study_report(study=study, options=TEST_OPTIONS)
     body = report_json(report)
-    assert body["counts"]["judgments"] == 0 and body["generators"] == [] and body["fits"] == []
+    assert body["counts"]["judgments"] == 0 and body["fits"] == []
+    assert [(g["rate"]["n"], g["rate"]["rate"]) for g in body["generators"]] == [(0, None), (0, None)]
     json.dumps(body, allow_nan=False)
     assert "No judgments of generated trials yet." in report_html(report)
-    assert report_csv(report).splitlines() == [",".join(CSV_COLUMNS)]
+    assert len(report_csv(report).splitlines()) == 1 + 2 * 2
+
+
+def test_a_generator_not_judged_yet_has_a_row_without_a_rate(planted):
+    before = report_json(study_report(study=planted.study, options=TEST_OPTIONS))
+    idle = Generator.objects.create(workspace=planted.study.workspace, name="ladder-idle",
+                                    series=planted.generators[0].series, params=10**11, metrics={"val_loss": 0.1})
+    planted.study.generators.add(idle)
+    report = study_report(study=planted.study, options=TEST_OPTIONS)
+    body = report_json(report)
+    json.dumps(body, allow_nan=False)
+    row = body["generators"][-1]  # the largest of the series
+    assert row["id"] == idle.pk
+    for rate in (row["rate"], row["rate_all"]):
+        assert (rate["n"], rate["n_items"], rate["n_annotators"]) == (0, 0, 0)
+        assert rate["rate"] is None and rate["low"] is None and rate["high"] is None
+    # The judged generators, the fit and the alignment are as they were without it.
+    judged = body["generators"][:-1]
+    assert [(g["id"], g["rate"]["n"], g["rate"]["rate"]) for g in judged] == \
+        [(g["id"], g["rate"]["n"], g["rate"]["rate"]) for g in before["generators"]]
+    assert [g["rate"]["low"] for g in judged] == pytest.approx([g["rate"]["low"] for g in before["generators"]])
+    assert [fit["generators"] for fit in body["fits"]] == [fit["generators"] for fit in before["fits"]]
+    assert {a["metric"]: a["n"] for a in body["alignment"]} == {"val_loss": 4, "clip_score": 4}
+
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    idle_rows = [r for r in rows if r["generator"] == "ladder-idle"]
+    assert [(r["exclusions"], r["n"], r["rate"], r["low"]) for r in idle_rows] == [("applied", "0", "", ""),
+                                                                                   ("none", "0", "", "")]
+    html = report_html(report)
+    table_row = re.search(r'<tr data-generator="ladder-idle">(.*?)</tr>', html, re.DOTALL).group(1)
+    assert "no judgments yet" in table_row
+    assert "ladder-idle (no judgments yet)" in html  # its line of the forest plot
+    assert "No judgments of generated trials yet." not in html
 
 
 def test_the_plan_marks_generators_done_once_their_interval_is_narrow_enough(db):

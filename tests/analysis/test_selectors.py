@@ -90,9 +90,10 @@ def test_report_input_names_codes_without_ids(study):
     assert data.configuration["slug"] == "sel" and data.configuration["presentation_policy"]["size"] == 512
 
 
-def test_an_empty_study_loads(db):
-    data = study_data(study=build_study(generators=1, items=2, slug="none"))
-    assert len(data.judgments) == 0 and data.judgments.generator_labels == ()
+def test_an_empty_study_loads_with_its_generators(db):
+    study = build_study(generators=1, items=2, slug="none")
+    data = study_data(study=study)
+    assert len(data.judgments) == 0 and data.judgments.generator_labels == (study.generators.get().pk,)
 
 
 def test_rules_from_the_study_settings(study):
@@ -124,3 +125,12 @@ def test_the_fingerprint_follows_data_settings_and_generators_but_not_generators
           reference=Side.LEFT, choice=Side.LEFT, at=T0 + timedelta(hours=1))
     assert study_fingerprint(study=study) != (third, 5)
     assert study_fingerprint(study=study, extra={"n_boot": 1})[0] != study_fingerprint(study=study)[0]
+
+
+def test_times_keep_their_microseconds(study):
+    # The second a fraction of .9996 s would round up to, at millisecond precision.
+    times = [T0 + timedelta(hours=2, microseconds=123_457), T0 + timedelta(hours=3, seconds=41, microseconds=999_600)]
+    for at in times:
+        judge(Trial.objects.filter(study=study, kind="generated").first(), Annotator.objects.create(source="invite"),
+              reference=Side.LEFT, choice=Side.RIGHT, at=at)
+    assert study_data(study=study).judgments.time_s[-2:].tolist() == [at.timestamp() for at in times]

@@ -195,3 +195,18 @@ def test_no_generated_judgments_give_an_empty_table_and_ids_stay_numbers():
     judged = Judgments.build(generator=[12, 7, 12], item=[1, 2, 3], annotator=[1, 1, 2],
                              generated_left=[True, False, True], chose_generated=[True, False, False])
     assert judged.generator_labels == (7, 12)
+
+
+def test_a_generator_without_judgments_gets_a_row_with_n_zero_and_leaves_the_others_alone(study):
+    j = study.judgments
+    columns = dict(generator=np.where(j.generator >= 0, j.generator, -1), item=j.item, annotator=j.annotator,
+                   generated_left=j.generated_left, chose_generated=j.chose_generated, kind=j.kind)
+    alone = preference_rates(Judgments.build(**columns), n_boot=200, seed=1)
+    judgments = Judgments.build(**columns, generators=[1, 9])
+    assert judgments.generator_labels == (0, 1, 2, 9)
+    table = preference_rates(judgments, n_boot=200, seed=1)
+    (idle,) = [row for row in table.rows() if row["label"] == 9]
+    assert (idle["n"], idle["n_items"], idle["n_annotators"]) == (0, 0, 0)
+    assert np.isnan([idle["rate"], idle["low"], idle["high"], idle["cgm_se"]]).all()
+    np.testing.assert_array_equal(table.rate[:3], alone.rate)
+    np.testing.assert_allclose(np.c_[table.low[:3], table.high[:3]], np.c_[alone.low, alone.high], rtol=1e-6)
