@@ -147,17 +147,18 @@ def caption_recognition(image: Image.Image, caption: str) -> float:
     """The share of what `caption` says that can be recognised in `image`, from 0 to 1.
 
     The same checks as `caption_fidelity`, with partial credit: the arithmetic mean
-    of the mean shape-and-relation score and the three factors (sharp rims, no noise,
-    no colours the caption does not name), each factor counted for the share of the
-    named shapes found at all, so that an empty image earns nothing for being clean.
-    Fidelity multiplies them, so every image far from its scene sits near 0 and such
-    images cannot be told apart; here the right colours in soft blobs score below the
-    scene's own image and above scrambled noise or an empty canvas, and cleaner blobs
-    above smeared ones. Simulated annotators judge by this.
+    of the mean shape-and-relation score and two factors (sharp rims, no colours the
+    caption does not name), each factor counted for the share of the named shapes
+    found at all, so that an empty image earns nothing for being clean; noise, which
+    damages the whole image rather than one detail, multiplies it. Fidelity multiplies
+    everything, so every image far from its scene sits near 0 and such images cannot
+    be told apart; here the right colours in soft blobs score below the scene's own
+    image and above an empty canvas, cleaner blobs above smeared ones, and a noisy
+    scrambled catch copy near 0. Simulated annotators judge by this.
     """
     seen = _assess(image, caption)
-    factors = [seen.found * factor for factor in (seen.crisp, seen.clean, seen.no_extra)]
-    return float(np.clip(np.mean([float(np.mean(seen.claims)), *factors]), 0.0, 1.0))
+    factors = [seen.found * factor for factor in (seen.crisp, seen.no_extra)]
+    return float(np.clip(seen.clean * np.mean([float(np.mean(seen.claims)), *factors]), 0.0, 1.0))
 
 
 @dataclass(frozen=True)

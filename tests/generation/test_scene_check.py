@@ -117,7 +117,7 @@ def smeared(image: Image.Image, n: int) -> Image.Image:
 
 
 def test_recognition_gives_partial_credit_where_fidelity_gives_none():
-    """Blobs of the right colours are worse than the scene and better than noise and scrambled tiles;
+    """Blobs of the right colours are worse than the scene and better than noisy scrambled tiles;
     fidelity scores both near 0 and cannot tell them apart, recognition can."""
     def mean(score, degrade):
         return float(np.mean([score(jpeg(degrade(s.image, n)), s.caption) for n, s in enumerate(SCENES)]))
@@ -132,7 +132,7 @@ def test_recognition_gives_partial_credit_where_fidelity_gives_none():
         mean(caption_recognition, degrade) for degrade in (lambda image, n: image, smeared, catch, grey)
     )
     assert own > 0.9 > blobs and blobs > corrupted + 0.1 and blobs > empty + 0.1, (own, blobs, corrupted, empty)
-    assert corrupted < 0.5
+    assert corrupted < 0.15  # catch trials stay easy for a good annotator
     assert mean(caption_fidelity, smeared) < 0.2 and mean(caption_fidelity, catch) < 0.1
     with pytest.raises(ValueError, match="not a scene caption"):
         caption_recognition(SCENES[0].image, "a photo of a dog")
