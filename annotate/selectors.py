@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from annotate.db import prepared_cursor
 from annotate.models import (
     Annotator,
     Assignment,
@@ -78,7 +78,7 @@ _studies: dict[str, tuple[tuple, Study]] = {}
 
 
 def study_by_slug(*, slug: str) -> Study | None:
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"SELECT * FROM {Study._meta.db_table} WHERE slug = %s", [slug])
         row = cursor.fetchone()
     if row is None:

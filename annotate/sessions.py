@@ -4,6 +4,8 @@ from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 
+from annotate.db import prepared_cursor
+
 
 class SessionStore(db.SessionStore):
     """The same rows, expiry and cookies as `django.contrib.sessions.backends.db`.
@@ -13,8 +15,9 @@ class SessionStore(db.SessionStore):
     """
 
     def load(self) -> dict:
-        connection = connections[router.db_for_read(self.model)]
-        with connection.cursor() as cursor:
+        alias = router.db_for_read(self.model)
+        connection = connections[alias]
+        with prepared_cursor(alias) as cursor:
             cursor.execute(
                 f"SELECT session_data FROM {self.model._meta.db_table} WHERE session_key = %s AND expire_date > %s",
                 [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],

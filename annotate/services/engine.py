@@ -34,7 +34,7 @@ need judgments are walked in the order of one index (study, kind, generator,
 active_count, shuffle), probing the annotator's (study, annotator, item) index per
 candidate. A cycle (record a judgment, issue the next trial) is about fifteen short
 statements whatever the study's size; on PostgreSQL each is prepared once per
-connection (`_cursor`).
+connection (`annotate.db.prepared_cursor`).
 """
 
 import random
@@ -44,7 +44,6 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-import psycopg
 from django.db import (
     DEFAULT_DB_ALIAS,
     IntegrityError,
@@ -55,6 +54,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
+from annotate.db import prepared_cursor as _cursor
 from annotate.errors import (
     AssignmentExpired,
     AssignmentNotYours,
@@ -233,27 +233,6 @@ _RUNNING_STATE = ["id", "issued", "judged", "issued_per_generator", "pending_sid
 def _caption_of(alias: str) -> str:
     """The caption of the item of the row `alias` (an assignment or a trial)."""
     return f"(SELECT i.caption FROM {_I} i WHERE i.id = {alias}.item_id)"
-
-
-def _cursor():
-    """A cursor on the default database, as `connection.cursor()` gives, but on PostgreSQL
-    one that binds parameters on the server.
-
-    Django's cursors write the values into the statement, so PostgreSQL parses and plans
-    every one afresh. With server-side binding each of the engine's statements keeps one
-    text, and psycopg prepares it once a connection has run it `prepare_threshold` times
-    (DATABASES OPTIONS; unset, as in Django's default, it never does). Where queries are
-    logged (DEBUG, a test that captures them, bench --explain), Django's own cursor runs
-    them, so that the log shows each statement with its values.
-    """
-    db = _db()
-    if db.vendor != "postgresql" or db.queries_logged:
-        return db.cursor()
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    # Django's wrapper, as around its own cursors: database errors become Django's.
-    return db.make_cursor(psycopg.Cursor(db.connection))
 
 
 def _db():
