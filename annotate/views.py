@@ -28,6 +28,7 @@ from annotate.ratelimits import join_limit, submit_limit
 from annotate.services import (
     assignments_next,
     judgment_record,
+    judgment_record_and_next,
     participation_consent,
     participation_enter,
     participation_finish,
@@ -291,15 +292,20 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
     if _practice_pending(request, study, annotator):
         return _navigate(request, reverse("annotate:practice", args=[study.slug]))
     message, status = "", 200
-    judged = None
+    judged = issued = None
     if request.method == "POST":
+        submitted = {
+            "assignment_token": request.POST.get("token", ""),
+            "annotator": annotator,
+            "choice": request.POST.get("choice", ""),
+            "client_response_ms": _client_ms(request.POST.get("client_ms")),
+        }
         try:
-            judgment = judgment_record(
-                assignment_token=request.POST.get("token", ""),
-                annotator=annotator,
-                choice=request.POST.get("choice", ""),
-                client_response_ms=_client_ms(request.POST.get("client_ms")),
-            )
+            if request.htmx:
+                # The answer carries the next trial: one transaction for both.
+                judgment, issued = judgment_record_and_next(study=study, **submitted)
+            else:
+                judgment = judgment_record(**submitted)
         except ParityError as exc:
             message, status = error_message(exc)
         except ValueError:
@@ -322,7 +328,9 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
     # break comes next, so that no assignment's timeout runs during the break.
     ahead = 0 if selectors.break_due(study=study, judged=judged + 1) else 1
     try:
-        current, *upcoming = assignments_next(study=study, annotator=annotator, ahead=ahead) or [None]
+        if issued is None:
+            issued = assignments_next(study=study, annotator=annotator, ahead=ahead)
+        current, *upcoming = issued or [None]
     except StudyClosed:
         return _navigate(request, reverse("annotate:entry", args=[study.slug]))
     except QuotaReached:

@@ -26,6 +26,7 @@ EXPLAIN ANALYZE of the slowest. Prints figures; asserts nothing.
 """
 
 import argparse
+import contextlib
 import http.client
 import os
 import re
@@ -34,7 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -382,6 +383,32 @@ def db_checks(slug: str, acked: list[str]) -> None:
     _ = Q
 
 
+@contextlib.contextmanager
+def round_trips():
+    """Count what this process sends to the database, by the statement's first word:
+    Django's and the engine's statements, and psycopg's own BEGIN, COMMIT and ROLLBACK."""
+    from psycopg import Cursor
+    from psycopg._connection_base import BaseConnection
+
+    sent = Counter()
+    execute, command = Cursor.execute, BaseConnection._exec_command
+
+    def counted_execute(self, query, *args, **kwargs):
+        sent[str(query).split(None, 1)[0].upper()] += 1
+        return execute(self, query, *args, **kwargs)
+
+    def counted_command(self, command_, *args, **kwargs):
+        text = command_.decode() if isinstance(command_, bytes) else str(command_)
+        sent[text.split(None, 1)[0].upper()] += 1
+        return command(self, command_, *args, **kwargs)
+
+    Cursor.execute, BaseConnection._exec_command = counted_execute, counted_command
+    try:
+        yield sent
+    finally:
+        Cursor.execute, BaseConnection._exec_command = execute, command
+
+
 def profile(slug: str, cycles: int) -> None:
     """cProfile of `cycles` htmx cycles of one annotator through the WSGI handler, in-process:
     where a cycle's server CPU goes. It counts this process's CPU time, not the wall clock,
@@ -397,15 +424,18 @@ def profile(slug: str, cycles: int) -> None:
     token = TOKEN.search(client.get(f"/s/{slug}/trial/").content.decode()).group(1)
     profiler = cProfile.Profile(time.process_time)
     started = time.perf_counter()
-    profiler.enable()
-    for _ in range(cycles):
-        html = client.post(f"/s/{slug}/trial/", {"token": token, "choice": "left", "client_ms": "800"},
-                           headers={"HX-Request": "true"}).content.decode()
-        token = TOKEN.search(html).group(1)
-    profiler.disable()
+    with round_trips() as sent:
+        profiler.enable()
+        for _ in range(cycles):
+            html = client.post(f"/s/{slug}/trial/", {"token": token, "choice": "left", "client_ms": "800"},
+                               headers={"HX-Request": "true"}).content.decode()
+            token = TOKEN.search(html).group(1)
+        profiler.disable()
     wall = (time.perf_counter() - started) / cycles * 1000
     print(f"\n== --profile: {cycles} htmx cycles in-process, {wall:.2f} ms wall per cycle (profiler on; "
           "times below are CPU seconds of this process)")
+    print("  round trips to the database per cycle: " + ", ".join(
+        f"{word} {n / cycles:.2f}" for word, n in sent.most_common()))
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(45)
     stats.sort_stats("tottime").print_stats(25)

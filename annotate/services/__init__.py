@@ -15,6 +15,7 @@ from annotate.services.engine import (
     assignments_next,
     assignments_release,
     judgment_record,
+    judgment_record_and_next,
 )
 from annotate.services.participations import (
     annotator_mark_simulated,
@@ -42,6 +43,7 @@ __all__ = [
     "assignments_next",
     "assignments_release",
     "judgment_record",
+    "judgment_record_and_next",
     "participation_consent",
     "participation_enter",
     "participation_finish",

@@ -32,9 +32,9 @@ A pick reads one locked row for the annotator's running state (issued, judged, p
 generator, side block: `Participation`), never their history; the trials that still
 need judgments are walked in the order of one index (study, kind, generator,
 active_count, shuffle), probing the annotator's (study, annotator, item) index per
-candidate. A cycle (record a judgment, issue the next trial) is about fifteen short
-statements whatever the study's size; on PostgreSQL each is prepared once per
-connection (`annotate.db.prepared_cursor`).
+candidate. A page's submit (`judgment_record_and_next`: record a judgment, issue the
+next trial) is one transaction of about a dozen short statements whatever the study's
+size; on PostgreSQL each is prepared once per connection (`annotate.db.prepared_cursor`).
 """
 
 import random
@@ -72,6 +72,7 @@ from annotate.models import (
     Study,
     Trial,
 )
+from annotate.selectors import break_due
 from generation.models import Item
 
 ISSUE_ATTEMPTS = 5
@@ -146,10 +147,13 @@ class _Contended(Exception):
     """The chosen trial filled up between the pick and the increment; pick again."""
 
 
-def _issue(study: Study, annotator: Annotator, now: datetime, *, want: int) -> list[Assignment]:
+def _issue(
+    study: Study, annotator: Annotator, now: datetime, *, want: int, participation: Participation | None = None
+) -> list[Assignment]:
     # Locking the participation serialises the requests of one annotator (two tabs, a
-    # double click) and hands over their running counts in the same round trip.
-    participation = _lock_participation(study, annotator)
+    # double click) and hands over their running counts in the same round trip. A
+    # caller that already holds the lock passes the row.
+    participation = participation or _lock_participation(study, annotator)
     issued = _open_assignments(study, annotator, now, limit=want)
     if not issued and participation.judged >= study.quota_per_annotator:
         raise QuotaReached(f"you have judged the {study.quota_per_annotator} trials this study asks of you")
@@ -207,7 +211,11 @@ def _lock_participation(study: Study, annotator: Annotator) -> Participation:
         # entered; a concurrent create raises IntegrityError and the caller retries.
         Participation.objects.create(study=study, annotator=annotator)
         rows = _rows(sql, [study.pk, annotator.pk])
-    pk, issued, judged, counts, pending_sides = rows[0]
+    return _running_state(rows[0])
+
+
+def _running_state(row: tuple) -> Participation:
+    pk, issued, judged, counts, pending_sides = row
     counts = Participation._meta.get_field("issued_per_generator").from_db_value(counts, None, connection)
     return Participation.from_db(connection.alias, _RUNNING_STATE, [pk, issued, judged, counts, pending_sides])
 
@@ -507,13 +515,65 @@ def judgment_record(
     for _ in range(2):
         try:
             with transaction.atomic():
-                return _record(assignment_token, annotator, choice, client_response_ms, now)
+                return _record(assignment_token, annotator, choice, client_response_ms, now)[0]
         except IntegrityError:
             continue  # a concurrent duplicate submit won: the next pass returns its judgment
     raise AssignmentUnknown("the judgment could not be recorded; please submit again")
 
 
-def _record(token, annotator: Annotator, choice: str, client_response_ms: int | None, now: datetime) -> Judgment:
+def judgment_record_and_next(
+    *,
+    assignment_token,
+    study: Study,
+    annotator: Annotator,
+    choice: str,
+    client_response_ms: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Judgment, list[Assignment] | None]:
+    """`judgment_record`, then `assignments_next` with one ahead, in one transaction:
+    what a page's submit does, in three round trips to the database fewer than the two
+    calls (one BEGIN and COMMIT, and the participation is read where the judgment
+    counts it).
+
+    The assignments are None where the caller decides what comes next: the judgment
+    was on a practice trial, a break is due after it (the next trial is issued on
+    Continue, so that no timeout runs during the break), or the study is not open. An
+    empty list: nothing is left for the annotator, the quota included. Errors of the
+    judgment raise as from `judgment_record`, and nothing is written.
+    """
+    if choice not in Side.values:
+        raise ValueError(f"choice must be 'left' or 'right', not {choice!r}")
+    if study.status != Study.Status.OPEN:
+        return judgment_record(assignment_token=assignment_token, annotator=annotator, choice=choice,
+                               client_response_ms=client_response_ms, now=now), None
+    explicit = now is not None
+    now = now or timezone.now()
+    if explicit or _sweep_due(study.pk):
+        assignments_expire(now=now, study=study)
+    for _ in range(ISSUE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                judgment, participation = _record(assignment_token, annotator, choice, client_response_ms, now)
+                judged = judgment.annotator_judged
+                if judged is None or break_due(study=study, judged=judged):
+                    return judgment, None
+                # None ahead when a break comes after the next trial: see `trial` in views.
+                ahead = 0 if break_due(study=study, judged=judged + 1) else 1
+                try:
+                    return judgment, _issue(study, annotator, now, want=1 + ahead, participation=participation)
+                except QuotaReached:
+                    return judgment, []
+        except (_Contended, IntegrityError):
+            # Both roll the judgment back with the rest: the next pass records it again,
+            # or returns the one a concurrent duplicate submit recorded.
+            continue
+    raise AssignmentUnknown("the judgment could not be recorded; please submit again")
+
+
+def _record(
+    token, annotator: Annotator, choice: str, client_response_ms: int | None, now: datetime
+) -> tuple[Judgment, Participation | None]:
+    """The judgment, and the participation's running state, locked, when this call counted it."""
     try:
         token_value = Assignment._meta.get_field("token").get_db_prep_value(uuid.UUID(str(token)), connection)
     except ValueError:
@@ -538,7 +598,7 @@ def _record(token, annotator: Annotator, choice: str, client_response_ms: int | 
     if judgment_id is not None:
         judgment = Judgment.objects.get(pk=judgment_id)
         judgment.annotator_judged = None if practice else judged_before
-        return judgment
+        return judgment, None
     if assignment.released_at is not None or now >= assignment.expires_at:
         raise AssignmentExpired(
             "this assignment expired before it was answered; ask for the next one to continue"
@@ -553,12 +613,15 @@ def _record(token, annotator: Annotator, choice: str, client_response_ms: int | 
     _insert(judgment)
     _write(f"UPDATE {_T} SET judgment_count = judgment_count + 1 WHERE id = %s", [assignment.trial_id])
     judgment.annotator_judged = None
-    if not practice:
-        _write(
-            f"UPDATE {_P} SET judged = judged + 1 WHERE study_id = %s AND annotator_id = %s",
-            [assignment.study_id, annotator.pk],
-        )
-        # Under the assignment's lock, not the participation's: exact unless the same
-        # annotator answers two assignments at the same instant, and only shown as progress.
-        judgment.annotator_judged = (judged_before or 0) + 1
-    return judgment
+    if practice:
+        return judgment, None
+    rows = _rows(
+        f"UPDATE {_P} SET judged = judged + 1 WHERE study_id = %s AND annotator_id = %s "
+        f"RETURNING {', '.join(_RUNNING_STATE)}",
+        [assignment.study_id, annotator.pk],
+    )
+    # Under the assignment's lock, not the participation's: exact unless the same
+    # annotator answers two assignments at the same instant, and only shown as progress.
+    judgment.annotator_judged = (judged_before or 0) + 1
+    # The UPDATE holds the participation's lock from here on, as `_lock_participation` would.
+    return judgment, _running_state(rows[0]) if rows else None

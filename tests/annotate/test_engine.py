@@ -15,12 +15,13 @@ from annotate.errors import (
     StudyClosed,
     StudyNotReady,
 )
-from annotate.models import Assignment, Judgment, Trial
+from annotate.models import Assignment, Judgment, Participation, Trial
 from annotate.services import (
     SIDE_BLOCK_SIZES,
     assignment_next,
     assignments_expire,
     judgment_record,
+    judgment_record_and_next,
     study_build_trials,
     study_close,
     study_open,
@@ -252,6 +253,71 @@ def test_an_unknown_token_is_refused(db, token):
     assignment_next(study=study, annotator=annotator)
     with pytest.raises(AssignmentUnknown):
         judgment_record(assignment_token=token, annotator=annotator, choice="left")
+
+
+# ------------------------------------------------------------------------------
+# Judging and issuing in one transaction (an htmx submit)
+# ------------------------------------------------------------------------------
+def test_record_and_next_records_and_issues_the_next_two(db):
+    study = opened(quota=10)
+    (annotator,) = annotators(1)
+    first = assignment_next(study=study, annotator=annotator)
+    now = first.issued_at + timedelta(seconds=2)
+    judgment, issued = judgment_record_and_next(
+        assignment_token=first.token, study=study, annotator=annotator, choice="right", now=now
+    )
+    assert judgment.assignment_id == first.pk and judgment.choice == "right" and judgment.annotator_judged == 1
+    assert len(issued) == 2 and first.pk not in {a.pk for a in issued}
+    current, upcoming = (Assignment.objects.get(pk=a.pk) for a in issued)
+    assert current.shown_at == now and upcoming.shown_at is None
+    assert Participation.objects.get(study=study, annotator=annotator).judged == 1
+    # A double submit: the same judgment, the same two assignments, nothing new.
+    again, reissued = judgment_record_and_next(
+        assignment_token=first.token, study=study, annotator=annotator, choice="left", now=now
+    )
+    assert again.pk == judgment.pk and again.choice == "right"
+    assert [a.pk for a in reissued] == [a.pk for a in issued]
+    assert Assignment.objects.filter(annotator=annotator).count() == 3
+    assert_invariants(study)
+
+
+def test_record_and_next_keeps_the_last_judgment_of_the_quota(db):
+    study = opened(quota=2)
+    (annotator,) = annotators(1)
+    assignment = assignment_next(study=study, annotator=annotator)
+    _, issued = judgment_record_and_next(assignment_token=assignment.token, study=study, annotator=annotator,
+                                         choice="left")
+    assert len(issued) == 1  # the quota leaves room for one, not one ahead
+    judgment, issued = judgment_record_and_next(assignment_token=issued[0].token, study=study,
+                                                annotator=annotator, choice="left")
+    assert issued == [] and judgment.annotator_judged == 2
+    assert Judgment.objects.filter(assignment__annotator=annotator).count() == 2
+    with pytest.raises(QuotaReached):
+        assignment_next(study=study, annotator=annotator)
+
+
+def test_record_and_next_issues_nothing_when_a_break_is_due(db):
+    study = opened(quota=10)
+    study.break_every = 1
+    study.save()
+    (annotator,) = annotators(1)
+    assignment = assignment_next(study=study, annotator=annotator)
+    judgment, issued = judgment_record_and_next(assignment_token=assignment.token, study=study,
+                                                annotator=annotator, choice="left")
+    assert issued is None and judgment.annotator_judged == 1
+    assert Assignment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_record_and_next_writes_nothing_for_an_expired_assignment(db):
+    study = opened(timeout=60)
+    (annotator,) = annotators(1)
+    assignment = assignment_next(study=study, annotator=annotator)
+    late = assignment.issued_at + timedelta(seconds=61)
+    with pytest.raises(AssignmentExpired):
+        judgment_record_and_next(assignment_token=assignment.token, study=study, annotator=annotator,
+                                 choice="left", now=late)
+    assert not Judgment.objects.exists()
+    assert Participation.objects.get(study=study, annotator=annotator).judged == 0
 
 
 # ------------------------------------------------------------------------------

@@ -8,7 +8,13 @@ from django.db import connection
 
 from annotate.errors import QuotaReached
 from annotate.models import Assignment, Judgment
-from annotate.services import assignment_next, judgment_record, study_build_trials, study_open
+from annotate.services import (
+    assignment_next,
+    judgment_record,
+    judgment_record_and_next,
+    study_build_trials,
+    study_open,
+)
 from tests.annotate.builders import annotators, build_study
 from tests.annotate.invariants import assert_invariants
 
@@ -17,7 +23,8 @@ K = 3
 
 
 @pytest.mark.postgres
-def test_racing_annotators_never_break_the_invariants(postgres_only, transactional_db):
+@pytest.mark.parametrize("submit", ["record then next", "record and next"])
+def test_racing_annotators_never_break_the_invariants(postgres_only, transactional_db, submit):
     study = build_study(generators=3, items=40, k=K, quota=20, catch_rate=0.05, calibration_rate=0.05)
     study_build_trials(study=study, rng_seed=0)
     study_open(study=study)
@@ -30,18 +37,25 @@ def test_racing_annotators_never_break_the_invariants(postgres_only, transaction
     def annotate(person):
         try:
             start.wait()
+            issued = None
             while True:
+                if issued == []:  # the answer to the last submit: nothing is left
+                    return
                 try:
-                    assignment = assignment_next(study=study, annotator=person)
+                    # As the pages do: an htmx submit is answered with the next trial.
+                    assignment = issued[0] if issued else assignment_next(study=study, annotator=person)
                 except QuotaReached:
                     return
                 if assignment is None:
                     return
                 # Every other submit is sent twice, as a double click would.
                 for _ in range(1 + assignment.pk % 2):
-                    judgment = judgment_record(
-                        assignment_token=assignment.token, annotator=person, choice="left"
-                    )
+                    if submit == "record and next":
+                        judgment, issued = judgment_record_and_next(
+                            assignment_token=assignment.token, study=study, annotator=person, choice="left"
+                        )
+                    else:
+                        judgment = judgment_record(assignment_token=assignment.token, annotator=person, choice="left")
                     with lock:
                         acknowledged.append((person.pk, judgment.pk))
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
