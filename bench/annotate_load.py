@@ -279,14 +279,17 @@ def run_phase(port: int, slug: str, annotators: list[Annotator], phase: str, sec
 
 
 def cpu_snapshot(pids: list[int]) -> dict[int, float]:
-    """CPU seconds of each process still running."""
-    return {pid: seconds for pid in pids if (seconds := cpu_seconds(pid)) is not None}
+    """CPU seconds of each process still running, with those of its children that have
+    exited: PostgreSQL's backends end when Django closes a connection (CONN_MAX_AGE),
+    an autovacuum worker when it is done, and the postmaster waits for each."""
+    return {pid: seconds for pid in pids if (seconds := cpu_seconds(pid, reaped=True)) is not None}
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds between two snapshots: a process that started in between counts whole;
-    one that exited (an autovacuum worker, a recycled gunicorn worker) loses its last part."""
-    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+    """CPU seconds between two snapshots of a group whose processes' parents are in it
+    too: one that started in between counts whole, one that exited in between through
+    its parent's exited children, less what it had used before."""
+    return sum(after.values()) - sum(before.values())
 
 
 def process_groups(gunicorn_pid: int) -> dict[str, list[int]]:

@@ -82,13 +82,15 @@ def children(pid: int) -> list[int]:
     return [child for child, (_, parent) in processes().items() if parent == pid]
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process, or None once it has exited."""
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float | None:
+    """utime + stime of a process, or None once it has exited; with `reaped`, plus the
+    CPU of its children that have exited and been waited for (cutime + cstime)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def memory_mb(pid: int) -> dict[str, float]:
