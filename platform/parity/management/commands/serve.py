@@ -59,6 +59,11 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # Stopping is under way and bounded (below): a second Ctrl-C, or the SIGTERM
+            # that `timeout` or a process manager sends after it, must not break it off
+            # half-way, nor raise into the interpreter's exit handlers.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             if worker:
                 worker.terminate()
                 try:

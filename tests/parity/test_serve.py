@@ -1,0 +1,95 @@
+"""`manage.py serve` (what `make run` ends in): Ctrl-C or SIGTERM stops the web server
+and the worker cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def serving(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "DJANGO_"))}
+    env.update(PARITY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="parity.settings", PYTHONUNBUFFERED="1")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--addr", f"127.0.0.1:{port}"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group, as a terminal gives `make run`
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                assert response.status == 200
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"serve did not answer: {process.communicate()[0][-2000:]}")
+            time.sleep(0.3)
+    workers = _children(process.pid)
+    assert workers, "no worker process was started"
+    yield process, workers
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _stopped_cleanly(process, workers) -> None:
+    output = process.communicate(timeout=40)[0]
+    assert process.returncode == 0, output[-2000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert not any(_alive(pid) for pid in workers)
+
+
+def test_ctrl_c_stops_web_and_worker(serving):
+    process, workers = serving
+    os.killpg(process.pid, signal.SIGINT)  # what the terminal sends the foreground group
+    _stopped_cleanly(process, workers)
+
+
+def test_sigterm_stops_web_and_worker_even_when_it_follows_a_ctrl_c(serving):
+    process, workers = serving
+    os.kill(process.pid, signal.SIGINT)
+    time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)  # e.g. `timeout`, or a process manager giving up waiting
+    _stopped_cleanly(process, workers)
+
+
+def test_sigterm_alone_stops_web_and_worker(serving):
+    process, workers = serving
+    os.kill(process.pid, signal.SIGTERM)
+    _stopped_cleanly(process, workers)
