@@ -67,13 +67,13 @@ def prompts_for(count: int, start: int = 0) -> tuple[list[str], list[int]]:
 def sampling_rate(
     model: LoadedModel, batch: int, *, bf16: bool, graph: bool, steps: int, guidance: float, seconds: float
 ) -> float:
-    """Images/s of ``model.generate`` on batches of ``batch``, after one warm-up batch (and capture)."""
+    """Images/s of ``model.generate_array`` on batches of ``batch``, after one warm-up batch (and capture)."""
     prompts, seeds = prompts_for(batch)
     kw = {"steps": steps, "guidance": guidance, "bf16": bf16, "batch_size": batch, "cuda_graph": graph}
-    model.generate(prompts, seeds, **kw)
+    model.generate_array(prompts, seeds, **kw)
     done, started = 0, time.perf_counter()
     while True:
-        model.generate(prompts, seeds, **kw)
+        model.generate_array(prompts, seeds, **kw)
         done += batch
         elapsed = time.perf_counter() - started
         if elapsed >= seconds:
@@ -103,7 +103,7 @@ def pipeline_rates(
     work = [Work(key=i, prompt=p, seed=s) for i, (p, s) in enumerate(zip(prompts, seeds))]
 
     def generate(prompts: list[str], seeds: list[int]):
-        return model.generate(
+        return model.generate_array(
             prompts, seeds, steps=steps, guidance=guidance, bf16=bf16, batch_size=batch, cuda_graph=graph
         )
 

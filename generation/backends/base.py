@@ -13,9 +13,12 @@ checks a generator's backend configuration with `check_config` and
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from generation.errors import BackendError
 
@@ -90,8 +93,9 @@ class Backend:
         """Check the settings once before a run, now that the backend is loaded (`BackendError` if bad)."""
         self.check_settings(settings)
 
-    def generate(self, prompts: list[str], seeds: list[int], **settings) -> list[Image.Image]:
-        """One image per (prompt, seed), in order."""
+    def generate(self, prompts: list[str], seeds: list[int], **settings) -> "list[Image.Image] | np.ndarray":
+        """One image per (prompt, seed), in order: PIL images, or one uint8 array
+        [N, H, W, C] (`generation.engine.pipeline.generate_pipelined` takes either)."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -52,7 +52,8 @@ class Backend(BaseBackend):
         return torch_device_name(self.torch_device)
 
     def generate(self, prompts, seeds, **settings):
-        return self.model.generate(prompts, seeds, batch_size=len(prompts), **settings)
+        # One uint8 array for the batch: the job's encoders take it as it is.
+        return self.model.generate_array(prompts, seeds, batch_size=len(prompts), **settings)
 
     def close(self) -> None:
         self.model = None

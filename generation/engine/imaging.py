@@ -46,8 +46,10 @@ def to_tensor(images: Sequence[Image.Image], size: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(127.5).sub(1)
 
 
-def to_images(x: torch.Tensor) -> list[Image.Image]:
-    """[N, 3, H, W] in [-1, 1] (any device and float dtype) -> RGB images."""
+def to_array(x: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [-1, 1] (any device and float dtype) -> uint8 [N, H, W, 3] on the host.
+
+    The conversion runs where ``x`` lies, so from a GPU one small uint8 batch crosses.
+    """
     array = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    array = array.permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in array]
+    return array.permute(0, 2, 3, 1).contiguous().cpu().numpy()

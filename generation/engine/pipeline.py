@@ -115,7 +115,9 @@ def generate_pipelined(
     work
         Items, consumed lazily ``batch_size`` at a time.
     generate
-        ``generate(prompts, seeds)`` -> one image per prompt, in order.
+        ``generate(prompts, seeds)`` -> one image per prompt, in order: PIL
+        images, or one uint8 array [N, H, W, C] (C 3 or 4; or [N, H, W]), which
+        goes to the encoder processes in slices, with no work per image here.
     store
         ``store(item, encoded)`` once per image encoded, on a pool thread.
     workers
@@ -179,15 +181,18 @@ def generate_pipelined(
         for item, result in zip(items, results):
             store_one(item, result)
 
-    def hand_over(made: list[tuple[Work, Image.Image]], pool: Executor, encoding: Executor | None) -> list[Future]:
+    def hand_over(made: tuple[list[Work], Sequence], pool: Executor, encoding: Executor | None) -> list[Future]:
+        done, images = made
+        if not done:
+            return []
         if encoding is None:
-            return [pool.submit(encode_and_store, item, image) for item, image in made]
+            return [pool.submit(encode_and_store, item, images[i]) for i, item in enumerate(done)]
         futures = []
-        size = -(-len(made) // encoders)
-        for start in range(0, len(made), size):
-            part = made[start : start + size]
-            encoded = encoding.submit(_encode_chunk, _pack([image for _, image in part]))
-            futures.append(pool.submit(store_encoded, [item for item, _ in part], encoded))
+        size = -(-len(done) // encoders)
+        for start in range(0, len(done), size):
+            part = images[start : start + size]
+            packed = (None, part) if isinstance(part, np.ndarray) else _pack(part)
+            futures.append(pool.submit(store_encoded, done[start : start + size], encoding.submit(_encode_chunk, packed)))
         return futures
 
     waiting: deque[list[Future]] = deque()
@@ -233,8 +238,12 @@ class _encoder_pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _encode_or_error(image: Image.Image) -> Encoded | BaseException:
+def _encode_or_error(image: Image.Image | np.ndarray) -> Encoded | BaseException:
     try:
+        if isinstance(image, np.ndarray):  # a row of a uint8 batch
+            if image.dtype != np.uint8:
+                raise TypeError(f"the backend returned an array of {image.dtype}, not uint8")
+            image = Image.fromarray(image)
         return encode_png(image)
     except Exception as error:  # noqa: BLE001 - this image fails alone
         return error
@@ -253,7 +262,10 @@ def _pack(images: list) -> tuple[str | None, np.ndarray | list]:
 def _encode_chunk(
     packed: tuple[str | None, np.ndarray | Sequence],
 ) -> list[Encoded | BaseException]:
-    """In an encoder process: one result per image, an exception for one that fails."""
+    """In an encoder process: one result per image, an exception for one that fails.
+
+    ``packed``: (mode, array) from `_pack`, or (None, images or a uint8 batch).
+    """
     mode, images = packed
     if mode is not None:
         images = [Image.fromarray(array, mode) for array in images]
@@ -267,34 +279,33 @@ def _finish(futures: list[Future]) -> None:
 
 def _sample(
     chunk: list[Work],
-    generate: Callable[[list[str], list[int]], list[Image.Image]],
+    generate: Callable[[list[str], list[int]], Sequence],
     report: Callable[[Work, BaseException | None], None],
     stats: PipelineStats,
-) -> list[tuple[Work, Image.Image]]:
-    """Images for ``chunk``; a failing batch is retried item by item."""
+) -> tuple[list[Work], Sequence]:
+    """(items made, their images) for ``chunk``; a failing batch is retried item by item."""
     started = time.perf_counter()
     try:
-        made = _call(chunk, generate)
+        made = (chunk, _call(chunk, generate))
     except Exception as error:  # noqa: BLE001
+        done, images = [], []
         if len(chunk) == 1:
             report(chunk[0], error)
-            made = []
         else:
-            made = []
             for item in chunk:
                 try:
-                    made += _call([item], generate)
+                    images += list(_call([item], generate))
+                    done.append(item)
                 except Exception as item_error:  # noqa: BLE001
                     report(item, item_error)
+        made = (done, images)
     stats.sampling_seconds += time.perf_counter() - started
-    stats.sampled += len(made)
+    stats.sampled += len(made[0])
     return made
 
 
-def _call(
-    chunk: list[Work], generate: Callable[[list[str], list[int]], list[Image.Image]]
-) -> list[tuple[Work, Image.Image]]:
+def _call(chunk: list[Work], generate: Callable[[list[str], list[int]], Sequence]) -> Sequence:
     images = generate([item.prompt for item in chunk], [item.seed for item in chunk])
     if len(images) != len(chunk):
         raise ValueError(f"generate returned {len(images)} images for {len(chunk)} prompts")
-    return list(zip(chunk, images))
+    return images

@@ -38,6 +38,12 @@ def test_generate_is_bit_for_bit_reproducible_on_cpu(model, prompts):
     assert same(first, again)
 
 
+def test_generate_array_is_the_same_images_in_one_uint8_batch(model, prompts):
+    array = model.generate_array(prompts, [1, 2, 3], steps=6, batch_size=2)
+    assert array.shape == (3, 32, 32, 3) and array.dtype == np.uint8
+    assert same(list(array), model.generate(prompts, [1, 2, 3], steps=6))
+
+
 def test_an_image_does_not_depend_on_its_batch(model, prompts):
     batch = model.generate(prompts, [1, 2, 3], steps=6)
     alone = model.generate([prompts[1]], [2], steps=6)

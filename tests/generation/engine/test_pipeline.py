@@ -7,6 +7,7 @@ import multiprocessing
 import threading
 from collections import Counter
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -58,6 +59,39 @@ def test_every_item_is_stored_exactly_once(encoders):
     assert (stats.images, stats.failed, stats.sampled, stats.encoders) == (10, 0, 10, encoders)
     assert stats.seconds >= stats.sampling_seconds > 0
     assert stats.images_per_second > 0 and stats.sampling_images_per_second > 0
+
+
+def array_generate(prompts, seeds):
+    """One uint8 batch, as the built-in backend returns: red channel = seed."""
+    if any("poison" in prompt for prompt in prompts):
+        raise RuntimeError("poisoned prompt")
+    batch = np.zeros((len(seeds), 8, 8, 3), dtype=np.uint8)
+    batch[..., 0] = np.array(seeds, dtype=np.uint8)[:, None, None]
+    return batch
+
+
+@pytest.mark.parametrize("encoders", [0, 2])
+def test_a_uint8_batch_is_stored_as_its_images(encoders):
+    recorder = Recorder()
+    stats = generate_pipelined(
+        work(10, poison={4}), array_generate, recorder.store, batch_size=3, workers=2, encoders=encoders,
+        on_result=recorder.on_result,
+    )
+    # Recorder checks each PNG against its item's seed; the poisoned batch is retried per item.
+    assert recorder.stored == Counter(i for i in range(10) if i != 4)
+    assert isinstance(recorder.results[4], RuntimeError)
+    assert (stats.images, stats.failed) == (9, 1)
+
+
+@pytest.mark.parametrize("encoders", [0, 2])
+def test_a_batch_of_another_dtype_fails_image_by_image(encoders):
+    recorder = Recorder()
+    stats = generate_pipelined(
+        work(4), lambda prompts, seeds: np.zeros((len(seeds), 8, 8, 3), dtype=np.float32), recorder.store,
+        batch_size=2, workers=2, encoders=encoders, on_result=recorder.on_result,
+    )
+    assert (stats.images, stats.failed) == (0, 4)
+    assert all(isinstance(error, TypeError) and "float32" in str(error) for error in recorder.results.values())
 
 
 def test_a_poisoned_prompt_fails_alone():
