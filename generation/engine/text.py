@@ -53,13 +53,13 @@ class Tokenizer:
 
     def encode(self, captions: Sequence[str]) -> torch.Tensor:
         """Long tensor [len(captions), max_len]."""
-        unk = self.ids[UNK]
-        out = torch.zeros(len(captions), self.max_len, dtype=torch.long)  # PAD is 0
-        for row, caption in enumerate(captions):
-            ids = [self.ids[BOS], *(self.ids.get(w, unk) for w in split_words(caption))]
-            ids = ids[: self.max_len]
-            out[row, : len(ids)] = torch.tensor(ids)
-        return out
+        unk, bos, get, width = self.ids[UNK], self.ids[BOS], self.ids.get, self.max_len
+        rows = []
+        for caption in captions:
+            ids = [bos, *(get(w, unk) for w in split_words(caption))][:width]
+            rows.append(ids + [0] * (width - len(ids)))  # PAD is 0
+        # One tensor from the lists: a tensor per row cost more than the words.
+        return torch.tensor(rows, dtype=torch.long).reshape(len(captions), width)
 
 
 class _TextBlock(nn.Module):
