@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from generation.engine import load_checkpoint, pick_device, save_checkpoint
+from generation.engine.checkpoint import seeded_noise
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,12 @@ def test_generate_array_is_the_same_images_in_one_uint8_batch(model, prompts):
     array = model.generate_array(prompts, [1, 2, 3], steps=6, batch_size=2)
     assert array.shape == (3, 32, 32, 3) and array.dtype == np.uint8
     assert same(list(array), model.generate(prompts, [1, 2, 3], steps=6))
+
+
+def test_seeded_noise_is_what_a_fresh_generator_per_seed_draws():
+    noise = seeded_noise([7, 2**40 + 3, 7], (3, 4, 4))
+    for row, seed in zip(noise, [7, 2**40 + 3, 7]):
+        assert torch.equal(row, torch.randn((3, 4, 4), generator=torch.Generator().manual_seed(seed)))
 
 
 def test_an_image_does_not_depend_on_its_batch(model, prompts):
