@@ -38,8 +38,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def serving(tmp_path):
+def _start(tmp_path) -> tuple[subprocess.Popen, int]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "DJANGO_"))}
     env.update(PARITY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="parity.settings", PYTHONUNBUFFERED="1")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
@@ -49,6 +48,21 @@ def serving(tmp_path):
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # its own process group, as a terminal gives `make run`
     )
+    return process, port
+
+
+def _stop_all(process, workers) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for pid in workers:  # in a session of its own
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def serving(tmp_path):
+    process, port = _start(tmp_path)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -63,9 +77,7 @@ def serving(tmp_path):
     workers = _children(process.pid)
     assert workers, "no worker process was started"
     yield process, workers
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    _stop_all(process, workers)
 
 
 def _stopped_cleanly(process, workers) -> None:
@@ -81,6 +93,12 @@ def test_ctrl_c_stops_web_and_worker(serving):
     _stopped_cleanly(process, workers)
 
 
+def test_a_closed_terminal_stops_web_and_worker(serving):
+    process, workers = serving
+    os.killpg(process.pid, signal.SIGHUP)
+    _stopped_cleanly(process, workers)
+
+
 def test_sigterm_stops_web_and_worker_even_when_it_follows_a_ctrl_c(serving):
     process, workers = serving
     os.kill(process.pid, signal.SIGINT)
@@ -93,3 +111,19 @@ def test_sigterm_alone_stops_web_and_worker(serving):
     process, workers = serving
     os.kill(process.pid, signal.SIGTERM)
     _stopped_cleanly(process, workers)
+
+
+@pytest.mark.parametrize("after_s", [0.3, 0.6, 0.9])
+def test_ctrl_c_while_the_worker_starts_stops_everything(tmp_path, after_s):
+    process, _ = _start(tmp_path)
+    deadline = time.monotonic() + 60
+    while not (workers := _children(process.pid)):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        # Somewhere in the second or so the worker spends importing Celery and Django.
+        time.sleep(after_s)
+        os.killpg(process.pid, signal.SIGINT)
+        _stopped_cleanly(process, workers)
+    finally:
+        _stop_all(process, workers)

@@ -31,16 +31,41 @@ class Command(BaseCommand):
         if setup:
             call_command("migrate", interactive=False, verbosity=0)
             call_command("demo")
-        # `kill` as well as Ctrl-C must stop the worker too: turn SIGTERM into SystemExit.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        # `kill` and a closed terminal as well as Ctrl-C must stop the worker too: turn
+        # SIGTERM and SIGHUP into SystemExit, so that the `finally` below runs.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: sys.exit(0))
         worker = None
-        if not no_worker:
-            # -B: the worker runs beat too (periodic tasks: settings.CELERY_BEAT_SCHEDULE).
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "--quiet", "-A", "parity", "worker", "-B", "-Q", "celery,gpu",
-                 "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
-                 "--hostname", "embedded@%h"],
-            )
+        try:
+            if not no_worker:
+                # -B: the worker runs beat too (periodic tasks: settings.CELERY_BEAT_SCHEDULE).
+                # In a session of its own, so that the terminal's Ctrl-C reaches this
+                # process only and the worker is stopped in order below; a Ctrl-C that
+                # reached it while still importing would end it with a traceback.
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "celery", "--quiet", "-A", "parity", "worker", "-B", "-Q",
+                     "celery,gpu", "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
+                     "--hostname", "embedded@%h"],
+                    start_new_session=True,
+                )
+            self._print_links(addr)
+            call_command("runserver", addr, use_reloader=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            # Stopping is under way and bounded (below): a second Ctrl-C, or the SIGTERM
+            # that `timeout` or a process manager sends after it, must not break it off
+            # half-way, nor raise into the interpreter's exit handlers.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+            if worker:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+    def _print_links(self, addr: str) -> None:
         base = f"http://{addr}"
         self.stdout.write(self.style.SUCCESS(f"\nParity is serving on {base}/"))
         self.stdout.write(f"  researcher home  {base}/")
@@ -54,19 +79,3 @@ class Command(BaseCommand):
         self.stdout.write(f"  API docs         {base}/api/docs/")
         self.stdout.write(f"  database         {settings.DATABASES['default']['NAME']}")
         self.stdout.write("  Ctrl-C stops the web server and the worker.\n")
-        try:
-            call_command("runserver", addr, use_reloader=False)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            # Stopping is under way and bounded (below): a second Ctrl-C, or the SIGTERM
-            # that `timeout` or a process manager sends after it, must not break it off
-            # half-way, nor raise into the interpreter's exit handlers.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if worker:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
