@@ -5,7 +5,6 @@ and render. Every error of the annotate domain becomes a friendly message throug
 `ERROR_MESSAGES`, the one place that maps them.
 """
 
-from collections.abc import Callable
 from urllib.parse import quote
 
 from django.core.files.storage import default_storage
@@ -23,7 +22,7 @@ from annotate.errors import (
     QuotaReached,
     StudyClosed,
 )
-from annotate.models import Annotator, Assignment, Side, Study
+from annotate.models import Annotator, Side, Study
 from annotate.ratelimits import join_limit, submit_limit
 from annotate.services import (
     assignments_next,
@@ -200,7 +199,6 @@ def practice(request: HttpRequest, slug: str) -> HttpResponse:
         _practice_over(request, study, annotator)
         return _navigate(request, reverse("annotate:trial", args=[study.slug]))
     position, total = selectors.practice_position(assignment=assignment)
-    image_url = _image_urls(study)
     context = {
         "study": study,
         "assignment": assignment,
@@ -208,8 +206,8 @@ def practice(request: HttpRequest, slug: str) -> HttpResponse:
         "question": QUESTIONS.get(study.question, study.question_text),
         "position": position,
         "total": total,
-        "left_url": image_url(assignment, Side.LEFT),
-        "right_url": image_url(assignment, Side.RIGHT),
+        "left_url": _image_url(study, assignment, Side.LEFT),
+        "right_url": _image_url(study, assignment, Side.RIGHT),
         "message": message,
     }
     template = "annotate/partials/practice.html" if request.htmx else "annotate/practice.html"
@@ -232,7 +230,6 @@ def _practice_feedback(request: HttpRequest, study: Study, annotator: Annotator)
     if last:
         _practice_over(request, study, annotator)
     position, total = selectors.practice_position(assignment=assignment)
-    image_url = _image_urls(study)
     context = {
         "study": study,
         "caption": assignment.item.caption,
@@ -244,7 +241,7 @@ def _practice_feedback(request: HttpRequest, study: Study, annotator: Annotator)
         "panels": [
             {
                 "side": slot,
-                "url": image_url(assignment, slot),
+                "url": _image_url(study, assignment, slot),
                 "real": slot == assignment.reference_side,
                 "chosen": slot == judgment.choice,
             }
@@ -341,7 +338,6 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
         participation_finish(study=study, annotator=annotator)
         request.session[_key(study, "finished")] = True
         return _navigate(request, reverse("annotate:done", args=[study.slug]))
-    image_url = _image_urls(study)
     context = {
         "study": study,
         "assignment": current,
@@ -349,9 +345,9 @@ def trial(request: HttpRequest, slug: str) -> HttpResponse:
         "question": QUESTIONS.get(study.question, study.question_text),
         "judged": judged,
         "quota": study.quota_per_annotator,
-        "left_url": image_url(current, Side.LEFT),
-        "right_url": image_url(current, Side.RIGHT),
-        "preload_urls": [image_url(a, slot) for a in upcoming for slot in (Side.LEFT, Side.RIGHT)],
+        "left_url": _image_url(study, current, Side.LEFT),
+        "right_url": _image_url(study, current, Side.RIGHT),
+        "preload_urls": [_image_url(study, a, slot) for a in upcoming for slot in (Side.LEFT, Side.RIGHT)],
         "message": message,
     }
     template = "annotate/partials/trial.html" if request.htmx else "annotate/trial.html"
@@ -372,17 +368,8 @@ def _client_ms(raw: str | None) -> int | None:
     return value if 0 <= value <= 86_400_000 else None
 
 
-def _image_urls(study: Study) -> Callable[[Assignment, str], str]:
-    """The URL of the image in a slot of one of the study's assignments.
-
-    One reverse() per page rather than one per image (a trial shows two and preloads
-    two more): the key is the last part of the URL, and hex, which needs no quoting.
-    """
-    head, _, tail = reverse("annotate:image", args=[study.slug, _KEY_MARK]).rpartition(_KEY_MARK)
-    return lambda assignment, slot: f"{head}{selectors.image_key(assignment=assignment, slot=slot)}{tail}"
-
-
-_KEY_MARK = "KEY"
+def _image_url(study: Study, assignment, slot: str) -> str:
+    return reverse("annotate:image", args=[study.slug, selectors.image_key(assignment=assignment, slot=slot)])
 
 
 # ------------------------------------------------------------------------------

@@ -111,10 +111,7 @@ def assignments_next(
     """
     if study.status != Study.Status.OPEN:
         raise StudyClosed(f"study {study.slug!r} is not open")
-    explicit = now is not None
-    now = now or timezone.now()
-    if explicit or _sweep_due(study.pk):
-        assignments_expire(now=now, study=study)
+    now = _swept(study, now)
     for _ in range(ISSUE_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -133,6 +130,16 @@ def assignments_next(
 # slot of one trial a few seconds longer.
 SWEEP_EVERY_S = 5.0
 _last_sweep: dict[int, float] = {}
+
+
+def _swept(study: Study, now: datetime | None) -> datetime:
+    """`now` (the clock when None), after releasing the study's expired assignments
+    when a sweep is due; a caller that passes its own `now` always sweeps at it."""
+    explicit = now is not None
+    now = now or timezone.now()
+    if explicit or _sweep_due(study.pk):
+        assignments_expire(now=now, study=study)
+    return now
 
 
 def _sweep_due(study_id: int) -> bool:
@@ -546,10 +553,7 @@ def judgment_record_and_next(
     if study.status != Study.Status.OPEN:
         return judgment_record(assignment_token=assignment_token, annotator=annotator, choice=choice,
                                client_response_ms=client_response_ms, now=now), None
-    explicit = now is not None
-    now = now or timezone.now()
-    if explicit or _sweep_due(study.pk):
-        assignments_expire(now=now, study=study)
+    now = _swept(study, now)
     for _ in range(ISSUE_ATTEMPTS):
         try:
             with transaction.atomic():

@@ -86,22 +86,10 @@ class LoadedModel:
         self.val_loss = val_loss
         self._graphs: dict[tuple, GraphedSampler] = {}
 
-    def generate(
-        self,
-        prompts: list[str],
-        seeds: list[int],
-        *,
-        steps: int = 30,
-        guidance: float = 3.0,
-        bf16: bool | None = None,
-        batch_size: int = 256,
-        cuda_graph: bool = True,
-    ) -> list[Image.Image]:
+    def generate(self, prompts: list[str], seeds: list[int], **options) -> list[Image.Image]:
         """One ``image_size`` RGB image per (prompt, seed), in order: `generate_array`'s
-        images as PIL images."""
-        array = self.generate_array(prompts, seeds, steps=steps, guidance=guidance, bf16=bf16,
-                                    batch_size=batch_size, cuda_graph=cuda_graph)
-        return [Image.fromarray(image, "RGB") for image in array]
+        images, with its options, as PIL images."""
+        return [Image.fromarray(image, "RGB") for image in self.generate_array(prompts, seeds, **options)]
 
     def generate_array(
         self,
