@@ -51,7 +51,7 @@ class Command(BaseCommand):
         parser.add_argument("--held-out", type=int, default=100,
                             help="prompts held out of training, the study's prompts (default 100)")
         parser.add_argument("--sizes", default="S,M,L", help="ladder sizes (default S,M,L)")
-        parser.add_argument("--steps", type=int, default=600, help="training steps per size (default 600)")
+        parser.add_argument("--steps", type=int, default=1500, help="training steps per size (default 1500)")
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--sample-steps", type=int, default=20, help="sampling steps of the generators")
         parser.add_argument("--annotators", type=int, default=30, help="simulated annotators (default 30)")
