@@ -15,6 +15,13 @@ case for PNG encoding. Needs only torch, Pillow and numpy: no Django.
 
     python bench/generation_throughput.py [--device cuda] [--sizes S M L]
         [--steps 30] [--seconds 3] [--batches 32 128 512 2048] [--encoders 0 8]
+    python bench/generation_throughput.py --simulate 5000 10000 [--encoders 0 8]
+
+``--simulate`` replaces the model by a device of a given rate that waits with the
+GIL released, as a CUDA synchronisation does: the efficiency it gets is the
+ceiling that encoding, file writes and the GIL set on the machine, apart from any
+device, so a low figure on a GPU can be told apart from a pipeline that cannot keep
+up.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 if __name__ == "__main__":  # not in the encoder processes, which import this file again (spawn)
+    import numpy as np
     import torch
 
     from generation.engine import (
@@ -80,14 +88,38 @@ def sampling_rate(
             return done / elapsed
 
 
+def model_sampler(model: LoadedModel, batch: int, *, bf16: bool, graph: bool, steps: int, guidance: float):
+    """``generate(prompts, seeds)`` of the built-in backend: one uint8 array per batch."""
+
+    def generate(prompts: list[str], seeds: list[int]):
+        return model.generate_array(
+            prompts, seeds, steps=steps, guidance=guidance, bf16=bf16, batch_size=batch, cuda_graph=graph
+        )
+
+    return generate
+
+
+def simulated_sampler(rate: float, batch: int):
+    """A device that makes ``rate`` images/s: it waits with the GIL released, as a GPU sync does.
+
+    Its images are uniform noise (32 px RGB), the worst case for PNG encoding, as
+    the randomly initialised models draw. What the pipeline keeps of ``rate`` is
+    the ceiling that encoding, file writes and the GIL set on this machine, whatever
+    the real device.
+    """
+    noise = np.random.default_rng(0).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+
+    def generate(prompts: list[str], seeds: list[int]):
+        time.sleep(len(prompts) / rate)
+        return noise[: len(prompts)].copy()
+
+    return generate
+
+
 def pipeline_rates(
-    model: LoadedModel,
+    generate,
     batch: int,
     *,
-    bf16: bool,
-    graph: bool,
-    steps: int,
-    guidance: float,
     count: int,
     workers: int,
     encoders: int,
@@ -101,11 +133,6 @@ def pipeline_rates(
     """
     prompts, seeds = prompts_for(count, start=10_000)
     work = [Work(key=i, prompt=p, seed=s) for i, (p, s) in enumerate(zip(prompts, seeds))]
-
-    def generate(prompts: list[str], seeds: list[int]):
-        return model.generate_array(
-            prompts, seeds, steps=steps, guidance=guidance, bf16=bf16, batch_size=batch, cuda_graph=graph
-        )
 
     def pure() -> float:
         started = time.perf_counter()
@@ -155,7 +182,14 @@ def main() -> None:
     )
     parser.add_argument("--modes", default=None, help="comma-separated modes to measure, e.g. 'fp32 graph'")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--simulate", type=float, nargs="+", default=None, metavar="RATE",
+        help="no model: a simulated device of RATE images/s, to measure the pipeline's own ceiling on this machine",
+    )
     args = parser.parse_args()
+    if args.simulate:
+        simulate(args)
+        return
 
     device = pick_device(args.device)
     if args.threads:
@@ -196,6 +230,28 @@ def main() -> None:
                 flush=True,
             )
 
+    rows = []
+    for size in args.sizes:
+        if size not in best:
+            continue
+        rate, batch, (label, bf16, graph) = best[size]
+        sampler = model_sampler(models[size], batch, bf16=bf16, graph=graph, steps=args.steps, guidance=args.guidance)
+        rows.append((size, label, batch, rate, sampler))
+    efficiency_table(rows, encoders, args)
+
+
+def simulate(args: argparse.Namespace) -> None:
+    """The efficiency table for simulated devices of the given rates: the pipeline's own ceiling."""
+    batch = (args.batches or [2048])[-1]
+    encoders = args.encoders or [0, max(1, min(8, (os.cpu_count() or 1) - 2))]
+    print(f"simulated device: waits batch / rate seconds with the GIL released; batch {batch}, 32 px noise images")
+    print(f"machine: {os.cpu_count()} cores")
+    rows = [("sim", f"{rate:g}/s", batch, rate, simulated_sampler(rate, batch)) for rate in args.simulate]
+    efficiency_table(rows, encoders, args)
+
+
+def efficiency_table(rows: list[tuple], encoders: list[int], args: argparse.Namespace) -> None:
+    """One line per (row, encoder count): row = (size, mode label, batch, sampling rate, generate)."""
     print()
     header = (
         f"{'size':>4} {'mode':>10} {'batch':>6} {'encoders':>8} {'images':>7} {'sampling img/s':>15} "
@@ -203,24 +259,12 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for size in args.sizes:
-        if size not in best:
-            continue
-        rate, batch, (label, bf16, graph) = best[size]
+    for size, label, batch, rate, sampler in rows:
         # at least 5 s of work, so that starting the encoder processes is a small part of it, as in a real job
         count = max(4 * batch, int(rate * max(args.seconds, 5.0)) // batch * batch)
         for processes in encoders:
             pure, end_to_end, inside = pipeline_rates(
-                models[size],
-                batch,
-                bf16=bf16,
-                graph=graph,
-                steps=args.steps,
-                guidance=args.guidance,
-                count=count,
-                workers=args.workers,
-                encoders=processes,
-                write=args.store == "files",
+                sampler, batch, count=count, workers=args.workers, encoders=processes, write=args.store == "files"
             )
             print(
                 f"{size:>4} {label:>10} {batch:>6} {processes:>8} {count:>7} {pure:>15.1f} {end_to_end:>17.1f} "
