@@ -6,7 +6,10 @@ The Celery task (`generation.tasks.generation_job_run`, queue `gpu`) and the
 batches are encoded as PNG (in processes, for a CUDA backend) and stored by a
 small thread pool, so the GPU does not wait on encoding. Every database write of a run (a sample row, the job's counters) goes
 through one writer thread: SQLite takes one writer at a time anyway, and the pool
-threads open no connection of their own that would be left open.
+threads open no connection of their own that would be left open. Sample rows are
+inserted as they come while the writer is idle, and those that arrive while it is
+busy go in together, in one transaction: a row per transaction held a job to about
+1,300 samples/s on two cores, far below what a GPU samples.
 
 Seeds. Sample `i` (0, 1, …, `seeds_per_item` − 1) of the item with key `K`, made
 by the generator with id `G`, has the seed
@@ -41,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connections
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -58,6 +61,8 @@ PROGRESS_SECONDS = 0.5
 MAX_STORED_ERRORS = 1000
 MAX_ERROR_CHARS = 500
 ITEMS_PER_QUERY = 500
+# Sample rows waiting for the writer beyond this make the threads that store wait.
+MAX_PENDING_ROWS = 2000
 # Threads storing images while the backend makes the next batch.
 DEFAULT_WORKERS = 4
 # Processes encoding PNGs for a CUDA backend (on a CPU, sampling is slow enough
@@ -163,6 +168,8 @@ class _Run:
         self.on_progress = on_progress
         self.lock = threading.Lock()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-generation-db")
+        self.pending: list[tuple[object, Sample]] = []  # (work, row) stored, not yet inserted
+        self.inserting = False  # an _insert_pending is queued or running on the writer
         # Samples this job made in earlier runs are done already.
         self.done = Sample.objects.filter(job=job).count()
         self.skipped = self.failed = self.error_count = 0
@@ -226,7 +233,7 @@ class _Run:
 
     # -- on pool threads -----------------------------------------------------------
     def store(self, work, encoded) -> None:
-        """Store the PNG by its hash, and record the sample (through the writer)."""
+        """Store the PNG by its hash, and have the writer record the sample."""
         name = f"originals/{encoded.sha256[:2]}/{encoded.sha256}.png"
         if not default_storage.exists(name):
             saved = default_storage.save(name, ContentFile(encoded.data))
@@ -238,7 +245,14 @@ class _Run:
             image=name, sha256=encoded.sha256, width=encoded.width, height=encoded.height,
             format="PNG", mode=encoded.mode, byte_size=len(encoded.data),
         )
-        self._call(lambda: self._insert(row))
+        with self.lock:
+            self.pending.append((work, row))
+            start, crowded = not self.inserting, len(self.pending) > MAX_PENDING_ROWS
+            self.inserting = True
+        if start:
+            self.writer.submit(self._insert_pending)
+        if crowded:  # the database falls behind: wait until the writer has caught up
+            self._call(lambda: None)
 
     def on_result(self, work, error: BaseException | None) -> None:
         """The pipeline's report: a failure is counted and kept; a success was counted on insert."""
@@ -251,17 +265,39 @@ class _Run:
         self.writer.submit(self._tick)
 
     # -- on the writer thread ------------------------------------------------------
-    def _insert(self, row: Sample) -> None:
+    def _insert_pending(self) -> None:
+        """Insert the rows stored so far, a transaction per group, until none are left."""
+        while True:
+            with self.lock:
+                group, self.pending = self.pending, []
+                if not group:
+                    self.inserting = False
+                    return
+            try:
+                with transaction.atomic():
+                    Sample.objects.bulk_create([row for _, row in group])
+                with self.lock:
+                    self.done += len(group)
+                    self.made += len(group)
+            except Exception:  # noqa: BLE001 - one row's conflict or error must not lose the others
+                for work, row in group:
+                    self._insert(work, row)
+            self._tick()
+
+    def _insert(self, work, row: Sample) -> None:
+        row.pk, row._state.adding = None, True  # as before the failed group insert
         try:
-            row.save(force_insert=True)
+            with transaction.atomic():
+                row.save(force_insert=True)
         except IntegrityError:  # another run of this job made it meanwhile
             with self.lock:
                 self.skipped += 1
+        except Exception as error:  # noqa: BLE001 - recorded as the item's failure
+            self.on_result(work, error)
         else:
             with self.lock:
                 self.done += 1
                 self.made += 1
-        self._tick()
 
     def _tick(self) -> None:
         if self.on_progress is not None:

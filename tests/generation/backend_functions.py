@@ -24,6 +24,19 @@ def solid(prompts, seeds, *, size=8, **settings):
     return [Image.new("RGB", (size, size), colour(p, s)) for p, s in zip(prompts, seeds)]
 
 
+def made_meanwhile(prompts, seeds, *, rival, **settings):
+    """As `solid`, while another run of the job records the sample of the batch's last prompt."""
+    from generation.models import Generator, Item, Sample
+
+    generator = Generator.objects.get(name=rival)
+    item = Item.objects.get(corpus__workspace=generator.workspace, caption=prompts[-1])
+    Sample.objects.create(
+        generator=generator, item=item, seed=seeds[-1], image="originals/rival.png", sha256="1" * 64,
+        width=8, height=8, format="PNG", mode="RGB", byte_size=100,
+    )
+    return solid(prompts, seeds)
+
+
 def broken_on(prompts, seeds, *, word="broken", **settings):
     """Fails on a whole batch that holds a prompt with `word`, so the items are retried one by one."""
     if any(word in prompt for prompt in prompts):

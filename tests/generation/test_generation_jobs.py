@@ -5,6 +5,8 @@ tests need no model. The job's database writes come from a thread of their own, 
 these tests commit (transaction=True) for that thread to see their rows.
 """
 
+import time
+
 import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
@@ -123,6 +125,23 @@ def test_a_rerun_skips_the_samples_that_exist(workspace, corpus):
 
     assert (second.status, second.done, second.skipped) == ("succeeded", 3, 2)
     assert pairs(generator) == expected_pairs(generator, [f"k{i}" for i in range(5)])
+
+
+def test_a_sample_another_run_made_meanwhile_is_skipped_and_the_others_are_stored(workspace, corpus):
+    generator = make_generator(workspace, function="made_meanwhile", rival="fn")
+
+    def on_progress(handled):
+        # The writer thread calls this: holding it up after the first row lets the other
+        # four, the rival's among them, arrive and be inserted together.
+        if handled == 1:
+            time.sleep(0.3)
+
+    job = run(make_job(generator, corpus), batch_size=5, workers=1, on_progress=on_progress)
+
+    assert (job.status, job.done, job.skipped, job.failed) == ("succeeded", 4, 1, 0)
+    assert pairs(generator) == expected_pairs(generator, [f"k{i}" for i in range(5)])
+    assert Sample.objects.get(generator=generator, item__key="k4").image.name == "originals/rival.png"
+    assert Sample.objects.filter(job=job).count() == 4
 
 
 def test_the_celery_task_runs_the_job(workspace, corpus):
