@@ -17,10 +17,8 @@ Prints samples/s per database, best of --repeat jobs; asserts nothing.
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +27,10 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "bench"):  # the project, and this file as the backend's module
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.servers import django_on  # noqa: E402
 
 NOISE = np.random.default_rng(0).integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8)
 
@@ -62,7 +61,7 @@ def measure(args) -> None:
     rates = []
     for attempt in range(args.repeat):
         generator = generator_create(workspace=workspace, name=f"instant-{attempt}", backend="callable",
-                                     backend_config={"function": "generation_job:instant"})
+                                     backend_config={"function": "bench.generation_job:instant"})
         job = generation_job_create(generator=generator, corpus=corpus, seeds_per_item=args.seeds, enqueue=False)
         started = time.perf_counter()
         job = generation_job_run(job_id=job.pk, batch_size=args.batch_size)
@@ -76,35 +75,11 @@ def measure(args) -> None:
 
 def child(args) -> None:
     """One database, in this process: set up Django on it, then time the jobs."""
-    var = Path(tempfile.mkdtemp(prefix="parity-bench-job-"))
-    os.environ["PARITY_VAR_DIR"] = str(var)
-    os.environ["DJANGO_DEBUG"] = "0"  # DEBUG keeps every query's text
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "parity.settings")
-    postgres = None
-    try:
-        if args.child == "postgresql":
-            from tests.services import Postgres
-
-            postgres = Postgres()
-            os.environ["DATABASE_URL"] = postgres.url
-        else:
-            os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    with django_on(args.child, prefix="parity-bench-job-", debug=False):
         from django.db import connection
 
-        call_command("migrate", verbosity=0)
         print(f"== {connection.vendor}: {args.items:,} items × {args.seeds} seeds, batch {args.batch_size}")
         measure(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if postgres is not None:
-            postgres.stop()
-        shutil.rmtree(var, ignore_errors=True)
 
 
 def main() -> None:

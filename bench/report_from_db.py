@@ -25,10 +25,8 @@ Prints figures and the load average before and after; asserts nothing.
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.servers import django_on  # noqa: E402
 
 SLUG = "bench-report"
 GENERATORS = 20
@@ -225,42 +225,19 @@ def measure(args) -> None:
 
 def child(args) -> None:
     """One database, in this process: set up Django on it, build the study, time the report."""
-    var = Path(tempfile.mkdtemp(prefix="parity-bench-report-"))
-    os.environ["PARITY_VAR_DIR"] = str(var)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "parity.settings")
-    postgres = None
-    try:
-        if args.child == "postgresql":
-            from tests.services import Postgres
-
-            postgres = Postgres()
-            os.environ["DATABASE_URL"] = postgres.url
-        else:
-            os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    started = time.perf_counter()
+    with django_on(args.child, prefix="parity-bench-report-"):
         from django.db import connection
 
-        started = time.perf_counter()
-        call_command("migrate", verbosity=0)
         with connection.cursor() as cursor:
             version = (cursor.connection.info.server_version if connection.vendor == "postgresql"
                        else cursor.execute("SELECT sqlite_version()").fetchone()[0])
-        print(f"== {connection.vendor} {version}; migrate {time.perf_counter() - started:.1f} s")
+        print(f"== {connection.vendor} {version}; server, set-up and migrate {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         for name, seconds in build(args.judgments).items():
             print(f"  {name}: {seconds:.1f} s")
         print(f"  build total: {time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f}")
         measure(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if postgres is not None:
-            postgres.stop()
-        shutil.rmtree(var, ignore_errors=True)
 
 
 def main() -> None:

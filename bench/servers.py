@@ -1,15 +1,59 @@
-"""What the benchmarks share: gunicorn started and stopped as in production, and the
-figures of a process read from /proc (CPU time, memory, children)."""
+"""What the benchmarks share: Django set up in-process on a throwaway database, gunicorn
+started and stopped as in production, and the figures of a process read from /proc
+(CPU time, memory, children)."""
 
+import contextlib
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def django_on(vendor: str, *, prefix: str, debug: bool | None = None) -> Iterator[None]:
+    """Django set up in this process on a migrated, throwaway database, removed afterwards.
+
+    `vendor` is "postgresql" (a server from tests.services.Postgres) or "sqlite" (a
+    file); the var folder is a temporary one. `debug` sets DEBUG (None: the
+    settings' default), which keeps the text of every query. Django is set up once
+    per process, so a bench measuring both runs each in a process of its own.
+    """
+    var = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["PARITY_VAR_DIR"] = str(var)
+    if debug is not None:
+        os.environ["DJANGO_DEBUG"] = "1" if debug else "0"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "parity.settings")
+    postgres = None
+    try:
+        if vendor == "postgresql":
+            from tests.services import Postgres
+
+            postgres = Postgres()
+            os.environ["DATABASE_URL"] = postgres.url
+        else:
+            os.environ.pop("DATABASE_URL", None)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if postgres is not None:
+            postgres.stop()
+        shutil.rmtree(var, ignore_errors=True)
 
 
 def describe_machine(connection, migrate_s: float) -> str:
