@@ -63,6 +63,8 @@ MAX_ERROR_CHARS = 500
 ITEMS_PER_QUERY = 500
 # Sample rows waiting for the writer beyond this make the threads that store wait.
 MAX_PENDING_ROWS = 2000
+# Rows inserted in one transaction at most.
+MAX_GROUP_ROWS = 500
 # Threads storing images while the backend makes the next batch.
 DEFAULT_WORKERS = 4
 # Processes encoding PNGs for a CUDA backend (on a CPU, sampling is slow enough
@@ -266,23 +268,28 @@ class _Run:
 
     # -- on the writer thread ------------------------------------------------------
     def _insert_pending(self) -> None:
-        """Insert the rows stored so far, a transaction per group, until none are left."""
-        while True:
+        """Insert one group of the rows stored so far, in one transaction; queue itself again for the rest.
+
+        One group per task, so that the calling thread's check between batches waits
+        for one group at most, not for the whole backlog.
+        """
+        with self.lock:
+            group, self.pending = self.pending[:MAX_GROUP_ROWS], self.pending[MAX_GROUP_ROWS:]
+        try:
+            with transaction.atomic():
+                Sample.objects.bulk_create([row for _, row in group])
             with self.lock:
-                group, self.pending = self.pending, []
-                if not group:
-                    self.inserting = False
-                    return
-            try:
-                with transaction.atomic():
-                    Sample.objects.bulk_create([row for _, row in group])
-                with self.lock:
-                    self.done += len(group)
-                    self.made += len(group)
-            except Exception:  # noqa: BLE001 - one row's conflict or error must not lose the others
-                for work, row in group:
-                    self._insert(work, row)
-            self._tick()
+                self.done += len(group)
+                self.made += len(group)
+        except Exception:  # noqa: BLE001 - one row's conflict or error must not lose the others
+            for work, row in group:
+                self._insert(work, row)
+        finally:
+            with self.lock:
+                self.inserting = bool(self.pending)
+            if self.inserting:
+                self.writer.submit(self._insert_pending)
+        self._tick()
 
     def _insert(self, work, row: Sample) -> None:
         row.pk, row._state.adding = None, True  # as before the failed group insert
