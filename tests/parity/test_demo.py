@@ -5,9 +5,9 @@ Reduced to two sizes far apart (XS, 13k parameters, and L, 742k), half the corpu
 fewer annotators; not to few steps. Generators far from real are all chosen a few
 per cent of the time, so the larger one is told apart only once it has learned to draw
 most of what captions say: at 2,000 steps L's caption recognition is about 0.57
-against XS's 0.31 (references 0.95), chosen about 14 % of the time against 5 %, which
-300 judgments each separate (z about 3.5; a Monte Carlo of the annotator model over
-these samples never ranked them the other way in 2,000 studies). At 40 steps every
+against XS's 0.31 (references 0.95), chosen about 15 % of the time against 6 %, which
+some 250 valid judgments each separate (z about 3; a Monte Carlo of the annotator model
+over these samples never ranked them the other way in 2,000 studies). At 40 steps every
 size scores the same and the ranking is a coin toss. About three minutes on two cores.
 """
 
