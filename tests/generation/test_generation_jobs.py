@@ -144,6 +144,17 @@ def test_a_sample_another_run_made_meanwhile_is_skipped_and_the_others_are_store
     assert Sample.objects.filter(job=job).count() == 4
 
 
+def test_rows_beyond_a_group_are_inserted_by_the_next_and_crowded_stores_wait(workspace, corpus, monkeypatch):
+    monkeypatch.setattr(generate, "MAX_GROUP_ROWS", 2)
+    monkeypatch.setattr(generate, "MAX_PENDING_ROWS", 0)  # every store waits for the writer
+    generator = make_generator(workspace)
+
+    job = run(make_job(generator, corpus, seeds_per_item=3), batch_size=4, workers=3)
+
+    assert (job.status, job.done, job.skipped, job.failed) == ("succeeded", 15, 0, 0)
+    assert pairs(generator) == expected_pairs(generator, [f"k{i}" for i in range(5)], seeds_per_item=3)
+
+
 def test_the_celery_task_runs_the_job(workspace, corpus):
     job = make_job(make_generator(workspace), corpus)
     assert generation_job_task(job.pk) == "succeeded"
