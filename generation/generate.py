@@ -224,7 +224,8 @@ class _Run:
             fields["finished_at"] = timezone.now()
         if images_per_second is not None:
             fields["images_per_second"] = images_per_second
-        self._call(lambda: self._write(**fields))
+        # A group task queued earlier may still hold rows back: the counters come after them.
+        self._call(lambda: (self._insert_remaining(), self._write(**fields)))
         self.finished = True
         self.job.refresh_from_db()
         return self.job
@@ -268,13 +269,33 @@ class _Run:
 
     # -- on the writer thread ------------------------------------------------------
     def _insert_pending(self) -> None:
-        """Insert one group of the rows stored so far, in one transaction; queue itself again for the rest.
+        """Insert one group of the rows stored so far; queue itself again while rows are left.
 
         One group per task, so that the calling thread's check between batches waits
         for one group at most, not for the whole backlog.
         """
+        try:
+            self._insert_group()
+        finally:
+            with self.lock:
+                self.inserting = bool(self.pending)
+            if self.inserting:
+                self.writer.submit(self._insert_pending)
+
+    def _insert_remaining(self) -> None:
+        """Insert every row still pending: at the end of a run, when no store is left to add one."""
+        while True:
+            with self.lock:
+                if not self.pending:
+                    return
+            self._insert_group()
+
+    def _insert_group(self) -> None:
+        """Up to MAX_GROUP_ROWS pending rows in one transaction; row by row if that fails."""
         with self.lock:
             group, self.pending = self.pending[:MAX_GROUP_ROWS], self.pending[MAX_GROUP_ROWS:]
+        if not group:
+            return
         try:
             with transaction.atomic():
                 Sample.objects.bulk_create([row for _, row in group])
@@ -284,11 +305,6 @@ class _Run:
         except Exception:  # noqa: BLE001 - one row's conflict or error must not lose the others
             for work, row in group:
                 self._insert(work, row)
-        finally:
-            with self.lock:
-                self.inserting = bool(self.pending)
-            if self.inserting:
-                self.writer.submit(self._insert_pending)
         self._tick()
 
     def _insert(self, work, row: Sample) -> None:
