@@ -8,7 +8,7 @@ small thread pool, so the GPU does not wait on encoding. Every database write of
 through one writer thread: SQLite takes one writer at a time anyway, and the pool
 threads open no connection of their own that would be left open. Sample rows are
 inserted as they come while the writer is idle, and those that arrive while it is
-busy go in together, in one transaction: a row per transaction held a job to
+busy go in together, up to MAX_GROUP_ROWS a transaction: a row per transaction held a job to
 1,100-1,300 samples/s on two cores (bench/generation_job.py), far below what a GPU samples.
 
 Seeds. Sample `i` (0, 1, …, `seeds_per_item` − 1) of the item with key `K`, made
