@@ -12,6 +12,7 @@ import sys
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.core.servers.basehttp import WSGIRequestHandler
 
 from annotate.models import Study
 
@@ -49,6 +50,11 @@ class Command(BaseCommand):
                     start_new_session=True,
                 )
             self._print_links(addr)
+            # runserver's handler writes a response's head and body separately; with
+            # Nagle's algorithm a browser's kept-alive request then waits ~40 ms for a
+            # delayed ACK (measured: 44 ms against 5.6 ms a page). This process serves
+            # nothing else, and socketserver sets TCP_NODELAY for this flag.
+            WSGIRequestHandler.disable_nagle_algorithm = True
             call_command("runserver", addr, use_reloader=False)
         except KeyboardInterrupt:
             pass
