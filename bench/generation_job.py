@@ -17,7 +17,6 @@ Prints samples/s per database, best of --repeat jobs; asserts nothing.
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.servers import django_on  # noqa: E402
+from bench.servers import django_on, each_database  # noqa: E402
 
 NOISE = np.random.default_rng(0).integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8)
 
@@ -96,10 +95,7 @@ def main() -> None:
         return
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores, python {sys.version.split()[0]}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    for database in args.databases:
-        command = [sys.executable, __file__, "--child", database, "--items", str(args.items), "--seeds",
-                   str(args.seeds), "--batch-size", str(args.batch_size), "--repeat", str(args.repeat)]
-        subprocess.run(command, check=False, cwd=ROOT)
+    each_database(__file__, args.databases)
 
 
 if __name__ == "__main__":

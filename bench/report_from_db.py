@@ -25,7 +25,6 @@ Prints figures and the load average before and after; asserts nothing.
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.servers import django_on  # noqa: E402
+from bench.servers import django_on, each_database  # noqa: E402
 
 SLUG = "bench-report"
 GENERATORS = 20
@@ -254,10 +253,7 @@ def main() -> None:
         return
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
           f"python {sys.version.split()[0]}, numpy {np.__version__}; load average {os.getloadavg()[0]:.2f}")
-    for database in args.databases:
-        command = [sys.executable, __file__, "--child", database, "--judgments", str(args.judgments),
-                   "--boot", str(args.boot), "--fit-boot", str(args.fit_boot), "--repeat", str(args.repeat)]
-        subprocess.run(command, check=False, cwd=ROOT)
+    each_database(__file__, args.databases)
     print(f"load average after {os.getloadavg()[0]:.2f} (other work on the 2 cores slows every figure)")
 
 

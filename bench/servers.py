@@ -17,6 +17,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def each_database(script: str, databases: list[str]) -> None:
+    """Run `script` again with this command line and ``--child DATABASE``, once per database, in turn.
+
+    Django is set up once per process: each database gets a process of its own.
+    """
+    for database in databases:
+        subprocess.run([sys.executable, script, *sys.argv[1:], "--child", database], check=False, cwd=ROOT)
+
+
 @contextlib.contextmanager
 def django_on(vendor: str, *, prefix: str, debug: bool | None = None) -> Iterator[None]:
     """Django set up in this process on a migrated, throwaway database, removed afterwards.
