@@ -22,7 +22,7 @@ from generation.models import Corpus, GenerationJob, Generator, Item, Sample
 pytestmark = pytest.mark.slow
 
 ARGS = ["--items", "1100", "--held-out", "100", "--sizes", "XS,L", "--steps", "2000",
-        "--annotators", "24", "--bad", "4", "--quota", "60"]
+        "--annotators", "24", "--bad", "4", "--quota", "64"]
 
 
 @pytest.fixture

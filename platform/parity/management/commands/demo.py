@@ -134,14 +134,16 @@ class Command(BaseCommand):
             return study
         study = study_create(
             workspace=workspace, name="Demo: the built-in ladder against real scenes", slug=STUDY, corpus=corpus,
-            generators=generators, judgments_per_trial=3, catch_rate=0.08, calibration_rate=0.02,
+            generators=generators, judgments_per_trial=3, catch_rate=0.15, calibration_rate=0.02,
             quota_per_annotator=options["quota"], break_every=20, practice_trials=2,
             consent_text="This is a demo study: your choices are stored in this local Parity only.",
             instructions="Each trial shows a caption and two images. Pick the one that better shows the caption.",
             completion_code="DEMO-DONE",
             # A left-presser passes catch trials as often as it is dealt them on the left.
             exclude_side_bias=True,
-            # About three catch trials each: one slip of attention must not exclude a good
+            # Catch trials come at random, so some annotators see few: at 8 % one good
+            # annotator in 30 drew a single catch trial and slipped on it. At 15 % nearly
+            # everyone sees several (about six in 40); one slip must not exclude a good
             # annotator (80 % would), fewer than half right is no better than guessing.
             exclude_catch_accuracy_below=0.5,
             # The engine draws 32 px images: shown at twice that, losslessly, so that neither
