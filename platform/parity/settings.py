@@ -237,7 +237,7 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {
         "BACKEND": os.environ.get(
-            "PARITY_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+            "PARITY_STORAGE_BACKEND", "parity.storage.AtomicFileSystemStorage"
         ),
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
