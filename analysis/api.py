@@ -50,7 +50,7 @@ JSON_EXAMPLE = {
     "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 1},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
-              "exclude_catch_accuracy_below": 0.8, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
+              "exclude_catch_accuracy_below": 0.8, "min_catch_trials": 1, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
               "exclude_side_bias": False, "exclude_agreement_below": None, "target_half_width": 0.05,
               "generators_done": [7], "...": "every setting of the study"},
     "counts": {"judgments": 4790, "generated": 4502, "catch": 192, "calibration": 96, "annotators": 61,

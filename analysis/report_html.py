@@ -118,6 +118,9 @@ def _exclusion_rows(report: Report) -> list[dict]:
     for rule, (setting, meaning) in RULE_SETTINGS.items():
         value = report.configuration.get(setting)
         counts = by_rule.get(rule)
+        least = report.configuration.get("min_catch_trials", 1)
+        if rule == "catch_accuracy" and least > 1:
+            meaning = f"{meaning} (annotators with at least {least} catch trials)"
         rows.append({"rule": rule, "meaning": meaning, "setting": setting,
                      "value": "off" if value in (None, False) else ("on" if value is True else value),
                      "annotators": counts["annotators"] if counts else "—",

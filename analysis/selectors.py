@@ -211,6 +211,7 @@ def study_rules(*, study: Study) -> ExclusionRules:
     """The study's exclusion settings as `ExclusionRules` (a blank threshold switches its rule off)."""
     return ExclusionRules(
         min_catch_accuracy=study.exclude_catch_accuracy_below,
+        min_catch_trials=study.min_catch_trials,
         max_fast_share=study.exclude_fast_share_above,
         fast_ms=float(study.fast_response_ms),
         side_bias_alpha=SIDE_BIAS_ALPHA if study.exclude_side_bias else None,
@@ -222,7 +223,7 @@ CONFIGURATION_FIELDS = (
     "name", "slug", "status", "question", "question_text", "instructions", "judgments_per_trial",
     "catch_rate", "calibration_rate", "quota_per_annotator", "assignment_timeout_seconds", "exposure_ms",
     "break_every", "practice_trials", "presentation_policy",
-    "exclude_catch_accuracy_below", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
+    "exclude_catch_accuracy_below", "min_catch_trials", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
     "exclude_agreement_below", "target_half_width", "generators_done",
 )
 

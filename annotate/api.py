@@ -206,7 +206,7 @@ STUDY_REQUEST = {
     "exposure_ms": None, "break_every": 20, "practice_trials": 3,
     "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
     "completion_code": "C1A2B3",
-    "exclude_catch_accuracy_below": 0.8, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
+    "exclude_catch_accuracy_below": 0.8, "min_catch_trials": 1, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
     "exclude_side_bias": False, "exclude_agreement_below": None, "target_half_width": 0.05,
 }
 STUDY_EXAMPLE = {

@@ -103,6 +103,10 @@ class Study(models.Model):
         null=True, blank=True, default=0.8,
         help_text="Exclude annotators whose catch-trial accuracy is below this share.",
     )
+    min_catch_trials = models.PositiveIntegerField(
+        default=1,
+        help_text="Apply the catch-trial rule only to annotators dealt at least this many catch trials.",
+    )
     exclude_fast_share_above = models.FloatField(
         null=True, blank=True, default=0.2,
         help_text="Exclude annotators with more than this share of answers under fast_response_ms.",
@@ -152,6 +156,7 @@ class Study(models.Model):
                 & (Q(target_half_width__isnull=True) | Q(target_half_width__gt=0)),
                 name="study_analysis_settings_valid",
             ),
+            models.CheckConstraint(condition=Q(min_catch_trials__gte=1), name="study_min_catch_trials_positive"),
         ]
 
     def __str__(self) -> str:

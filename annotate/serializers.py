@@ -23,7 +23,7 @@ CONFIG_FIELDS = [
     "judgments_per_trial", "catch_rate", "calibration_rate", "quota_per_annotator",
     "assignment_timeout_seconds", "exposure_ms", "break_every", "practice_trials",
     "presentation_policy", "completion_code",
-    "exclude_catch_accuracy_below", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
+    "exclude_catch_accuracy_below", "min_catch_trials", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
     "exclude_agreement_below", "target_half_width",
 ]
 POLICY_FIELDS = tuple(PresentationPolicy().to_dict())
@@ -108,6 +108,10 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
     exclude_catch_accuracy_below = serializers.FloatField(
         min_value=0, max_value=1, required=False, allow_null=True,
         help_text="Exclusion rule: catch-trial accuracy below this share (default 0.8); null switches it off.",
+    )
+    min_catch_trials = serializers.IntegerField(
+        min_value=1, max_value=10_000, required=False,
+        help_text="The catch-trial rule applies to annotators dealt at least this many catch trials (default 1).",
     )
     exclude_fast_share_above = serializers.FloatField(
         min_value=0, max_value=1, required=False, allow_null=True,

@@ -125,7 +125,7 @@ STUDY_FIELDS = (
     "judgments_per_trial", "catch_rate", "calibration_rate", "quota_per_annotator",
     "assignment_timeout_seconds", "exposure_ms", "break_every", "practice_trials",
     "presentation_policy", "completion_code",
-    "exclude_catch_accuracy_below", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
+    "exclude_catch_accuracy_below", "min_catch_trials", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
     "exclude_agreement_below", "target_half_width",
 )
 

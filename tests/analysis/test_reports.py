@@ -16,7 +16,7 @@ from analysis.reports import ReportOptions
 from analysis.services import study_plan_update, study_report
 from annotate.models import Study
 from generation.models import Generator
-from tests.analysis.builders import PARAMS, TRUTH, add_annotators, planted_study, study_with_trials
+from tests.analysis.builders import CATCH_ITEMS, PARAMS, TRUTH, add_annotators, planted_study, study_with_trials
 from tests.analysis.conftest import TEST_OPTIONS
 from tests.annotate.builders import build_study
 
@@ -75,6 +75,18 @@ def test_rules_follow_the_study_settings(planted):
     body = report_json(study_report(study=planted.study, options=TEST_OPTIONS))
     assert body["exclusions"]["by_rule"] == {} and body["exclusions"]["n_excluded"] == 0
     assert all(g["rate"]["n"] == g["rate_all"]["n"] for g in body["generators"])
+
+
+def test_the_catch_rule_waits_for_min_catch_trials(planted):
+    Study.objects.filter(pk=planted.study.pk).update(min_catch_trials=CATCH_ITEMS + 1)
+    planted.study.refresh_from_db()
+    report = study_report(study=planted.study, options=TEST_OPTIONS)
+    rows = {row["pseudonym"]: row for row in report_json(report)["annotators"]}
+    # Every annotator was dealt CATCH_ITEMS catch trials: too few to be judged on them.
+    assert rows[str(planted.careless.pseudonym)]["excluded_by"] == []
+    assert rows[str(planted.clicker.pseudonym)]["excluded_by"] == ["too_fast"]
+    assert f"catch-trial accuracy below (annotators with at least {CATCH_ITEMS + 1} catch trials)" in unescape(
+        report_html(report))
 
 
 def test_the_series_is_fitted_along_params_with_extrapolation(planted, report):

@@ -98,13 +98,14 @@ def test_an_empty_study_loads_with_its_generators(db):
 
 def test_rules_from_the_study_settings(study):
     rules = study_rules(study=study)
-    assert (rules.min_catch_accuracy, rules.max_fast_share, rules.fast_ms) == (0.8, 0.2, 400.0)
+    assert (rules.min_catch_accuracy, rules.min_catch_trials, rules.max_fast_share, rules.fast_ms) == (0.8, 1, 0.2, 400.0)
     assert rules.side_bias_alpha is None and rules.min_agreement is None
     Study.objects.filter(pk=study.pk).update(
-        exclude_catch_accuracy_below=None, fast_response_ms=250, exclude_side_bias=True, exclude_agreement_below=0.6)
+        exclude_catch_accuracy_below=None, min_catch_trials=4, fast_response_ms=250, exclude_side_bias=True,
+        exclude_agreement_below=0.6)
     study.refresh_from_db()
     rules = study_rules(study=study)
-    assert rules.min_catch_accuracy is None and rules.fast_ms == 250.0
+    assert rules.min_catch_accuracy is None and rules.min_catch_trials == 4 and rules.fast_ms == 250.0
     assert rules.side_bias_alpha == 0.05 and rules.min_agreement == 0.6
 
 

@@ -61,7 +61,8 @@ def config(studio, **changes) -> dict:
         "catch_rate": 0.2, "calibration_rate": 0.2, "quota_per_annotator": 10,
         "assignment_timeout_seconds": 300, "exposure_ms": 1500, "break_every": 5, "practice_trials": 1,
         "presentation_policy": {"size": 256, "aspect": "4:3", "crop": "pad", "format": "PNG", "quality": 80},
-        "completion_code": "DONE42", "exclude_catch_accuracy_below": 0.75, "exclude_fast_share_above": None,
+        "completion_code": "DONE42", "exclude_catch_accuracy_below": 0.75, "min_catch_trials": 3,
+        "exclude_fast_share_above": None,
         "fast_response_ms": 300, "exclude_side_bias": True, "exclude_agreement_below": 0.6,
         "target_half_width": 0.04, **changes,
     }
@@ -100,8 +101,8 @@ def test_create_with_the_full_configuration(api, studio):
     assert set(study.generators.all()) == set(studio["lab"]["generators"])
     assert (study.question, study.exposure_ms, study.break_every, study.completion_code) == ("realism", 1500, 5, "DONE42")
     assert study.policy == PresentationPolicy(size=256, aspect="4:3", crop="pad", format="PNG", quality=80)
-    assert (study.exclude_catch_accuracy_below, study.exclude_fast_share_above, study.fast_response_ms,
-            study.exclude_side_bias, study.target_half_width) == (0.75, None, 300, True, 0.04)
+    assert (study.exclude_catch_accuracy_below, study.min_catch_trials, study.exclude_fast_share_above,
+            study.fast_response_ms, study.exclude_side_bias, study.target_half_width) == (0.75, 3, None, 300, True, 0.04)
     assert api.get("/api/v1/studies/ladder/").json() == created
 
 
@@ -111,8 +112,9 @@ def test_create_keeps_defaults_and_fills_the_policy(api, studio):
     created = api.post("/api/v1/studies/", body, format="json").json()
     assert created["generators"] == [] and created["question"] == "preference"
     assert (created["judgments_per_trial"], created["catch_rate"], created["practice_trials"]) == (3, 0.1, 3)
-    assert (created["exclude_catch_accuracy_below"], created["exclude_fast_share_above"], created["fast_response_ms"],
-            created["exclude_side_bias"], created["target_half_width"]) == (0.8, 0.2, 400, False, None)
+    assert (created["exclude_catch_accuracy_below"], created["min_catch_trials"], created["exclude_fast_share_above"],
+            created["fast_response_ms"], created["exclude_side_bias"], created["target_half_width"]) == (
+        0.8, 1, 0.2, 400, False, None)
     assert created["presentation_policy"] == PresentationPolicy(size=384).to_dict()
     custom = api.post("/api/v1/studies/", {**body, "slug": "custom", "question": "custom",
                                            "question_text": "Which looks sharper?"}, format="json")
@@ -247,6 +249,7 @@ def test_progress(api, studio):
         ({"judgments_per_trial": 0}, "judgments_per_trial", "min_value"),
         ({"slug": "not a slug"}, "slug", "invalid"),
         ({"exclude_catch_accuracy_below": 80}, "exclude_catch_accuracy_below", "max_value"),
+        ({"min_catch_trials": 0}, "min_catch_trials", "min_value"),
         ({"target_half_width": 0}, "target_half_width", "min_value"),
         ({"workspace": "other"}, "workspace", "does_not_exist"),
     ],

@@ -75,6 +75,11 @@ def test_rules_are_settings():
     assert off.n_excluded == 0 and off.keep.all() and off.by_rule == {}
     strict = apply_exclusions(study.judgments, quality, ExclusionRules(min_catch_accuracy=1.01))
     assert strict.by_rule["catch_accuracy"]["annotators"] == int((quality.catch_n >= 1).sum())
+    # Annotators dealt fewer catch trials than min_catch_trials are not judged on them.
+    least = int(np.median(quality.catch_n[quality.catch_n > 0])) + 1
+    few = apply_exclusions(study.judgments, quality, ExclusionRules(min_catch_accuracy=1.01, min_catch_trials=least))
+    assert 0 < few.by_rule["catch_accuracy"]["annotators"] == int((quality.catch_n >= least).sum()) < strict.by_rule[
+        "catch_accuracy"]["annotators"]
 
 
 def test_exclusion_rate_jump_is_flagged():

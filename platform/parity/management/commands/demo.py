@@ -144,8 +144,10 @@ class Command(BaseCommand):
             # Catch trials come at random, so some annotators see few: at 8 % one good
             # annotator in 30 drew a single catch trial and slipped on it. At 15 % nearly
             # everyone sees several (about six in 40); one slip must not exclude a good
-            # annotator (80 % would), fewer than half right is no better than guessing.
+            # annotator (80 % would), fewer than half right is no better than guessing,
+            # and an annotator dealt fewer than three is not judged on them.
             exclude_catch_accuracy_below=0.5,
+            min_catch_trials=3,
             # The engine draws 32 px images: shown at twice that, losslessly, so that neither
             # kind is smeared by a JPEG of a tiny image (the page scales them up for people).
             presentation_policy={"size": 64, "format": "PNG"},
