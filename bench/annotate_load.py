@@ -31,7 +31,6 @@ import http.client
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.servers import cpu_seconds, describe_machine, gunicorn_start, gunicorn_stop, processes  # noqa: E402
+from bench.servers import cpu_seconds, describe_machine, django_on, gunicorn_running, processes  # noqa: E402
 
 TOKEN = re.compile(r'name="token" value="([0-9a-f-]{36})"')
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -514,26 +513,15 @@ def main() -> None:
     parser.add_argument("--no-analyze", action="store_true", help="skip VACUUM (ANALYZE) after the bulk load")
     args = parser.parse_args()
 
-    from tests.services import Postgres, free_port
+    from tests.services import free_port
 
-    var = Path(tempfile.mkdtemp(prefix="parity-bench-load-"))
-    postgres = gunicorn = None
-    try:
-        postgres = Postgres()
-        os.environ["DATABASE_URL"] = postgres.url
-        os.environ["PARITY_VAR_DIR"] = str(var)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
-        # Simulated annotators judge far faster than people and all share one address:
-        # the limits stay on (their counting is part of every request) but high.
-        os.environ.update(PARITY_RATE_SUBMIT="100000/m", PARITY_RATE_JOIN="100000/m")
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    # Simulated annotators judge far faster than people and all share one address:
+    # the limits stay on (their counting is part of every request) but high.
+    os.environ.update(PARITY_RATE_SUBMIT="100000/m", PARITY_RATE_JOIN="100000/m")
+    started = time.perf_counter()
+    with django_on("postgresql", prefix="parity-bench-load-", keep_var=True) as var:
         from django.db import connection, connections
 
-        started = time.perf_counter()
-        call_command("migrate", verbosity=0)
         print(describe_machine(connection, time.perf_counter() - started))
         slug, timings = build_study(control_rate=args.control_rate, analyze=not args.no_analyze)
         for name, value in timings.items():
@@ -546,26 +534,26 @@ def main() -> None:
             env["WEB_CONCURRENCY"] = str(args.workers)
         if args.threads is not None:
             env["GUNICORN_THREADS"] = str(args.threads)
-        gunicorn, ready = gunicorn_start(var=var, port=port, env=env)
-        workers = args.workers if args.workers is not None else 2 * len(os.sched_getaffinity(0)) + 1
-        print(f"gunicorn on 127.0.0.1:{port}: {workers} workers x {args.threads or 4} threads (gthread), "
-              f"DEBUG={'1' if args.debug else '0'}, healthy after {ready:.1f} s")
+        with gunicorn_running(var=var, port=port, env=env) as (gunicorn, ready):
+            workers = args.workers if args.workers is not None else 2 * len(os.sched_getaffinity(0)) + 1
+            print(f"gunicorn on 127.0.0.1:{port}: {workers} workers x {args.threads or 4} threads (gthread), "
+                  f"DEBUG={'1' if args.debug else '0'}, healthy after {ready:.1f} s")
 
-        annotators = [Annotator(port, slug, n) for n in range(args.annotators)]
-        for a in annotators:
-            a.enter()
-        for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
-            reset_counters(annotators)
-            before = {name: cpu_snapshot(pids) for name, pids in process_groups(gunicorn.pid).items()}
-            elapsed = run_phase(port, slug, annotators, phase, args.seconds, args.warmup, args.rate)
-            after = {name: cpu_snapshot(pids) for name, pids in process_groups(gunicorn.pid).items()}
-            cpu = {name: cpu_used(before[name], after[name]) for name in after}
-            if phase == "paced":
-                print(f"\n(paced: {args.rate:.0f} cycles/s offered, one every "
-                      f"{len(annotators) / args.rate * 1000:.0f} ms per annotator)")
-            report_phase(phase, annotators, elapsed, cpu)
-        for a in annotators:
-            a.conn.close()
+            annotators = [Annotator(port, slug, n) for n in range(args.annotators)]
+            for a in annotators:
+                a.enter()
+            for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
+                reset_counters(annotators)
+                before = {name: cpu_snapshot(pids) for name, pids in process_groups(gunicorn.pid).items()}
+                elapsed = run_phase(port, slug, annotators, phase, args.seconds, args.warmup, args.rate)
+                after = {name: cpu_snapshot(pids) for name, pids in process_groups(gunicorn.pid).items()}
+                cpu = {name: cpu_used(before[name], after[name]) for name in after}
+                if phase == "paced":
+                    print(f"\n(paced: {args.rate:.0f} cycles/s offered, one every "
+                          f"{len(annotators) / args.rate * 1000:.0f} ms per annotator)")
+                report_phase(phase, annotators, elapsed, cpu)
+            for a in annotators:
+                a.conn.close()
         acked = [t for a in annotators for t in a.acked]
         db_checks(slug, acked)
         if args.explain:
@@ -573,17 +561,6 @@ def main() -> None:
         if args.profile:
             profile(slug, args.profile)
         print(f"\n(gunicorn log: {var / 'gunicorn.log'}; client and server share the machine's cores)")
-    finally:
-        gunicorn_stop(gunicorn)
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001 - Django may not be set up
-            pass
-        if postgres is not None:
-            postgres.stop()
-
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,6 @@ import http.client
 import os
 import re
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.servers import children, cpu_seconds, describe_machine, gunicorn_start, gunicorn_stop, memory_mb  # noqa: E402
+from bench.servers import children, cpu_seconds, describe_machine, django_on, gunicorn_running, memory_mb  # noqa: E402
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ITEMS = 2000
@@ -192,24 +191,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS; default: the conf's 4")
     args = parser.parse_args()
 
-    from tests.services import Postgres, free_port
+    from tests.services import free_port
 
-    var = Path(tempfile.mkdtemp(prefix="parity-bench-export-"))
-    postgres = gunicorn = None
-    try:
-        postgres = Postgres()
-        os.environ["DATABASE_URL"] = postgres.url
-        os.environ["PARITY_VAR_DIR"] = str(var)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "parity.settings")
-        import django
-
-        django.setup()
+    started = time.perf_counter()
+    with django_on("postgresql", prefix="parity-bench-export-", keep_var=True) as var:
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection, connections
 
-        started = time.perf_counter()
-        call_command("migrate", verbosity=0)
         print(describe_machine(connection, time.perf_counter() - started))
         started = time.perf_counter()
         for name, seconds in build(args.rows).items():
@@ -227,39 +215,28 @@ def main() -> None:
         env = dict(os.environ, DJANGO_DEBUG="0", WEB_CONCURRENCY="1", GUNICORN_TIMEOUT="600")
         if args.threads is not None:
             env["GUNICORN_THREADS"] = str(args.threads)
-        gunicorn, _ = gunicorn_start(var=var, port=port, env=env)
-        (worker,) = children(gunicorn.pid)
-        session = Session(port)
-        session.login("bench")
-        path = f"/api/v1/studies/{SLUG}/judgments/?format={args.format}"
-        before = memory_mb(worker)
-        print(f"\n== HTTP: gunicorn, 1 worker (pid {worker}) x {args.threads or 4} threads, DEBUG=0; GET {path}")
-        print(f"  worker after login: RSS {before['VmRSS']:.0f} MB, peak (VmHWM) {before['VmHWM']:.0f} MB")
-        for attempt in range(args.repeat):
-            cpu = cpu_seconds(worker)
-            got = session.stream(path)
-            cpu = cpu_seconds(worker) - cpu
-            after = memory_mb(worker)
-            rows = got["lines"] - (args.format == "csv")
-            print(f"  export {attempt + 1}: HTTP {got['status']} {got['type']}, {rows} rows, "
-                  f"{got['bytes'] / 1e6:.1f} MB in {got['seconds']:.2f} s = {rows / got['seconds']:,.0f} rows/s "
-                  f"({got['bytes'] / 1e6 / got['seconds']:.0f} MB/s), first byte after {got['first_byte']:.2f} s, "
-                  f"worker CPU {cpu:.1f} s")
-            print(f"    worker: RSS {after['VmRSS']:.0f} MB, peak (VmHWM) {after['VmHWM']:.0f} MB "
-                  f"(+{after['VmHWM'] - before['VmHWM']:.0f} MB over its peak before the exports)")
-        session.conn.close()
+        with gunicorn_running(var=var, port=port, env=env) as (gunicorn, _):
+            (worker,) = children(gunicorn.pid)
+            session = Session(port)
+            session.login("bench")
+            path = f"/api/v1/studies/{SLUG}/judgments/?format={args.format}"
+            before = memory_mb(worker)
+            print(f"\n== HTTP: gunicorn, 1 worker (pid {worker}) x {args.threads or 4} threads, DEBUG=0; GET {path}")
+            print(f"  worker after login: RSS {before['VmRSS']:.0f} MB, peak (VmHWM) {before['VmHWM']:.0f} MB")
+            for attempt in range(args.repeat):
+                cpu = cpu_seconds(worker)
+                got = session.stream(path)
+                cpu = cpu_seconds(worker) - cpu
+                after = memory_mb(worker)
+                rows = got["lines"] - (args.format == "csv")
+                print(f"  export {attempt + 1}: HTTP {got['status']} {got['type']}, {rows} rows, "
+                      f"{got['bytes'] / 1e6:.1f} MB in {got['seconds']:.2f} s = {rows / got['seconds']:,.0f} rows/s "
+                      f"({got['bytes'] / 1e6 / got['seconds']:.0f} MB/s), first byte after {got['first_byte']:.2f} s, "
+                      f"worker CPU {cpu:.1f} s")
+                print(f"    worker: RSS {after['VmRSS']:.0f} MB, peak (VmHWM) {after['VmHWM']:.0f} MB "
+                      f"(+{after['VmHWM'] - before['VmHWM']:.0f} MB over its peak before the exports)")
+            session.conn.close()
         print(f"\n(gunicorn log: {var / 'gunicorn.log'}; client, server and PostgreSQL share the machine's cores)")
-    finally:
-        gunicorn_stop(gunicorn)
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001 - Django may not be set up
-            pass
-        if postgres is not None:
-            postgres.stop()
-
 
 if __name__ == "__main__":
     main()

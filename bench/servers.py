@@ -27,13 +27,14 @@ def each_database(script: str, databases: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def django_on(vendor: str, *, prefix: str, debug: bool | None = None) -> Iterator[None]:
-    """Django set up in this process on a migrated, throwaway database, removed afterwards.
+def django_on(vendor: str, *, prefix: str, debug: bool | None = None, keep_var: bool = False) -> Iterator[Path]:
+    """Django set up in this process on a migrated, throwaway database, removed afterwards;
+    yields the var folder, a temporary one (kept with `keep_var`, for the logs in it).
 
     `vendor` is "postgresql" (a server from tests.services.Postgres) or "sqlite" (a
-    file); the var folder is a temporary one. `debug` sets DEBUG (None: the
-    settings' default), which keeps the text of every query. Django is set up once
-    per process, so a bench measuring both runs each in a process of its own.
+    file). `debug` sets DEBUG (None: the settings' default), which keeps the text of
+    every query. Django is set up once per process, so a bench measuring both runs
+    each in a process of its own.
     """
     var = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["PARITY_VAR_DIR"] = str(var)
@@ -55,49 +56,43 @@ def django_on(vendor: str, *, prefix: str, debug: bool | None = None) -> Iterato
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        yield
+        yield var
     finally:
-        from django.db import connections
+        if "django" in sys.modules:
+            from django.db import connections
 
-        connections.close_all()
+            connections.close_all()
         if postgres is not None:
             postgres.stop()
-        shutil.rmtree(var, ignore_errors=True)
+        if not keep_var:
+            shutil.rmtree(var, ignore_errors=True)
 
 
-def describe_machine(connection, migrate_s: float) -> str:
+def describe_machine(connection, setup_s: float) -> str:
     return (f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
             f"python {sys.version.split()[0]}, {connection.vendor} "
-            f"{connection.cursor().connection.info.server_version}; migrate {migrate_s:.1f} s")
+            f"{connection.cursor().connection.info.server_version}; server, set-up and migrate {setup_s:.1f} s")
 
 
-def gunicorn_start(*, var: Path, port: int, env: dict[str, str]) -> tuple[subprocess.Popen, float]:
-    """gunicorn with platform/gunicorn.conf.py on a loopback port, logs under `var`; and
-    the seconds until it answered /healthz."""
-    log = open(var / "gunicorn.log", "w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "parity.wsgi", "-c", "platform/gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}", "--access-logfile", str(var / "access.log")],
-        cwd=ROOT, env=dict(env, PORT=str(port)), stdout=log, stderr=subprocess.STDOUT,
-    )
-    process.log = log
-    try:
-        return process, _wait_healthy(port, process)
-    except Exception:
-        gunicorn_stop(process)
-        raise
-
-
-def gunicorn_stop(process: subprocess.Popen | None) -> None:
-    if process is None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    process.log.close()
+@contextlib.contextmanager
+def gunicorn_running(*, var: Path, port: int, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, float]]:
+    """gunicorn with platform/gunicorn.conf.py on a loopback port, logs under `var`, stopped
+    afterwards; yields the process and the seconds until it answered /healthz."""
+    with open(var / "gunicorn.log", "w") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "parity.wsgi", "-c", "platform/gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{port}", "--access-logfile", str(var / "access.log")],
+            cwd=ROOT, env=dict(env, PORT=str(port)), stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process, _wait_healthy(port, process)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, deadline_s: float = 60) -> float:
