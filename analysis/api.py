@@ -28,7 +28,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from analysis import exports, services
+from analysis import exports
 from annotate import selectors
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ class StudyReport(APIView):
         },
     )
     def get(self, request, slug: str):
+        from analysis import services  # with the analysis and scipy: see exports
+
         study = selectors.study_for_user(user=request.user, slug=slug)
         if study is None:
             raise Http404("no such study")

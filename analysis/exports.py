@@ -46,9 +46,14 @@ import json
 import math
 from dataclasses import asdict
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from analysis.reports import REPORT_VERSION, Report
+# analysis.reports brings scipy (tens of MB, a second of import): a web worker loads it
+# with its first report, not with the URL conf (the API's schema reads this module).
+if TYPE_CHECKING:
+    from analysis.reports import Report
 
 CSV_COLUMNS = (
     "study", "generator_id", "generator", "series", "params", "train_images", "train_flops", "train_step",
@@ -153,6 +158,7 @@ def _plan_rows(report: Report) -> list[dict]:
 
 def report_json(report: Report) -> dict:
     """Everything in the report as plain JSON values (module docstring)."""
+    from analysis.reports import REPORT_VERSION  # loaded by now: a report exists (see the imports above)
     analysis = report.analysis
     rows, rows_all = analysis.rates.rows(), analysis.rates_all.rows()
     exclusions = analysis.exclusions

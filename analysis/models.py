@@ -6,11 +6,17 @@ lives in the database because that is what the web processes and the workers sha
 in every deployment (a file under var/ or a per-process cache would not be).
 """
 
+from datetime import timedelta
+
 from django.db import models
+from django.utils import timezone
 
 
 class ReportSnapshot(models.Model):
     """The last report built for a study, with the fingerprint of the data it was built from."""
+
+    # A worker's build not heard of for this long is taken to have died: the next request starts another.
+    BUILD_STALE_AFTER = timedelta(minutes=15)
 
     study = models.OneToOneField("annotate.Study", on_delete=models.CASCADE, related_name="report_snapshot")
     fingerprint = models.CharField(max_length=64, blank=True, help_text="`selectors.study_fingerprint` at build time.")
@@ -31,3 +37,9 @@ class ReportSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"report of {self.study_id} built {self.built_at}"
+
+    @property
+    def building(self) -> bool:
+        """A worker is building a newer report (and was marked so recently enough to be alive)."""
+        since = self.building_since
+        return since is not None and timezone.now() - since < self.BUILD_STALE_AFTER

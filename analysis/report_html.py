@@ -14,9 +14,13 @@ from dataclasses import asdict
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from typing import TYPE_CHECKING
+
 from analysis import plots
 from analysis.exports import annotator_rows, json_safe
-from analysis.reports import Report
+
+if TYPE_CHECKING:  # the analysis itself loads with the first report (see exports)
+    from analysis.reports import Report
 
 # In place of the rate of a generator of the study that no judgment names yet.
 NOT_JUDGED = "no judgments yet"

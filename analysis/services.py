@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -37,8 +36,6 @@ log = logging.getLogger(__name__)
 
 # Options of stored reports (the page's panel and API downloads). The CLI may choose others.
 STORED_OPTIONS = ReportOptions()
-# A worker's build not heard of for this long is taken to have died: the next request starts another.
-BUILD_STALE_AFTER = timedelta(minutes=15)
 # An error message short enough for one line of an API answer.
 ERROR_LINE_CHARS = 300
 
@@ -177,7 +174,7 @@ def report_snapshot_request(*, study: Study) -> bool:
     now = timezone.now()
     claimed = (
         ReportSnapshot.objects.filter(pk=snapshot.pk)
-        .exclude(building_since__gt=now - BUILD_STALE_AFTER)
+        .exclude(building_since__gt=now - ReportSnapshot.BUILD_STALE_AFTER)
         .update(building_since=now)
     )
     if claimed:

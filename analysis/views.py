@@ -22,7 +22,6 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from analysis import selectors, services
 from analysis.models import ReportSnapshot
 from annotate import selectors as annotate_selectors
 
@@ -37,19 +36,18 @@ def _recent(snapshot: ReportSnapshot | None) -> bool:
     return (timezone.now() - snapshot.built_at).total_seconds() < settings.PARITY_REPORT_REFRESH_SECONDS
 
 
-def _building(snapshot: ReportSnapshot | None) -> bool:
-    since = snapshot.building_since if snapshot is not None else None
-    return since is not None and timezone.now() - since < services.BUILD_STALE_AFTER
-
-
 @login_required
 @require_GET
 def study_panel(request: HttpRequest, slug: str) -> HttpResponse:
+    # Imported here: the analysis brings scipy (tens of MB and a second of import per web
+    # worker), which workers serving only annotators never need.
+    from analysis import selectors, services
+
     study = annotate_selectors.study_for_user(user=request.user, slug=slug)
     if study is None:
         raise Http404("no such study")
     snapshot = ReportSnapshot.objects.filter(study=study).first()
-    building = _building(snapshot)
+    building = snapshot is not None and snapshot.building
     count = None
     # While a worker builds, or a report is fresh, the page shows what there is without
     # counting the judgments (a scan of the study's judgments: a second at a million).
