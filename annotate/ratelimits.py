@@ -1,10 +1,11 @@
-"""Rate limits on the annotator's pages: joining a study, and submitting judgments.
+"""Rate limits on the pages open to anyone: joining a study, submitting judgments, signing in.
 
-The pages are open to anyone with a link, so a script could create annotators or
-post judgments far faster than a person. django-ratelimit counts requests in the
-cache; these decorators choose what is counted and answer a request over the limit
-with a short message (status 429) before the view runs, so nothing of it is
-recorded. The rates come from settings (`PARITY_RATE_JOIN`, `PARITY_RATE_SUBMIT`),
+The annotator's pages are open to anyone with a link, so a script could create
+annotators or post judgments far faster than a person; the sign-in form could be
+used to guess passwords. django-ratelimit counts requests in the cache; these
+decorators choose what is counted and answer a request over the limit with a short
+message (status 429) before the view runs, so nothing of it is recorded. The rates
+come from settings (`PARITY_RATE_JOIN`, `PARITY_RATE_SUBMIT`, `PARITY_RATE_LOGIN`),
 read on each request; None turns a limit off.
 """
 
@@ -31,6 +32,7 @@ SUBMIT_MESSAGE = (
     "Answers are arriving faster than a person can look at the images, so that one was not "
     "recorded. Please take a moment, then continue."
 )
+LOGIN_MESSAGE = "Too many sign-in attempts from your network just now. Please wait a minute, then try again."
 # Cache backends whose counts every web process shares, with an atomic increment.
 SHARED_CACHES = {
     "django.core.cache.backends.redis.RedisCache",
@@ -125,6 +127,14 @@ def submit_limit(name: str, *, retry_view: str = "annotate:trial") -> Callable:
     return _limited(
         group=f"annotate.submit.{name}", rate_setting="PARITY_RATE_SUBMIT", key=_by_session, method="POST",
         message=SUBMIT_MESSAGE, retry_view=retry_view,
+    )
+
+
+def login_limit(retry_view: str) -> Callable:
+    """Count sign-in attempts (POSTs) per client address against PARITY_RATE_LOGIN."""
+    return _limited(
+        group="parity.login", rate_setting="PARITY_RATE_LOGIN", key="ip", method="POST",
+        message=LOGIN_MESSAGE, retry_view=retry_view,
     )
 
 

@@ -5,7 +5,7 @@ Starts a throwaway PostgreSQL (tests.services.Postgres), builds one study of
 assignments and judgments server-side with INSERT ... SELECT (each annotator judges
 every item once, on one of the item's trials), so a million rows take seconds, not
 a million model instances. Then starts gunicorn with platform/gunicorn.conf.py and
-one worker, signs a superuser in through /admin/login/, and streams
+one worker, signs a superuser in through /login/, and streams
 GET /api/v1/studies/<slug>/judgments/?format=csv over a stdlib HTTP connection,
 counting rows and bytes. Reports rows/s, MB/s, and the serving worker's peak
 resident memory (VmHWM from /proc) before and after the export; also the same
@@ -145,9 +145,9 @@ class Session:
         return response
 
     def login(self, username: str) -> None:
-        html = self.send("GET", "/admin/login/").read().decode()
+        html = self.send("GET", "/login/").read().decode()
         token = CSRF.search(html).group(1)
-        response = self.send("POST", "/admin/login/", {"csrfmiddlewaretoken": token, "username": username,
+        response = self.send("POST", "/login/", {"csrfmiddlewaretoken": token, "username": username,
                                                        "password": PASSWORD, "next": "/admin/"})
         response.read()
         if response.status != 302 or "sessionid" not in self.cookies:

@@ -188,6 +188,7 @@ def env_rate(name: str, default: str) -> str | None:
 
 PARITY_RATE_JOIN = env_rate("PARITY_RATE_JOIN", "30/m")
 PARITY_RATE_SUBMIT = env_rate("PARITY_RATE_SUBMIT", "120/m")
+PARITY_RATE_LOGIN = env_rate("PARITY_RATE_LOGIN", "10/m")
 # Proxies in front that append the client's address to X-Forwarded-For.
 PARITY_NUM_PROXIES = env_int("PARITY_NUM_PROXIES", 0)
 if PARITY_NUM_PROXIES < 0:
@@ -211,7 +212,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Everyone signs in here: researchers, and invited accounts that judge as themselves.
+# (The admin's own form admits staff only.)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
 
 # ------------------------------------------------------------------------------
 # Internationalisation

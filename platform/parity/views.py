@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -9,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.models import Study
+from annotate.ratelimits import login_limit
 from annotate.selectors import invitations_for_user
 from generation.models import Corpus, Generator
 from generation.selectors import user_is_researcher
@@ -35,6 +37,11 @@ def home(request: HttpRequest) -> HttpResponse:
         "researcher": user_is_researcher(user=request.user),
     }
     return render(request, "parity/home.html", context)
+
+
+login = login_limit(retry_view="login")(
+    auth_views.LoginView.as_view(template_name="parity/login.html", redirect_authenticated_user=True)
+)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -197,7 +197,7 @@ def test_a_non_member_gets_404_and_an_anonymous_visitor_the_login(db):
     outsider = signed_in(account("mallory"))
     assert outsider.post("/studies/s/invite/", {"names": "alice"}).status_code == 404
     response = Client().post("/studies/s/invite/", {"names": "alice"})
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
     assert manager(build_study(slug="t")).post("/studies/nope/invite/", {"names": "alice"}).status_code == 404
     assert Participation.objects.count() == 0
 
