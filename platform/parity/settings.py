@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files, served from here: the API docs must not need a CDN.
+    "drf_spectacular_sidecar",
     "django_htmx",
     # Only for its system checks of the cache; annotate/ratelimits.py does the counting.
     "django_ratelimit",
@@ -350,6 +352,8 @@ SPECTACULAR_SETTINGS = {
     # The schema and its pages are for researchers only, like the API itself.
     "SERVE_PERMISSIONS": ["parity.api.IsResearcher"],
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "parity.api_schema.schema_error_responses",
