@@ -70,9 +70,9 @@ def _generator_rows(report: Report) -> list[dict]:
         g = report.generators[c]
         rows.append({
             "name": g.name, "id": g.id, "series": g.series or "—",
-            "axes": " · ".join(f"{label} {sig(getattr(g, axis))}" for axis, label in
-                               (("params", "N"), ("train_images", "D"), ("train_flops", "C"), ("train_step", "step"))
-                               if getattr(g, axis) is not None) or "—",
+            "axes": [f"{label} {sig(getattr(g, axis))}" for axis, label in
+                     (("params", "N"), ("train_images", "D"), ("train_flops", "C"), ("train_step", "step"))
+                     if getattr(g, axis) is not None],
             "rate": num(rates.rate[c]) if rates_all.n[c] else NOT_JUDGED,
             "interval": interval(rates.low[c], rates.high[c]),
             "n": int(rates.n[c]), "prompts": int(rates.n_items[c]), "annotators": int(rates.n_annotators[c]),
