@@ -31,7 +31,7 @@ from django.db import transaction
 from annotate.models import Judgment, Study
 from annotate.services import study_build_trials, study_create, study_open
 from generation.management.commands._progress import progress_bar
-from generation.models import Corpus, Generator, Membership, Series, Workspace
+from generation.models import Corpus, Generator, Membership, Sample, Series, Workspace
 from generation.scenes import write_webdataset
 from generation.selectors import held_out
 from generation.services import corpus_import
@@ -66,6 +66,9 @@ class Command(BaseCommand):
         keys = self._held_out_keys(corpus, options)
         generators = list(Generator.objects.filter(series=series).order_by("params", "train_step"))
         for generator in generators:
+            # A job that would find every sample made is left out: each `make run` would add one per generator.
+            if Sample.objects.filter(generator=generator, item__corpus=corpus, item__key__in=keys).count() >= len(keys):
+                continue
             call_command("generate", generator=generator.name, workspace=workspace.slug, corpus=CORPUS,
                          items=sorted(keys), verbosity=1 if options["verbosity"] else 0, stdout=self.stdout)
         study = self._study(workspace, corpus, generators, options)
