@@ -18,6 +18,7 @@ from parity.tokens import token_create, token_revoke, tokens_for_user
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    researcher = user_is_researcher(user=request.user)
     corpora = Corpus.objects.select_related("workspace").annotate(item_count=Count("items")).order_by("name")
     generators = (
         Generator.objects.select_related("series").annotate(sample_count=Count("samples")).order_by("name")
@@ -27,14 +28,14 @@ def home(request: HttpRequest) -> HttpResponse:
         corpora = corpora.filter(workspace__members=request.user)
         generators = generators.filter(workspace__members=request.user)
         studies = studies.filter(workspace__members=request.user)
-    elif not request.user.is_authenticated:
+    if not researcher:  # an invited account's page is its invitations
         corpora, generators, studies = corpora.none(), generators.none(), studies.none()
     context = {
         "corpora": corpora,
         "generators": generators,
         "studies": studies,
         "invitations": invitations_for_user(user=request.user),
-        "researcher": user_is_researcher(user=request.user),
+        "researcher": researcher,
     }
     return render(request, "parity/home.html", context)
 

@@ -293,3 +293,10 @@ def test_home_lists_the_open_studies_an_account_is_invited_to(db):
         assert f"/s/{slug}/" not in html
     assert "/s/mine/" not in signed_in(bob).get("/").content.decode()
     assert "Your invitations" not in Client().get("/").content.decode()
+    # An invited account is no researcher: no empty tables of studies, corpora and generators.
+    assert "<h2>Corpora</h2>" not in html and "import_corpus" not in html
+
+
+def test_home_of_an_account_without_invitations_says_so(db):
+    html = signed_in(account("carol")).get("/").content.decode()
+    assert 'id="no-invitations"' in html and "<h2>Studies</h2>" not in html
