@@ -153,6 +153,8 @@ def _generate(run: "_Run", backend, *, batch_size: int, workers: int) -> Generat
     except Exception as exc:
         log.exception("generation job %s failed", run.job.pk)
         return run.finish(Status.FAILED, error=f"the job stopped: {_described(exc)}")
+    # Stored rows the writer has not inserted yet are samples made: the status rests on them.
+    run.settle()
     if run.cancelled:
         status = Status.CANCELLED
     elif run.failed and not (run.done or run.skipped):
@@ -229,6 +231,10 @@ class _Run:
         self.finished = True
         self.job.refresh_from_db()
         return self.job
+
+    def settle(self) -> None:
+        """Insert every stored row, so that the counters hold all that this run made."""
+        self._call(self._insert_remaining)
 
     def close(self) -> None:
         self.writer.submit(connections.close_all).result()  # the writer thread's connection
