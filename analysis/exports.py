@@ -45,7 +45,6 @@ import io
 import json
 import math
 from dataclasses import asdict
-
 from typing import TYPE_CHECKING
 
 import numpy as np

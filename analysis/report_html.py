@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
-
-from typing import TYPE_CHECKING
 
 from analysis import plots
 from analysis.exports import annotator_rows, json_safe
@@ -118,11 +117,11 @@ def _fit_context(report: Report, fit, targets) -> dict:
 
 def _exclusion_rows(report: Report) -> list[dict]:
     by_rule = report.analysis.exclusions.by_rule
+    least = report.configuration.get("min_catch_trials", 1)
     rows = []
     for rule, (setting, meaning) in RULE_SETTINGS.items():
         value = report.configuration.get(setting)
         counts = by_rule.get(rule)
-        least = report.configuration.get("min_catch_trials", 1)
         if rule == "catch_accuracy" and least > 1:
             meaning = f"{meaning} (annotators with at least {least} catch trials)"
         rows.append({"rule": rule, "meaning": meaning, "setting": setting,
