@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html
 
+from .backends import UPLOAD, backend_check, backends_allowed
+from .errors import BackendError
 from .models import (
     Corpus,
     GenerationJob,
@@ -51,9 +54,12 @@ class CorpusAdmin(admin.ModelAdmin):
 
 
 class ImagePreviewMixin:
+    class Media:
+        css = {"all": ["generation/admin.css"]}
+
     @admin.display(description="image")
     def preview(self, obj):
-        return format_html('<img src="{}" style="max-height:64px">', obj.image.url)
+        return format_html('<img src="{}" class="parity-preview" alt="">', obj.image.url)
 
 
 @admin.register(Item)
@@ -72,8 +78,35 @@ class SeriesAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class GeneratorForm(forms.ModelForm):
+    """The admin's generator form: a backend the operator allows, options checked as the API checks them."""
+
+    backend = forms.ChoiceField(choices=(), help_text="'upload', or a backend of PARITY_GENERATION_BACKENDS.")
+
+    class Meta:
+        model = Generator
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["backend"].choices = [(name, name) for name in [UPLOAD, *backends_allowed()]]
+
+    def clean(self):
+        cleaned = super().clean()
+        if "backend" in cleaned and not any(name in self.errors for name in ("backend_config", "settings")):
+            try:
+                backend_check(
+                    backend=cleaned["backend"], config=cleaned.get("backend_config") or {},
+                    settings=cleaned.get("settings") or {},
+                )
+            except BackendError as exc:
+                self.add_error(exc.field.split(".")[0], str(exc))
+        return cleaned
+
+
 @admin.register(Generator)
 class GeneratorAdmin(admin.ModelAdmin):
+    form = GeneratorForm
     list_display = ["name", "series", "params", "train_images", "train_flops", "train_step", "backend"]
     list_filter = ["workspace", "series", "backend"]
     search_fields = ["name", "description"]
@@ -111,7 +144,7 @@ class GenerationJobAdmin(JobProgressMixin, admin.ModelAdmin):
     readonly_fields = [
         "generator", "corpus", "item_keys", "seeds_per_item", "status", "cancel_requested", "progress_shown",
         "total", "done", "skipped", "failed", "errors", "error_count", "device", "batch_size", "images_per_second",
-        "created_at", "started_at", "finished_at",
+        "created_at", "started_at", "heartbeat_at", "finished_at",
     ]
 
     def has_add_permission(self, request) -> bool:

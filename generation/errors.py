@@ -21,6 +21,12 @@ class Rejection(ParityError):
     """One record of an import is bad. `origin` names its file and line or tar member."""
 
     def __init__(self, origin: str, message: str):
+        # A file or member name that is not UTF-8 reaches Python with lone surrogates, which
+        # no response, report or database can carry, nor a NUL: they are written as escapes.
+        origin, message = (
+            text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+            for text in (origin, message)
+        )
         super().__init__(f"{origin}: {message}")
         self.origin = origin
         self.reason = message
@@ -57,10 +63,15 @@ class NotCancellable(ParityError):
     """The job has finished, or runs where it cannot be stopped."""
 
 
+class NotResumable(ParityError):
+    """Only an interrupted generation job is resumed: this one is queued, running or has ended."""
+
+
 class BackendError(ParityError):
     """A generator's backend is unknown, badly configured, or failed to load or to generate.
 
-    `field` names the generator field at fault: `backend`, `backend_config` or `settings`.
+    `field` names the generator field at fault: `backend`, `backend_config` or `settings`,
+    or one option of `backend_config` (`backend_config.function`).
     """
 
     def __init__(self, message: str, *, field: str = "backend_config"):

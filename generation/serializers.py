@@ -27,6 +27,7 @@ from generation.models import (
     Workspace,
 )
 from generation.services import UPLOAD_BACKEND
+from generation.untrusted import JSONField
 
 MAX_METRIC_NAME = 100
 
@@ -125,19 +126,21 @@ class GeneratorSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     workspace = WorkspaceField(help_text="Slug or id on create; a generator cannot move to another workspace.")
     series = SeriesField(required=False, allow_null=True, help_text="Id of a series of the same workspace.")
     train_flops = serializers.FloatField(required=False, allow_null=True, min_value=0, help_text="Training compute C in FLOPs.")
-    settings = serializers.JSONField(
+    settings = JSONField(
         required=False, help_text="Inference settings, an object: sampler, steps, guidance, resolution."
     )
-    metrics = serializers.JSONField(
+    metrics = JSONField(
         required=False, help_text='Automatic metrics, an object of numbers: {"fid": 12.3, "val_loss": 0.41}.'
     )
     backend = serializers.CharField(required=False, max_length=200, help_text=(
-        "'upload' (samples are uploaded), 'builtin' (the built-in engine), 'callable' (a Python function), "
-        "'diffusers' (a local diffusers pipeline), or the dotted path of a backend class."
+        "'upload' (samples are uploaded), or a backend the operator allows (PARITY_GENERATION_BACKENDS): "
+        "by default 'builtin' (the built-in engine) and 'diffusers' (a local diffusers pipeline); "
+        "'callable' (a Python function) where the operator allows it."
     ))
-    backend_config = serializers.JSONField(required=False, help_text=(
-        'The backend\'s options, an object: builtin {"checkpoint": path}, callable {"function": "package.module:name"}, '
-        'diffusers {"path": directory}; any of them may add "batch_size".'
+    backend_config = JSONField(required=False, help_text=(
+        'The backend\'s options, an object: builtin {"checkpoint": path under PARITY_CHECKPOINT_DIR}, '
+        'callable {"function": a name from PARITY_CALLABLES}, diffusers {"path": directory under '
+        'PARITY_DIFFUSERS_DIR}; any of them may add "batch_size".'
     ))
 
     class Meta:
@@ -188,9 +191,11 @@ class GeneratorSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             )
         except BackendError as exc:
             message = str(exc)
-            raise serializers.ValidationError(
-                {exc.field: ErrorDetail(f"{message[:1].upper()}{message[1:]}.", code="invalid_backend")}
-            ) from None
+            # "backend_config.function" becomes {"backend_config": {"function": ...}}, named so in the error.
+            detail = ErrorDetail(f"{message[:1].upper()}{message[1:]}.", code="invalid_backend")
+            for part in reversed(exc.field.split(".")):
+                detail = {part: detail}
+            raise serializers.ValidationError(detail) from None
         return attrs
 
 
@@ -362,11 +367,11 @@ class GenerationJobSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = [
             "id", "generator", "corpus", "item_keys", "seeds_per_item", "status", "cancel_requested", "progress",
             "total", "done", "skipped", "failed", "errors", "error_count", "device", "batch_size", "images_per_second",
-            "created_at", "started_at", "finished_at",
+            "created_at", "started_at", "heartbeat_at", "finished_at",
         ]
         read_only_fields = [
             "status", "cancel_requested", "device", "batch_size", "images_per_second",
-            "created_at", "started_at", "finished_at",
+            "created_at", "started_at", "heartbeat_at", "finished_at",
         ]
 
     def validate(self, attrs):

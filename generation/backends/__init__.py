@@ -1,26 +1,31 @@
 """Generator backends: interchangeable ways of making a generator's samples.
 
 As Django chooses a session engine by a dotted path, a generator names its backend
-in `Generator.backend`: one of the short names below, the dotted path of a class
-that implements `generation.backends.base.Backend`, or "upload" (no backend: its
-samples are uploaded). `Generator.backend_config` holds the backend's options.
+in `Generator.backend`: "upload" (no backend: its samples are uploaded) or a name the
+operator allows in `PARITY_GENERATION_BACKENDS`, which maps it to the project's own
+short names below or to the dotted path of a class that implements
+`generation.backends.base.Backend`. `Generator.backend_config` holds the backend's
+options. The worker imports and runs what a backend names with its own access to the
+database and storage, so a member picks from the operator's list and never names code.
 
 | backend     | class                                   | backend_config                         |
 |-------------|-----------------------------------------|----------------------------------------|
 | `builtin`   | `generation.backends.builtin.Backend`   | `{"checkpoint": path}`                 |
-| `callable`  | `generation.backends.function.Backend`  | `{"function": "package.module:name"}`  |
+| `callable`  | `generation.backends.function.Backend`  | `{"function": name}`                   |
 | `diffusers` | `generation.backends.diffusers.Backend` | `{"path": pipeline directory}`         |
 
 Checking a generator (`backend_check`, on every create and update) never imports
 torch, nor a user's module, which may: the web process must stay free of both. So
 the options of the backends here are checked in full, and a class of another package
-only for the shape of its path; importing it is left to the worker, whose job fails
-with a clear message if it cannot.
+not at all; importing it is left to the worker, whose job fails with a clear message
+if it cannot. Loading a backend on the worker checks the same rules again, against
+the worker's settings: what was allowed when a generator was saved may not be now.
 """
 
 import re
 from collections.abc import Mapping
 
+from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
 from generation.backends.base import Backend
@@ -36,16 +41,32 @@ SHORT_NAMES = {
 OWN_PACKAGE = "generation.backends."
 DOTTED_CLASS = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
-__all__ = ["Backend", "SHORT_NAMES", "UPLOAD", "backend_check", "backend_class", "backend_load", "backend_path"]
+__all__ = [
+    "Backend", "SHORT_NAMES", "UPLOAD", "backend_check", "backend_class", "backend_load", "backend_path",
+    "backends_allowed",
+]
+
+
+def backends_allowed() -> dict[str, str]:
+    """The backends generators may use, by name: `PARITY_GENERATION_BACKENDS`."""
+    return dict(django_settings.PARITY_GENERATION_BACKENDS)
 
 
 def backend_path(backend: str) -> str:
-    """The dotted path of the class of `backend` (a short name or a dotted path)."""
-    path = SHORT_NAMES.get(backend, backend)
-    if not isinstance(path, str) or not DOTTED_CLASS.fullmatch(path):
+    """The dotted path of the class of `backend`, a name the operator allows."""
+    allowed = backends_allowed()
+    if not isinstance(backend, str) or backend not in allowed:
+        names = ", ".join(repr(name) for name in [UPLOAD, *allowed])
         raise BackendError(
-            f"unknown backend {backend!r}: use 'upload', {', '.join(repr(n) for n in SHORT_NAMES)}, "
-            "or the dotted path of a backend class (package.module.Class)",
+            f"backend {backend!r} is not one this site allows: use {names} "
+            "(the operator lists them in PARITY_GENERATION_BACKENDS)",
+            field="backend",
+        )
+    path = SHORT_NAMES.get(allowed[backend], allowed[backend])
+    if not DOTTED_CLASS.fullmatch(path):
+        raise BackendError(
+            f"backend {backend!r} is set to {path!r} in PARITY_GENERATION_BACKENDS, which is neither "
+            f"{', '.join(SHORT_NAMES)} nor the dotted path of a backend class (package.module.Class)",
             field="backend",
         )
     return path

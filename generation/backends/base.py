@@ -13,6 +13,7 @@ checks a generator's backend configuration with `check_config` and
 """
 
 from collections.abc import Mapping
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -100,6 +101,29 @@ class Backend:
 
     def close(self) -> None:
         """Free what the backend holds (GPU memory); called once the job is over."""
+
+
+def path_under(root: Path, name: str, *, option: str, setting: str) -> Path:
+    """Where `name` (relative to `root`, or absolute) lies, symlinks followed; inside `root` only.
+
+    `BackendError` naming `backend_config.<option>` for a `..`, or a path that ends
+    outside `root` once its links are followed: a member must not make the worker
+    read a file the operator did not put there for generators.
+    """
+    field = f"backend_config.{option}"
+    where = f"the folder the operator sets in {setting}"
+    if not isinstance(name, str) or "\x00" in name:
+        raise BackendError(f"{option} must be a path inside {where}", field=field)
+    if ".." in PurePath(name).parts:
+        raise BackendError(f"{option} {name!r} must not contain '..': give a path inside {where}", field=field)
+    try:
+        base = Path(root).resolve()
+        path = (base / name).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise BackendError(f"{option} {name!r} cannot be resolved: {exc}", field=field) from exc
+    if not path.is_relative_to(base):
+        raise BackendError(f"{option} {name!r} lies outside {where}", field=field)
+    return path
 
 
 def torch_device(device: str | None):

@@ -3,7 +3,8 @@
 `backend_config`: `{"checkpoint": path}`. A relative path is read under
 `PARITY_CHECKPOINT_DIR` (by default `var/checkpoints`), where `train_ladder` writes
 its checkpoints, so the same generator works on every worker that mounts that
-folder wherever it lies; an absolute path is read as it is.
+folder wherever it lies. Nothing outside that folder is read: an absolute path must
+lie inside it, and a `..` or a symlink that leads out is refused.
 
 Inference settings: `steps` (sampling steps, default 30), `guidance`
 (classifier-free guidance scale, default 3.0) and `bf16` (null: bf16 on CUDA only).
@@ -14,14 +15,15 @@ from pathlib import Path
 from django.conf import settings as django_settings
 
 from generation.backends.base import Backend as BaseBackend
-from generation.backends.base import torch_device, torch_device_name
+from generation.backends.base import path_under, torch_device, torch_device_name
 from generation.errors import BackendError
 
 
 def checkpoint_path(name: str) -> Path:
-    """Where the checkpoint `name` of a generator's options lies on this machine."""
-    path = Path(name)
-    return path if path.is_absolute() else Path(django_settings.PARITY_CHECKPOINT_DIR) / path
+    """Where the checkpoint `name` of a generator's options lies on this machine, inside
+    `PARITY_CHECKPOINT_DIR` (`BackendError` naming `backend_config.checkpoint` otherwise)."""
+    root = Path(django_settings.PARITY_CHECKPOINT_DIR)
+    return path_under(root, name, option="checkpoint", setting="PARITY_CHECKPOINT_DIR")
 
 
 class Backend(BaseBackend):
@@ -44,7 +46,11 @@ class Backend(BaseBackend):
         config = super().check_config(config)
         checkpoint = config["checkpoint"]
         if not isinstance(checkpoint, str) or not checkpoint.strip():
-            raise BackendError("checkpoint must be the path of a checkpoint file, a non-empty string")
+            raise BackendError(
+                "checkpoint must be the path of a checkpoint file, a non-empty string",
+                field="backend_config.checkpoint",
+            )
+        checkpoint_path(checkpoint)
         return config
 
     @property

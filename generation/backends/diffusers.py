@@ -1,7 +1,9 @@
 """The `diffusers` backend: a local diffusers pipeline directory (as `save_pretrained` writes it).
 
 `backend_config`: `{"path": directory}`, and optionally `"dtype"`: "float32"
-(the default), "float16" or "bfloat16". The directory is read with
+(the default), "float16" or "bfloat16". The directory lies inside
+`PARITY_DIFFUSERS_DIR`: a relative path is read from there, an absolute one must
+lie inside it, and a `..` or a symlink that leads out is refused. It is read with
 `local_files_only=True`: nothing is ever downloaded, so every file the pipeline
 needs (weights, scheduler, tokenizer) must be in it. Needs the optional extra
 `pip install parity[diffusers]` on the worker.
@@ -21,14 +23,24 @@ does not depend on the rest of its batch.
 """
 
 import inspect
+from pathlib import Path
+
+from django.conf import settings as django_settings
 
 from generation.backends.base import Backend as BaseBackend
-from generation.backends.base import torch_device, torch_device_name
+from generation.backends.base import path_under, torch_device, torch_device_name
 from generation.errors import BackendError
 
 DTYPES = ("float32", "float16", "bfloat16")
 # Parity's names of common settings, and the pipeline argument each becomes.
 RENAMED = {"steps": "num_inference_steps", "guidance": "guidance_scale"}
+
+
+def pipeline_path(name: str) -> Path:
+    """Where the pipeline folder `name` of a generator's options lies on this machine, inside
+    `PARITY_DIFFUSERS_DIR` (`BackendError` naming `backend_config.path` otherwise)."""
+    root = Path(django_settings.PARITY_DIFFUSERS_DIR)
+    return path_under(root, name, option="path", setting="PARITY_DIFFUSERS_DIR")
 
 
 class Backend(BaseBackend):
@@ -47,8 +59,12 @@ class Backend(BaseBackend):
             ) from exc
         self.torch_device = torch_device(device)
         dtype = getattr(torch, self.config.get("dtype", "float32"))
+        path = pipeline_path(self.config["path"])
+        # A name that is no folder would be looked up as a model of the Hugging Face cache.
+        if not path.is_dir():
+            raise BackendError(f"no diffusers pipeline folder {self.config['path']!r} on this worker")
         try:
-            pipeline = DiffusionPipeline.from_pretrained(self.config["path"], local_files_only=True, dtype=dtype)
+            pipeline = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise BackendError(f"no diffusers pipeline could be loaded from {self.config['path']!r}: {exc}") from exc
         pipeline.set_progress_bar_config(disable=True)
@@ -60,7 +76,10 @@ class Backend(BaseBackend):
     def check_config(cls, config):
         config = super().check_config(config)
         if not isinstance(config["path"], str) or not config["path"].strip():
-            raise BackendError("path must be the directory of a diffusers pipeline, a non-empty string")
+            raise BackendError(
+                "path must be the directory of a diffusers pipeline, a non-empty string", field="backend_config.path"
+            )
+        pipeline_path(config["path"])
         if config.get("dtype", "float32") not in DTYPES:
             raise BackendError(f"dtype must be one of {', '.join(DTYPES)}, not {config['dtype']!r}")
         return config

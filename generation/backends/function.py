@@ -1,11 +1,14 @@
 """The `callable` backend: a researcher's own Python function makes the images.
 
-`backend_config`: `{"function": "package.module:name"}` (or `"package.module.name"`).
-The function is called as `name(prompts, seeds, **settings)` with the generator's
-inference settings, and returns one PIL image per prompt, in order. It must be
-importable on the worker (installed there, or on its PYTHONPATH). A function with
-a `device` parameter is also given the job's device (a string such as "cuda:0",
-or None when the job leaves the choice to it).
+`backend_config`: `{"function": name}`, a name the operator gives a function in
+`PARITY_CALLABLES` (`name=package.module:function`, or `package.module.function`):
+the worker runs the function with its own access to the database and storage, so a
+member picks one of the operator's functions and never names code. The function is
+called as `function(prompts, seeds, **settings)` with the generator's inference
+settings, and returns one PIL image per prompt, in order. It must be importable on
+the worker (installed there, or on its PYTHONPATH). A function with a `device`
+parameter is also given the job's device (a string such as "cuda:0", or None when
+the job leaves the choice to it).
 
 Seeds are non-negative integers below 2**63; a function that needs 32-bit seeds
 (e.g. `numpy.random.seed`) reduces them itself, e.g. `seed % 2**32`.
@@ -14,6 +17,8 @@ Seeds are non-negative integers below 2**63; a function that needs 32-bit seeds
 import importlib
 import inspect
 import re
+
+from django.conf import settings as django_settings
 
 from generation.backends.base import Backend as BaseBackend
 from generation.errors import BackendError
@@ -27,8 +32,23 @@ def function_parts(path: str) -> tuple[str, str]:
     if not sep:
         module, _, name = path.rpartition(".")
     if not module or not name or not DOTTED.fullmatch(module) or not DOTTED.fullmatch(name):
-        raise BackendError(f"function must look like 'package.module:name', not {path!r}")
+        raise BackendError(
+            f"function must look like 'package.module:name', not {path!r}", field="backend_config.function"
+        )
     return module, name
+
+
+def function_path(name: str) -> str:
+    """The dotted path of the function the operator calls `name` in `PARITY_CALLABLES`."""
+    allowed = dict(django_settings.PARITY_CALLABLES)
+    if not isinstance(name, str) or name not in allowed:
+        offered = f"use one of {', '.join(repr(key) for key in allowed)}" if allowed else "it allows none"
+        raise BackendError(
+            f"function {name!r} is not one this site allows: {offered} "
+            "(the operator lists them in PARITY_CALLABLES)",
+            field="backend_config.function",
+        )
+    return allowed[name]
 
 
 class Backend(BaseBackend):
@@ -36,7 +56,7 @@ class Backend(BaseBackend):
 
     def __init__(self, config, *, device=None):
         super().__init__(config, device=device)
-        module_name, name = function_parts(self.config["function"])
+        module_name, name = function_parts(function_path(self.config["function"]))
         try:
             target = importlib.import_module(module_name)
             for part in name.split("."):
@@ -54,9 +74,7 @@ class Backend(BaseBackend):
     @classmethod
     def check_config(cls, config):
         config = super().check_config(config)
-        if not isinstance(config["function"], str):
-            raise BackendError("function must be a string such as 'package.module:name'")
-        function_parts(config["function"])
+        function_path(config["function"])
         return config
 
     @property

@@ -6,10 +6,12 @@ SQLite and media under `var/`, and a Celery broker that needs no server.
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 from parity.rates import rate_split
@@ -41,6 +43,31 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def env_named_paths(name: str, default: str, *, bare: tuple[str, ...] = ()) -> dict[str, str]:
+    """`name=dotted.path,name2=...` as {name: path}; a name of `bare` may stand alone, for itself.
+
+    Only the shape is checked here: what a path points at is imported where it is used.
+    """
+    value = os.environ.get(name)
+    value = default if value is None else value
+    named: dict[str, str] = {}
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        key, sep, path = (part.strip() for part in entry.partition("="))
+        if not sep and key in bare:
+            path = key
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,99}", key) or not re.fullmatch(r"[A-Za-z_][\w.:]*", path):
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not name=package.module.attribute"
+                + (f" (nor one of {', '.join(bare)})" if bare else "")
+            )
+        if key in named:
+            raise ImproperlyConfigured(f"{name}: {key!r} is named twice")
+        named[key] = path
+    return named
 
 
 # ------------------------------------------------------------------------------
@@ -86,6 +113,8 @@ INSTALLED_APPS = [
     # Swagger UI's files, served from here: the API docs must not need a CDN.
     "drf_spectacular_sidecar",
     "django_htmx",
+    # The Content-Security-Policy header (see Security below); the app checks its settings.
+    "csp",
     # Only for its system checks of the cache; annotate/ratelimits.py does the counting.
     "django_ratelimit",
     "parity",
@@ -96,8 +125,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Above whitenoise, so that static files (SVG among them) carry the policy too.
+    "csp.middleware.CSPMiddleware",
     # Serves collected static files (admin, htmx) from gunicorn, with no proxy rule needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a parameter: a NUL or a lone surrogate is a 400 here, never a 500 later.
+    "parity.middleware.UntrustedInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -173,6 +206,13 @@ elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://HOST:PORT/DB (or leave it unset)")
+# The images of a trial, made per assignment, kept for the request for the other one
+# (annotate/selectors.py: presented_image). In memory, a few trials' worth per process.
+CACHES["presented"] = (
+    {**CACHES["default"], "KEY_PREFIX": "presented"} if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "presented",
+          "OPTIONS": {"MAX_ENTRIES": 64}}
+)
 
 def env_rate(name: str, default: str) -> str | None:
     """A rate like "30/m" or "10/5m"; None (no limit) for "0", "0/m" or an explicitly empty value."""
@@ -259,6 +299,9 @@ PARITY_MAX_CAPTION_CHARS = env_int("PARITY_MAX_CAPTION_CHARS", 2000)
 # Uploads to the API (generation/uploads.py) are streamed to a temporary file, never
 # held in memory, and refused with 413 past this size (one image: PARITY_MAX_IMAGE_BYTES).
 PARITY_MAX_UPLOAD_BYTES = env_int("PARITY_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
+# A tar or zip with more members is refused while they are counted, by any import:
+# each member listed costs memory and time before a single image is read.
+PARITY_MAX_ARCHIVE_MEMBERS = env_int("PARITY_MAX_ARCHIVE_MEMBERS", 100_000)
 # An uploaded bundle with at most this many images is imported during the request;
 # a larger one by a worker, and the response points at its import job.
 PARITY_API_INLINE_IMPORT_MAX = env_int("PARITY_API_INLINE_IMPORT_MAX", 200)
@@ -275,6 +318,24 @@ FILE_UPLOAD_TEMP_DIR = os.environ.get("DJANGO_FILE_UPLOAD_TEMP_DIR") or None
 # checkpoint path is read from here: every GPU worker must see the same folder.
 # Not under MEDIA_ROOT, which development serves to anyone who asks.
 PARITY_CHECKPOINT_DIR = Path(os.environ.get("PARITY_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
+# A `diffusers` generator's pipeline folder is read from here, never from elsewhere.
+PARITY_DIFFUSERS_DIR = Path(os.environ.get("PARITY_DIFFUSERS_DIR", VAR_DIR / "diffusers"))
+# What a generator may run: the worker imports and calls these, with its own access
+# to the database and storage, so the operator chooses them and members pick by name.
+# Backends: builtin, callable and diffusers stand for the project's own; another
+# backend is name=package.module.Class. Callables: name=package.module:function.
+PARITY_GENERATION_BACKENDS = env_named_paths(
+    "PARITY_GENERATION_BACKENDS", "builtin,diffusers", bare=("builtin", "callable", "diffusers")
+)
+if "upload" in PARITY_GENERATION_BACKENDS:
+    raise ImproperlyConfigured("PARITY_GENERATION_BACKENDS: 'upload' is not a backend (it is always allowed)")
+PARITY_CALLABLES = env_named_paths("PARITY_CALLABLES", "")
+# A running generation job's worker writes its heartbeat every sixth of this; a job
+# whose heartbeat is older is taken for lost (its worker killed or gone) and marked
+# `interrupted`, to be resumed, or ended by its cancel.
+PARITY_JOB_HEARTBEAT_TIMEOUT = env_int("PARITY_JOB_HEARTBEAT_TIMEOUT", 30)
+if PARITY_JOB_HEARTBEAT_TIMEOUT < 1:
+    raise ImproperlyConfigured("PARITY_JOB_HEARTBEAT_TIMEOUT is in seconds, at least 1")
 
 # ------------------------------------------------------------------------------
 # Celery
@@ -310,6 +371,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "analysis.tasks.plan_update_open_studies",
         "schedule": float(env_int("PARITY_PLAN_UPDATE_SECONDS", 300)),
     },
+    # Generation jobs whose worker stopped writing its heartbeat become `interrupted`.
+    "generation-jobs-interrupt-lost": {
+        "task": "generation.tasks.generation_jobs_interrupt_lost_task",
+        "schedule": float(PARITY_JOB_HEARTBEAT_TIMEOUT),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -338,6 +404,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["parity.api.TokenWriteThrottle"],
     "DEFAULT_PAGINATION_CLASS": "parity.api.PageNumberPagination",
     "EXCEPTION_HANDLER": "parity.api.exception_handler",
+    # DRF's, with every string, key and nesting level of a body checked (generation/untrusted.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "generation.untrusted.JSONParser",
+        "generation.untrusted.FormParser",
+        "generation.untrusted.MultiPartParser",
+    ],
 }
 # Writes made with a personal token, per user; same syntax as the rates above.
 PARITY_API_WRITE_RATE = env_rate("PARITY_API_WRITE_RATE", "600/m")
@@ -371,6 +443,24 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy, the same in development and production (django-csp): scripts
+# and styles only from this site's static files, or inline with the response's nonce
+# (`request.csp_nonce`); no inline event handler, style attribute or eval (htmx is
+# configured without eval: parity/partials/htmx.html). data: images are Swagger UI's
+# icons. PARITY_CSP_IMG_SRC adds image origins, e.g. an object store's for the
+# admin's thumbnails. The downloaded HTML report has its own policy (analysis/api.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "img-src": [csp.SELF, "data:", *env_list("PARITY_CSP_IMG_SRC", [])],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "frame-ancestors": [csp.NONE],
+        "form-action": [csp.SELF],
+    }
+}
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

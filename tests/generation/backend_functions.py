@@ -1,14 +1,23 @@
 """Functions for the `callable` backend in tests: generate(prompts, seeds, **settings) -> images.
 
 `interrupt` is set by a test to make `solid` raise KeyboardInterrupt (as Ctrl-C or a
-dying worker would cut a run short) on a given call, once `ready` is set.
+dying worker would cut a run short) on a given call, once `ready` is set. A generator
+names one by its name in `PARITY_CALLABLES`, which `allow` sets for a test.
 """
 
 import threading
+import time
 
 from PIL import Image
 
 interrupt = {"on_call": None, "ready": threading.Event(), "calls": 0}
+FUNCTIONS = ("solid", "made_meanwhile", "broken_on", "with_device", "not_images", "slow")
+
+
+def allow(settings) -> None:
+    """Let generators run the `callable` backend with this module's functions, each by its own name."""
+    settings.PARITY_GENERATION_BACKENDS = {**settings.PARITY_GENERATION_BACKENDS, "callable": "callable"}
+    settings.PARITY_CALLABLES = {name: f"{__name__}:{name}" for name in FUNCTIONS}
 
 
 def colour(prompt: str, seed: int) -> tuple[int, int, int]:
@@ -50,3 +59,13 @@ def with_device(prompts, seeds, *, device=None, **settings):
 
 def not_images(prompts, seeds, **settings):
     return ["not an image" for _ in prompts]
+
+
+def slow(prompts, seeds, *, seconds=0.5, drawn="", **settings):
+    """As `solid`, `seconds` a batch; the seeds drawn are appended to the file `drawn`, when given."""
+    time.sleep(seconds)
+    images = solid(prompts, seeds)
+    if drawn:
+        with open(drawn, "a") as out:
+            out.write("".join(f"{seed}\n" for seed in seeds))
+    return images

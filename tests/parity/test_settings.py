@@ -92,6 +92,10 @@ def test_development_needs_no_configuration(run_python, app_env, tmp_path):
         ("PARITY_RATE_SUBMIT", "2/0m"),
         ("PARITY_NUM_PROXIES", "one"),
         ("CACHE_URL", "memcached://m:11211"),
+        ("PARITY_GENERATION_BACKENDS", "bulitin"),
+        ("PARITY_GENERATION_BACKENDS", "upload"),
+        ("PARITY_GENERATION_BACKENDS", "fancy=my lab.Fancy"),
+        ("PARITY_CALLABLES", "os.system"),
     ],
 )
 def test_a_bad_value_names_its_variable(run_python, app_env, name, value):
@@ -161,3 +165,30 @@ def test_cache_url_chooses_redis(run_python, app_env):
     assert settings["cache"] == {
         "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://redis:6379/1"
     }
+
+
+PRINT_GENERATION = """
+import json
+from django.conf import settings
+print(json.dumps([settings.PARITY_GENERATION_BACKENDS, settings.PARITY_CALLABLES, str(settings.PARITY_DIFFUSERS_DIR)]))
+"""
+
+
+def test_generation_backends_and_callables_are_the_operators_names(run_python, app_env, tmp_path):
+    env = app_env | {"DJANGO_SETTINGS_MODULE": "parity.settings"}
+    result = run_python("-c", PRINT_GENERATION, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {"builtin": "builtin", "diffusers": "diffusers"}, {}, str(tmp_path / "var" / "diffusers")
+    ]
+    result = run_python("-c", PRINT_GENERATION, env=env | {
+        "PARITY_GENERATION_BACKENDS": " builtin, callable ,fancy=mylab.backends.Fancy",
+        "PARITY_CALLABLES": "sd15=mylab.sampling:generate,tiny = mylab.tiny.generate",
+        "PARITY_DIFFUSERS_DIR": str(tmp_path / "pipelines"),
+    })
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {"builtin": "builtin", "callable": "callable", "fancy": "mylab.backends.Fancy"},
+        {"sd15": "mylab.sampling:generate", "tiny": "mylab.tiny.generate"},
+        str(tmp_path / "pipelines"),
+    ]
