@@ -16,6 +16,7 @@ from annotate.models import Study, Trial
 from generation import selectors as generation_selectors
 from generation.presentation import PresentationPolicy
 from generation.serializers import StrictFieldsMixin, WorkspaceField
+from generation.untrusted import JSONField
 
 # The configuration fields a client sets; everything else of a study is read-only.
 CONFIG_FIELDS = [
@@ -137,7 +138,7 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         child=serializers.IntegerField(), read_only=True,
         help_text="Generators no longer served: their interval reached target_half_width.",
     )
-    presentation_policy = serializers.JSONField(
+    presentation_policy = JSONField(
         required=False,
         help_text='How both images are rendered: {"size": 512, "aspect": "1:1", "crop": "center", '
         '"format": "JPEG", "quality": 90}; fields left out keep these defaults.',

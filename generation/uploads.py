@@ -24,14 +24,14 @@ from django.utils.text import get_valid_filename
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from generation import jobs
+from generation import jobs, services
 from generation.errors import IngestError
 from generation.ingest.archives import archive_format, archive_image_count
 from generation.serializers import ImportJobSerializer, ImportResultSerializer
+from generation.untrusted import MultiPartParser
 
 # Room for the multipart boundaries and the form's text fields around the file.
 FORM_OVERHEAD = 64 * 1024
@@ -76,7 +76,7 @@ class CappedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
 
 
 class UploadView:
-    """Mixin of a view that receives files: multipart only, streamed to disk, capped."""
+    """Mixin of a view that receives files: multipart only (its fields checked), streamed to disk, capped."""
 
     parser_classes = [MultiPartParser]
 
@@ -123,7 +123,12 @@ def received_archive(upload) -> ReceivedArchive:
         name += ".tar"
     if found == "jsonl" and not name.endswith(".jsonl"):
         name += ".jsonl"
-    return ReceivedArchive(upload=upload, name=name, images=archive_image_count(path, archive_format=found))
+    try:
+        images = archive_image_count(path, archive_format=found, limits=services.archive_limits())
+    except IngestError as exc:
+        # Named as the client named it, not by the server's temporary file.
+        raise IngestError(str(exc).replace(str(path), name)) from None
+    return ReceivedArchive(upload=upload, name=name, images=images)
 
 
 def import_upload(*, request, upload, kind: str, workspace, generator=None, corpus=None,

@@ -16,7 +16,9 @@ Formats:
 A bad record becomes a `Rejection` naming its file and line or archive member, so one
 import can report every problem at once. Archive members are read, never extracted,
 and links, devices and paths outside the archive are refused outright
-(`generation.ingest.archives`).
+(`generation.ingest.archives`). A JSONL line is read with a cap (`generation.ingest.lines`),
+and every string a record carries is checked for what a database cannot store
+(`generation.ingest.text`).
 """
 
 import base64
@@ -35,10 +37,15 @@ from generation.errors import IngestError, Rejection
 from generation.ingest.archives import (
     IMAGE_EXTENSIONS,
     Archive,
+    ArchiveLimits,
     check_tar_member,
     is_tar_name,
     is_zip_name,
+    open_tar_stream,
+    tar_members,
 )
+from generation.ingest.lines import LINE_ROOM, capped_lines, inline_line_cap
+from generation.ingest.text import checked_meta, checked_text
 
 CORPUS_INDEXES = ("captions.jsonl", "captions.csv")
 INDEX_FIELDS = ("key", "caption", "file")
@@ -61,8 +68,11 @@ class Record:
 # ------------------------------------------------------------------------------
 
 
-def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    """Records of a corpus folder or of WebDataset shards (a path, a folder of shards or a glob)."""
+def corpus_records(source: str, *, max_bytes: int, limits: ArchiveLimits) -> Iterator[Record | Rejection]:
+    """Records of a corpus folder or of WebDataset shards (a path, a folder of shards or a glob).
+
+    `max_bytes` caps one image; `limits` refuses an archive whole.
+    """
     path = Path(source)
     if path.is_dir():
         indexes = [path / name for name in CORPUS_INDEXES if (path / name).is_file()]
@@ -78,11 +88,11 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
             raise IngestError(
                 f"{source}: no captions.jsonl, captions.csv or .tar shards in this folder"
             )
-        return _webdataset(shards, max_bytes=max_bytes)
+        return _webdataset(shards, max_bytes=max_bytes, limits=limits)
     if path.is_file() and is_jsonl_name(source):
         return _jsonl_corpus(path, max_bytes=max_bytes)
-    if path.is_file() and (is_zip_name(source) or (is_tar_name(source) and _has_corpus_index(path))):
-        return _archive_corpus(path, max_bytes=max_bytes)
+    if path.is_file() and (is_zip_name(source) or (is_tar_name(source) and _has_corpus_index(path, limits))):
+        return _archive_corpus(path, max_bytes=max_bytes, limits=limits)
     shards = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
     if not shards:
         raise IngestError(f"{source}: no file matches this pattern")
@@ -91,12 +101,12 @@ def corpus_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
             raise IngestError(f"{shard}: no such file or folder")
         if not is_tar_name(shard):
             raise IngestError(f"{shard}: not a folder or a WebDataset .tar shard")
-    return _webdataset(shards, max_bytes=max_bytes)
+    return _webdataset(shards, max_bytes=max_bytes, limits=limits)
 
 
 def _folder_jsonl(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    with index.open(encoding="utf-8-sig") as lines:
-        yield from _index_records(_jsonl_rows(lines, index), _folder_reader(root, max_bytes))
+    with index.open("rb") as handle:
+        yield from _index_records(_jsonl_rows(handle, index, max_bytes=LINE_ROOM), _folder_reader(root, max_bytes))
 
 
 def _folder_csv(root: Path, index: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
@@ -108,9 +118,9 @@ def _folder_reader(root: Path, max_bytes: int):
     return lambda name, origin: _read_capped(_inside(root, name, origin), origin, max_bytes)
 
 
-def _archive_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
+def _archive_corpus(path: Path, *, max_bytes: int, limits: ArchiveLimits) -> Iterator[Record | Rejection]:
     """An archive laid out like a corpus folder: captions.jsonl or captions.csv at its top."""
-    with Archive(path, max_bytes=max_bytes, index_names=CORPUS_INDEXES) as archive:
+    with Archive(path, max_bytes=max_bytes, limits=limits, index_names=CORPUS_INDEXES) as archive:
         yield from archive.refused
         indexes = [name for name in CORPUS_INDEXES if name in archive.files]
         if len(indexes) > 1:
@@ -119,42 +129,60 @@ def _archive_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejectio
             raise IngestError(f"{path}: no captions.jsonl or captions.csv at the top of the archive")
         index = f"{path}:{indexes[0]}"
         try:
-            text = archive.read(indexes[0], index).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise IngestError(f"{index}: not valid UTF-8") from None
+            data = archive.read(indexes[0], index)
         except Rejection as rejection:
             raise IngestError(str(rejection)) from None
         if indexes[0].endswith(".jsonl"):
-            rows = _jsonl_rows(io.StringIO(text), index)
+            rows = _jsonl_rows(io.BytesIO(data), index, max_bytes=LINE_ROOM)
         else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise IngestError(f"{index}: not valid UTF-8") from None
             rows = _csv_rows(io.StringIO(text, newline=""), index)
         yield from _index_records(rows, lambda name, origin: archive.read(archive.resolve(name, origin), origin))
 
 
 def _jsonl_corpus(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
     """A corpus in one JSONL file: key, caption and the image inline, line by line."""
-    with path.open(encoding="utf-8-sig") as lines:
-        for origin, row in _jsonl_rows(lines, path):
+    with path.open("rb") as handle:
+        for origin, row in _jsonl_rows(handle, path, max_bytes=inline_line_cap(max_bytes)):
             if isinstance(row, Rejection):
                 yield row
                 continue
             try:
                 key, caption = (_text_field(row, field, origin) for field in ("key", "caption"))
+                meta = _meta(row, ("key", "caption", INLINE_IMAGE), origin)
                 data = _inline_image(row, origin, max_bytes)
             except Rejection as rejection:
                 yield rejection
                 continue
-            meta = {k: v for k, v in row.items() if k not in ("key", "caption", INLINE_IMAGE)}
             yield Record(key=key, caption=caption, data=data, meta=meta, origin=origin)
 
 
-def _jsonl_rows(lines, index) -> Iterator[tuple[str, dict | Rejection]]:
-    for number, line in _numbered_lines(lines, index):
+def _jsonl_rows(handle, index, *, max_bytes: int) -> Iterator[tuple[str, dict | Rejection]]:
+    """The JSON object of each non-blank line of a binary `handle`; a line over `max_bytes` is
+    refused as it is read, never held whole."""
+    for number, line in capped_lines(handle, name=str(index), max_bytes=max_bytes):
         origin = f"{index}:{number}"
+        if line is None:
+            yield origin, Rejection(origin, _line_too_long(max_bytes))
+            continue
+        if not line.strip():
+            continue
         try:
             yield origin, _json_object(line, origin)
         except Rejection as rejection:
             yield origin, rejection
+
+
+def _line_too_long(max_bytes: int) -> str:
+    if max_bytes == LINE_ROOM:
+        return f"line is over {max_bytes:,} bytes, more than the fields of one record need"
+    return (
+        f"line is over {max_bytes:,} bytes: more than an image of PARITY_MAX_IMAGE_BYTES in base64 "
+        f"and {LINE_ROOM:,} bytes of other fields"
+    )
 
 
 def _csv_rows(handle, index) -> Iterator[tuple[str, dict | Rejection]]:
@@ -195,20 +223,20 @@ def _index_records(rows, read) -> Iterator[Record | Rejection]:
             continue
         try:
             key, caption, name = (_text_field(row, field, origin) for field in INDEX_FIELDS)
+            meta = _meta(row, INDEX_FIELDS, origin)
             data = read(name, origin)
         except Rejection as rejection:
             yield rejection
             continue
-        meta = {k: v for k, v in row.items() if k not in INDEX_FIELDS}
         yield Record(key=key, caption=caption, data=data, meta=meta, origin=f"{origin} ({name})")
 
 
-def _webdataset(shards: list[str], *, max_bytes: int) -> Iterator[Record | Rejection]:
+def _webdataset(shards: list[str], *, max_bytes: int, limits: ArchiveLimits) -> Iterator[Record | Rejection]:
     for shard in shards:
         try:
-            with tarfile.open(shard, mode="r|*") as archive:
+            with open_tar_stream(shard) as archive:
                 group_key, group = None, {}
-                for member in archive:
+                for member in tar_members(archive, path=shard, limits=limits):
                     origin = f"{shard}:{member.name}"
                     if member.isdir():
                         continue
@@ -233,7 +261,15 @@ def _webdataset(shards: list[str], *, max_bytes: int) -> Iterator[Record | Rejec
 
 
 def _webdataset_record(shard: str, key: str, group: dict) -> Record | Rejection:
+    try:
+        return _checked_webdataset_record(shard, key, group)
+    except Rejection as rejection:
+        return rejection
+
+
+def _checked_webdataset_record(shard: str, key: str, group: dict) -> Record | Rejection:
     origin = f"{shard}:{key}"
+    checked_text(key, field="key", origin=origin)
     images = [ext for ext in group if ext.lower() in IMAGE_EXTENSIONS]
     if not images:
         return Rejection(origin, f"no image for key {key!r} (expected {key}.jpg, .png or .webp)")
@@ -245,16 +281,20 @@ def _webdataset_record(shard: str, key: str, group: dict) -> Record | Rejection:
         raw, json_origin = group["json"]
         try:
             meta = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's limit on digits
             return Rejection(json_origin, f"malformed JSON: {exc}")
+        except RecursionError:
+            return Rejection(json_origin, "malformed JSON: nested too deeply")
         if not isinstance(meta, dict):
             return Rejection(json_origin, "expected a JSON object")
+        checked_meta(meta, origin=json_origin)
     if "txt" in group:
         raw, txt_origin = group["txt"]
         try:
             caption = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Rejection(txt_origin, "caption is not valid UTF-8")
+        checked_text(caption, field="caption", origin=txt_origin)
     elif isinstance(meta.get("caption"), str):
         caption = meta["caption"]
     else:
@@ -267,8 +307,9 @@ def _webdataset_record(shard: str, key: str, group: dict) -> Record | Rejection:
 # ------------------------------------------------------------------------------
 
 
-def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    """Records of a sample bundle: a folder, tar or zip holding `manifest.jsonl` (key, file, seed)."""
+def bundle_records(source: str, *, max_bytes: int, limits: ArchiveLimits) -> Iterator[Record | Rejection]:
+    """Records of a sample bundle: a folder, tar or zip holding `manifest.jsonl` (key, file, seed),
+    or a JSONL bundle. `max_bytes` caps one image; `limits` refuses an archive whole."""
     path = Path(source)
     if path.is_dir():
         manifest = path / MANIFEST
@@ -276,7 +317,7 @@ def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
             raise IngestError(f"{source}: no {MANIFEST} in this folder")
         return _folder_bundle(path, manifest, max_bytes=max_bytes)
     if path.is_file() and (is_tar_name(source) or is_zip_name(source)):
-        return _archive_bundle(path, max_bytes=max_bytes)
+        return _archive_bundle(path, max_bytes=max_bytes, limits=limits)
     if path.is_file() and is_jsonl_name(source):
         return _jsonl_bundle(path, max_bytes=max_bytes)
     if not path.exists():
@@ -285,15 +326,10 @@ def bundle_records(source: str, *, max_bytes: int) -> Iterator[Record | Rejectio
 
 
 def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    with manifest.open(encoding="utf-8") as lines:
-        for number, line in _numbered_lines(lines, manifest):
-            origin = f"{manifest}:{number}"
+    with manifest.open("rb") as handle:
+        for origin, row in _jsonl_rows(handle, manifest, max_bytes=LINE_ROOM):
             try:
-                key, name, seed = _manifest_entry(line, origin)
-            except Rejection as rejection:
-                yield rejection
-                continue
-            try:
+                key, name, seed = _manifest_entry(row, origin)
                 data = _read_capped(_inside(root, name, origin), origin, max_bytes)
             except Rejection as rejection:
                 yield rejection
@@ -301,21 +337,18 @@ def _folder_bundle(root: Path, manifest: Path, *, max_bytes: int) -> Iterator[Re
             yield Record(key=key, seed=seed, data=data, origin=f"{origin} ({name})")
 
 
-def _archive_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
-    with Archive(path, max_bytes=max_bytes, index_names=(MANIFEST,)) as archive:
+def _archive_bundle(path: Path, *, max_bytes: int, limits: ArchiveLimits) -> Iterator[Record | Rejection]:
+    with Archive(path, max_bytes=max_bytes, limits=limits, index_names=(MANIFEST,)) as archive:
         yield from archive.refused
         if MANIFEST not in archive.files:
             raise IngestError(f"{path}: no {MANIFEST} at the top of the archive")
         try:
-            lines = io.StringIO(archive.read(MANIFEST, f"{path}:{MANIFEST}").decode("utf-8"))
-        except UnicodeDecodeError:
-            raise IngestError(f"{path}:{MANIFEST}: not valid UTF-8") from None
+            manifest = io.BytesIO(archive.read(MANIFEST, f"{path}:{MANIFEST}"))
         except Rejection as rejection:
             raise IngestError(str(rejection)) from None
-        for number, line in _numbered_lines(lines, f"{path}:{MANIFEST}"):
-            origin = f"{path}:{MANIFEST}:{number}"
+        for origin, row in _jsonl_rows(manifest, f"{path}:{MANIFEST}", max_bytes=LINE_ROOM):
             try:
-                key, name, seed = _manifest_entry(line, origin)
+                key, name, seed = _manifest_entry(row, origin)
                 data = archive.read(archive.resolve(name, origin), origin)
             except Rejection as rejection:
                 yield rejection
@@ -325,11 +358,11 @@ def _archive_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejectio
 
 def _jsonl_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]:
     """Samples in one JSONL file: key, seed and the image inline, line by line."""
-    with path.open(encoding="utf-8-sig") as lines:
-        for number, line in _numbered_lines(lines, path):
-            origin = f"{path}:{number}"
+    with path.open("rb") as handle:
+        for origin, row in _jsonl_rows(handle, path, max_bytes=inline_line_cap(max_bytes)):
             try:
-                row = _json_object(line, origin)
+                if isinstance(row, Rejection):
+                    raise row
                 key, seed = _item_key(row, origin), _seed(row, origin)
                 data = _inline_image(row, origin, max_bytes)
             except Rejection as rejection:
@@ -338,8 +371,9 @@ def _jsonl_bundle(path: Path, *, max_bytes: int) -> Iterator[Record | Rejection]
             yield Record(key=key, seed=seed, data=data, origin=origin)
 
 
-def _manifest_entry(line: str, origin: str) -> tuple[str, str, int]:
-    row = _json_object(line, origin)
+def _manifest_entry(row: dict | Rejection, origin: str) -> tuple[str, str, int]:
+    if isinstance(row, Rejection):
+        raise row
     return _item_key(row, origin), _text_field(row, "file", origin), _seed(row, origin)
 
 
@@ -365,20 +399,15 @@ def _seed(row: dict, origin: str) -> int:
 # ------------------------------------------------------------------------------
 
 
-def _numbered_lines(lines, name) -> Iterator[tuple[int, str]]:
-    try:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield number, line
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"{name}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-
-
 def _json_object(line: str, origin: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise Rejection(origin, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+    except ValueError as exc:  # an integer past Python's limit on digits
+        raise Rejection(origin, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise Rejection(origin, "malformed JSON: nested too deeply") from None
     if not isinstance(row, dict):
         raise Rejection(origin, f"expected a JSON object, got {type(row).__name__}")
     return row
@@ -392,7 +421,12 @@ def _text_field(row: dict, name: str, origin: str) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise Rejection(origin, f"field {name!r} must be a string, got {type(value).__name__}")
-    return value
+    return checked_text(value, field=name, origin=origin)
+
+
+def _meta(row: dict, fields: tuple[str, ...], origin: str) -> dict:
+    """The row's other fields, which become the record's meta."""
+    return checked_meta({k: v for k, v in row.items() if k not in fields}, origin=origin)
 
 
 def _inline_image(row: dict, origin: str, max_bytes: int) -> bytes:
@@ -434,11 +468,12 @@ def _read_capped(path: Path, origin: str, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def _has_corpus_index(path: Path) -> bool:
+def _has_corpus_index(path: Path, limits: ArchiveLimits) -> bool:
     """Whether a tar holds captions.jsonl or .csv at its top (else it is a WebDataset shard)."""
     try:
-        with tarfile.open(path, mode="r|*") as archive:
-            return any(str(PurePosixPath(member.name)) in CORPUS_INDEXES for member in archive)
+        with open_tar_stream(path) as archive:
+            members = tar_members(archive, path=path, limits=limits)
+            return any(str(PurePosixPath(member.name)) in CORPUS_INDEXES for member in members)
     except (tarfile.TarError, EOFError, OSError):
         return False  # the WebDataset reader reports it
 

@@ -93,6 +93,7 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str | None]] = [
     (generation_errors.InUse, status.HTTP_409_CONFLICT, None),
     (generation_errors.Duplicate, status.HTTP_409_CONFLICT, "duplicate"),
     (generation_errors.NotCancellable, status.HTTP_409_CONFLICT, "not_cancellable"),
+    (generation_errors.NotResumable, status.HTTP_409_CONFLICT, "not_resumable"),
     (generation_errors.IngestError, status.HTTP_400_BAD_REQUEST, "import_refused"),
     # Not "not yours": whether someone else's assignment exists is nobody's business.
     (annotate_errors.AssignmentUnknown, status.HTTP_404_NOT_FOUND, "not_found"),
@@ -160,7 +161,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         code = getattr(detail, "code", None) or snake_case(type(exc).__name__)
-        response.data = error_body(code, str(detail) or "Error.")
+        # A parse error of generation.untrusted names the field of the body at fault.
+        response.data = error_body(code, str(detail) or "Error.", getattr(exc, "field", None))
     return response
 
 
