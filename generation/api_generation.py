@@ -1,5 +1,5 @@
 """Generation-job endpoints of the researcher API: queue a run of a generator's backend
-over a corpus, follow its progress, cancel it.
+over a corpus, follow its progress, cancel it, resume it once its worker is gone.
 
 A new job is sent to a GPU worker (the Celery queue `gpu`), which makes the samples in
 batches and writes its progress on the job (generation/generate.py). A job's workspace
@@ -18,7 +18,7 @@ from rest_framework import generics, mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from generation import selectors, services
+from generation import heartbeat, selectors, services
 from generation.api import id_param, require_write
 from generation.models import GenerationJob
 from generation.serializers import GenerationJobSerializer
@@ -26,17 +26,21 @@ from generation.serializers import GenerationJobSerializer
 ON_THE_WORKER = (
     "A GPU worker picks the job up (`queued` → `running`), makes the samples that do not exist yet in batches, "
     "and writes its counts every half second: `done` made, `skipped` already there, `failed` with the first "
-    "1,000 `errors`. It ends `succeeded` (failures, if any, listed), `failed` (nothing could be made) or `cancelled`."
+    "1,000 `errors`. It ends `succeeded` (failures, if any, listed), `failed` (nothing could be made) or `cancelled`. "
+    "While it runs, its worker writes `heartbeat_at` every few seconds; a running job whose heartbeat is older than "
+    "PARITY_JOB_HEARTBEAT_TIMEOUT has lost its worker and becomes `interrupted`, to be resumed."
 )
 JOB_REQUEST = {"generator": 7, "corpus": 3, "item_keys": ["0001", "0002"], "seeds_per_item": 4}
 JOB_EXAMPLE = {
     "id": 12, **JOB_REQUEST, "status": "queued", "cancel_requested": False, "progress": 0.0,
     "total": 8, "done": 0, "skipped": 0, "failed": 0, "errors": [], "error_count": 0, "device": "", "batch_size": None,
-    "images_per_second": None, "created_at": "2025-01-30T09:12:00Z", "started_at": None, "finished_at": None,
+    "images_per_second": None, "created_at": "2025-01-30T09:12:00Z", "started_at": None, "heartbeat_at": None,
+    "finished_at": None,
 }
 RUNNING_EXAMPLE = {
     **JOB_EXAMPLE, "status": "running", "progress": 0.5, "done": 3, "skipped": 1, "device": "cuda:0 (NVIDIA H100 80GB HBM3)",
     "batch_size": 8, "images_per_second": 3.2, "started_at": "2025-01-30T09:13:00Z",
+    "heartbeat_at": "2025-01-30T09:13:05Z",
 }
 
 
@@ -74,6 +78,7 @@ class GenerationJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
 
     def get_queryset(self):
         found = selectors.generation_jobs_for(user=self.request.user).order_by("-created_at", "-pk")
+        heartbeat.generation_jobs_interrupt_lost(jobs=found)  # a job whose worker is gone is shown as it is
         if self.action != "list":
             return found
         if (generator := id_param(self.request, "generator")) is not None:
@@ -94,8 +99,10 @@ class GenerationJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
     tags=["generation jobs"],
     summary="Cancel a generation job (owner or member)",
     description=(
-        "A queued job is cancelled at once. A running one gets `cancel_requested`, and its worker stops "
-        "between batches, keeping the samples already made; a new job for the same items makes only the rest. "
+        "A queued or interrupted job is cancelled at once, and so is a running one whose worker is gone (no "
+        "heartbeat for PARITY_JOB_HEARTBEAT_TIMEOUT). A running one gets `cancel_requested`, and its worker stops "
+        "between batches, keeping the samples already made (or, should its worker fall silent, the job ends "
+        "`cancelled` when that is seen); a new job for the same items makes only the rest. "
         "A job that has ended: 409 `not_cancellable`."
     ),
     request=None,
@@ -108,11 +115,37 @@ class GenerationJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
 class GenerationJobCancel(generics.GenericAPIView):
     serializer_class = GenerationJobSerializer
 
+    @staticmethod
+    def act(*, job: GenerationJob) -> GenerationJob:
+        return services.generation_job_cancel(job=job)
+
     def get_queryset(self):
         return selectors.generation_jobs_for(user=self.request.user)
 
     def post(self, request, pk: int):
         job = self.get_object()
         require_write(request, job.generator.workspace)
-        job = services.generation_job_cancel(job=job)
+        job = self.act(job=job)
         return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data, status=status.HTTP_200_OK)
+
+
+@extend_schema(
+    tags=["generation jobs"],
+    summary="Resume an interrupted generation job (owner or member)",
+    description=(
+        "A job whose worker was lost (killed, stopped, its machine gone: no heartbeat for "
+        "PARITY_JOB_HEARTBEAT_TIMEOUT) is `interrupted`. Resuming queues it again for a GPU worker, which makes "
+        "only the samples still missing: seeds are fixed per generator and item, and the samples made before "
+        "count as `done`. A job that is not interrupted: 409 `not_resumable`."
+    ),
+    request=None,
+    responses={200: GenerationJobSerializer},
+    examples=[OpenApiExample(
+        "Queued again", response_only=True,
+        value={**RUNNING_EXAMPLE, "status": "queued", "heartbeat_at": None},
+    )],
+)
+class GenerationJobResume(GenerationJobCancel):
+    @staticmethod
+    def act(*, job: GenerationJob) -> GenerationJob:
+        return heartbeat.generation_job_resume(job=job)

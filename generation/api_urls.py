@@ -28,5 +28,10 @@ urlpatterns = [
         api_generation.GenerationJobCancel.as_view(),
         name="generation-job-cancel",
     ),
+    path(
+        "generation-jobs/<int:pk>/resume/",
+        api_generation.GenerationJobResume.as_view(),
+        name="generation-job-resume",
+    ),
     *router.urls,
 ]

@@ -22,11 +22,14 @@ not its name, so renaming a generator keeps its seeds.
 
 Resuming. A run makes only the (item, seed) pairs that have no sample yet; pairs
 that have one are counted as `skipped` (or, when this job made them in an earlier
-run, as `done`). So a job whose worker was killed half-way is simply run again: the
-task acks late and is delivered again when its worker dies, and a run that finds
-its job `running` resumes it. Two runs of one job at once cannot make a sample
-twice (the unique constraint on generator, item and seed), though their counters
-may then be off until the next run.
+run, as `done`). So a job whose worker was killed half-way is simply run again. The
+run writes the job's heartbeat every few seconds from a timer thread; a job whose
+heartbeat stops is marked `interrupted` (generation/heartbeat.py) and is resumed
+from the page, the API or `generate --resume`, or by its task delivered again (it
+acks late). A run claims a queued or interrupted job, never one whose heartbeat is
+fresh. Two runs of one job at once cannot make a sample twice (the unique
+constraint on generator, item and seed), though their counters may then be off
+until the next run.
 
 Failures. An item whose generation or storage fails is recorded in the job's
 `errors` (the first 1,000, with `error_count` counting all) and the rest go on. A
@@ -42,15 +45,17 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation.backends import backend_load
 from generation.errors import BackendError
+from generation.heartbeat import generation_jobs_interrupt_lost, heartbeat_every
 from generation.models import GenerationJob, Item, Sample
 
 log = logging.getLogger(__name__)
@@ -94,14 +99,15 @@ def generation_job_run(
     `device` and `batch_size` default to the backend's choice (its `batch_size`
     option, else its default). `on_progress(handled)` is called with the samples
     dealt with so far (done, skipped or failed), from one thread.
-    Ctrl-C (or any other interruption that is not an error) puts the job back to
-    `queued`, to be resumed, and propagates.
+    Ctrl-C (or any other interruption that is not an error) marks the job
+    `interrupted`, to be resumed, and propagates.
     """
     if not _claim(job_id):
         return GenerationJob.objects.get(pk=job_id)
     job = GenerationJob.objects.select_related("generator", "corpus").get(pk=job_id)
     generator = job.generator
     run = _Run(job, on_progress)
+    run.start_heartbeat()  # before the backend loads, which may take longer than the timeout
     try:
         try:
             backend = backend_load(backend=generator.backend, config=generator.backend_config, device=device)
@@ -121,17 +127,22 @@ def generation_job_run(
         raise
     except BaseException:
         if not run.finished:  # interrupted, not failed: resumable
-            run.finish(Status.QUEUED)
+            run.finish(Status.INTERRUPTED)
         raise
     finally:
         run.close()
 
 
 def _claim(job_id: int) -> bool:
-    """Mark the job running if it is queued, or running after a lost worker; cancel it if asked to."""
-    jobs = GenerationJob.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.RUNNING])
+    """Mark the job running if it is queued or interrupted (its worker lost); cancel it if asked to.
+
+    A running job whose heartbeat is fresh is left to its worker.
+    """
+    generation_jobs_interrupt_lost(jobs=GenerationJob.objects.filter(pk=job_id))
+    jobs = GenerationJob.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.INTERRUPTED])
     jobs.filter(cancel_requested=True).update(status=Status.CANCELLED, finished_at=timezone.now())
-    return bool(jobs.update(status=Status.RUNNING, started_at=Coalesce("started_at", Value(timezone.now()))))
+    now = timezone.now()
+    return bool(jobs.update(status=Status.RUNNING, heartbeat_at=now, started_at=Coalesce("started_at", Value(now))))
 
 
 def _generate(run: "_Run", backend, *, batch_size: int, workers: int) -> GenerationJob:
@@ -183,8 +194,15 @@ class _Run:
         self.synced = 0.0
         self.cancelled = False
         self.finished = False
+        self.beating = False  # read on the writer thread: no heartbeat once the run has ended
+        self.heartbeat_stop = threading.Event()
+        self.heartbeat = threading.Thread(target=self._heartbeat, name="parity-generation-heartbeat", daemon=True)
 
     # -- on the calling thread ---------------------------------------------------
+    def start_heartbeat(self) -> None:
+        self.beating = True
+        self.heartbeat.start()
+
     def work(self) -> Iterator:
         """The (item, seed) pairs still to make, item by item in key order (or the job's order)."""
         from generation.engine.pipeline import Work
@@ -219,10 +237,12 @@ class _Run:
         self._call(lambda: GenerationJob.objects.filter(pk=self.job.pk).update(done=self.done, **fields))
 
     def finish(self, status: str, *, error: str = "", images_per_second: float | None = None) -> GenerationJob:
+        # A heartbeat queued on the writer before the status below must not mark the job running again.
+        self.beating = False
         if error:
             self._add_error({"error": error[:MAX_ERROR_CHARS]})
         fields = {"status": status}
-        if status != Status.QUEUED:
+        if status != Status.INTERRUPTED:
             fields["finished_at"] = timezone.now()
         if images_per_second is not None:
             fields["images_per_second"] = images_per_second
@@ -237,8 +257,21 @@ class _Run:
         self._call(self._insert_remaining)
 
     def close(self) -> None:
+        self.beating = False
+        self.heartbeat_stop.set()
+        if self.heartbeat.is_alive():
+            self.heartbeat.join()
         self.writer.submit(connections.close_all).result()  # the writer thread's connection
         self.writer.shutdown()
+
+    # -- on the heartbeat thread -------------------------------------------------
+    def _heartbeat(self) -> None:
+        """Have the writer write the heartbeat every heartbeat_every() seconds, while a batch samples too."""
+        while not self.heartbeat_stop.wait(heartbeat_every()):
+            try:
+                self.writer.submit(self._beat)
+            except RuntimeError:  # the writer has shut down: the run is over
+                return
 
     # -- on pool threads -----------------------------------------------------------
     def store(self, work, encoded) -> None:
@@ -335,6 +368,26 @@ class _Run:
             self.on_progress(handled)
         if time.monotonic() - self.synced >= PROGRESS_SECONDS:
             self._write()
+
+    def _beat(self) -> None:
+        if not self.beating:
+            return
+        jobs, now = GenerationJob.objects.filter(pk=self.job.pk), timezone.now()
+        try:
+            if jobs.filter(status=Status.RUNNING).update(heartbeat_at=now):
+                return
+            # Taken for lost while it ran (a heartbeat too late): it runs, so it is running again.
+            healed = jobs.filter(status__in=[Status.INTERRUPTED, Status.QUEUED]).update(
+                status=Status.RUNNING, heartbeat_at=now
+            )
+        except DatabaseError:  # the next one may get through; nobody reads this future
+            log.warning("generation job %s: heartbeat not written", self.job.pk, exc_info=True)
+            return
+        if healed:
+            log.warning(
+                "generation job %s was taken for lost while its worker ran: its heartbeat came later than "
+                "PARITY_JOB_HEARTBEAT_TIMEOUT (%s s)", self.job.pk, django_settings.PARITY_JOB_HEARTBEAT_TIMEOUT,
+            )
 
     def _sync_and_check(self) -> bool:
         if time.monotonic() - self.synced >= PROGRESS_SECONDS:

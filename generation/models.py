@@ -179,13 +179,18 @@ class GenerationJob(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        # Its worker stopped writing its heartbeat (killed, lost) or was stopped: resumable.
+        INTERRUPTED = "interrupted"
 
     generator = models.ForeignKey(Generator, on_delete=models.CASCADE, related_name="jobs")
     corpus = models.ForeignKey(Corpus, on_delete=models.PROTECT, related_name="generation_jobs")
     item_keys = models.JSONField(default=list, blank=True, help_text="Empty: every item.")
     seeds_per_item = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     cancel_requested = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Written by its worker every few seconds while it runs; silent for PARITY_JOB_HEARTBEAT_TIMEOUT: interrupted."
+    )
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
@@ -206,7 +211,7 @@ class GenerationJob(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["queued", "running", "succeeded", "failed", "cancelled"]),
+                condition=Q(status__in=["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]),
                 name="generationjob_status_valid",
             ),
         ]
@@ -257,8 +262,13 @@ class ImportJob(models.Model):
         CORPUS = "corpus"
         SAMPLES = "samples"
 
-    # The same life cycle as a generation job.
-    Status = GenerationJob.Status
+    # A generation job's life cycle, less `interrupted`: an import is all-or-nothing.
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="import_jobs")
     kind = models.CharField(max_length=10, choices=Kind.choices)

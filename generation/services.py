@@ -27,6 +27,8 @@ from generation.errors import (
     ParityError,
     Rejection,
 )
+from generation.heartbeat import generation_jobs_interrupt_lost
+from generation.ingest.archives import ArchiveLimits
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
 from generation.models import (
@@ -57,6 +59,10 @@ def import_limits() -> ImageLimits:
     )
 
 
+def archive_limits() -> ArchiveLimits:
+    return ArchiveLimits(members=settings.PARITY_MAX_ARCHIVE_MEMBERS, expanded=settings.PARITY_MAX_UPLOAD_BYTES)
+
+
 def corpus_import(
     *,
     workspace: Workspace,
@@ -68,7 +74,7 @@ def corpus_import(
 ) -> tuple[Corpus, ImportResult]:
     """Create corpus `name` in `workspace` from the files at `source`."""
     limits = import_limits()
-    records = corpus_records(source, max_bytes=limits.max_bytes)
+    records = corpus_records(source, max_bytes=limits.max_bytes, limits=archive_limits())
     result = ImportResult()
     files = _StoredFiles(default_storage)
     try:
@@ -129,7 +135,7 @@ def samples_import(
     corpus = corpus or _only_corpus(generator.workspace)
     limits = import_limits()
     if records is None:
-        records = bundle_records(source, max_bytes=limits.max_bytes)
+        records = bundle_records(source, max_bytes=limits.max_bytes, limits=archive_limits())
     result = ImportResult()
     files = _StoredFiles(default_storage)
     try:
@@ -418,12 +424,16 @@ def generation_job_create(
 
 
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
-    """Cancel a queued job at once; ask a running one to stop, which its worker does between batches.
+    """Cancel a queued or interrupted job at once; ask a running one to stop, which its worker
+    does between batches.
 
+    A running job whose worker is gone (generation/heartbeat.py) is cancelled at once, and
+    one whose worker goes silent after the request ends cancelled when the loss is seen.
     A job that has ended cannot be cancelled (`NotCancellable`); asking twice is harmless.
     """
     jobs = GenerationJob.objects.filter(pk=job.pk)
-    cancelled = jobs.filter(status=GenerationJob.Status.QUEUED).update(
+    generation_jobs_interrupt_lost(jobs=jobs)
+    cancelled = jobs.filter(status__in=[GenerationJob.Status.QUEUED, GenerationJob.Status.INTERRUPTED]).update(
         status=GenerationJob.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
     )
     if not cancelled and not jobs.filter(status=GenerationJob.Status.RUNNING).update(cancel_requested=True):

@@ -1,9 +1,10 @@
 """The researcher's generator page, under /generators/<id>/: its fields, samples and jobs.
 
 A running job's block polls its htmx partial every second for a live progress bar, and
-has a cancel button. Visibility goes through `selectors.generators_for`: a generator
-the user may not see is a 404, exactly like one that does not exist; starting and
-cancelling jobs also need a role other than viewer. Domain errors become a message
+has a cancel button; an interrupted one (its worker gone) has a resume button.
+Visibility goes through `selectors.generators_for`: a generator the user may not see
+is a 404, exactly like one that does not exist; starting, cancelling and resuming
+jobs also need a role other than viewer. Domain errors become a message
 on the page, never a traceback.
 """
 
@@ -15,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from generation import selectors, services
+from generation import heartbeat, selectors, services
 from generation.errors import ParityError
 from generation.models import Corpus, GenerationJob, Generator
 
@@ -57,6 +58,7 @@ def generator_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _page(request: HttpRequest, generator: Generator, form: JobForm, status: int = 200) -> HttpResponse:
+    heartbeat.generation_jobs_interrupt_lost(jobs=generator.jobs.all())
     context = {
         "generator": generator,
         "sample_count": generator.samples.count(),
@@ -93,6 +95,7 @@ def generation_job_start(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def generation_job_progress(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     generator = _visible_generator(request, pk)
+    heartbeat.generation_jobs_interrupt_lost(jobs=generator.jobs.filter(pk=job_id))
     context = {"generator": generator, "job": _job_of(generator, job_id), "can_write": _can_write(request, generator)}
     return render(request, "generation/partials/job.html", context)
 
@@ -100,13 +103,30 @@ def generation_job_progress(request: HttpRequest, pk: int, job_id: int) -> HttpR
 @login_required
 @require_POST
 def generation_job_cancel(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    return _job_action(
+        request, pk, job_id, services.generation_job_cancel, refused="viewers cannot cancel jobs",
+        done=lambda job: f"Job {job.pk}: {'cancelled' if job.status == 'cancelled' else 'stopping'}.",
+    )
+
+
+@login_required
+@require_POST
+def generation_job_resume(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    return _job_action(
+        request, pk, job_id, heartbeat.generation_job_resume, refused="viewers cannot resume jobs",
+        done=lambda job: f"Job {job.pk} is queued again: the GPU worker makes the samples still missing.",
+    )
+
+
+def _job_action(request: HttpRequest, pk: int, job_id: int, action, *, refused: str, done) -> HttpResponse:
+    """Cancel or resume a job of the generator: its block again for htmx, else the page with a message."""
     generator = _visible_generator(request, pk)
     if not _can_write(request, generator):
-        raise PermissionDenied("viewers cannot cancel jobs")
+        raise PermissionDenied(refused)
     job = _job_of(generator, job_id)
     error = ""
     try:
-        job = services.generation_job_cancel(job=job)
+        job = action(job=job)
     except ParityError as exc:
         error = str(exc)
         job.refresh_from_db()
@@ -116,5 +136,5 @@ def generation_job_cancel(request: HttpRequest, pk: int, job_id: int) -> HttpRes
     if error:
         messages.error(request, error)
     else:
-        messages.success(request, f"Job {job.pk}: {'cancelled' if job.status == 'cancelled' else 'stopping'}.")
+        messages.success(request, done(job))
     return redirect("generation:generator-detail", pk=generator.pk)

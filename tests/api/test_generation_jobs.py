@@ -1,9 +1,11 @@
-"""Generation jobs: create, list, progress, cancel.
+"""Generation jobs: create, list, progress, cancel, resume once the worker is gone.
 
 A new job is sent to the `gpu` queue once committed; the worker's side is tested in
 tests/generation/test_generation_jobs.py. Here a test that needs a job running or
 finished writes the row as a worker would.
 """
+
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -68,7 +70,7 @@ def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_
         "id": job.pk, "generator": generator.pk, "corpus": corpus.pk, "item_keys": [], "seeds_per_item": 1,
         "status": "queued", "cancel_requested": False, "progress": 0.0, "total": 3, "done": 0, "skipped": 0,
         "failed": 0, "errors": [], "error_count": 0, "device": "", "batch_size": None, "images_per_second": None,
-        "created_at": body["created_at"], "started_at": None, "finished_at": None,
+        "created_at": body["created_at"], "started_at": None, "heartbeat_at": None, "finished_at": None,
     }
     assert sent == [job.pk]  # sent to the GPU worker once committed
     assert api.get(f"{URL}{job.pk}/").json() == body
@@ -252,3 +254,95 @@ def test_a_finished_job_cannot_be_cancelled(api, generator, corpus, state):
     assert state in error(response)["message"]
     job.refresh_from_db()
     assert (job.status, job.cancel_requested) == (state, False)
+
+
+# ------------------------------------------------------------------------------
+# A lost worker: interrupted, resumed, cancelled
+# ------------------------------------------------------------------------------
+
+
+def silent_for(job: GenerationJob, seconds: float) -> GenerationJob:
+    """The job as a worker killed `seconds` ago leaves it: running, its heartbeat that old."""
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status="running", started_at=timezone.now() - timedelta(hours=1),
+        heartbeat_at=timezone.now() - timedelta(seconds=seconds),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def test_reading_a_job_whose_worker_is_gone_shows_it_interrupted(api, generator, corpus, settings):
+    settings.PARITY_JOB_HEARTBEAT_TIMEOUT = 30
+    lost = silent_for(job_in("running", generator, corpus), 31)
+    alive = silent_for(job_in("running", generator, corpus), 5)
+
+    assert api.get(f"{URL}{lost.pk}/").json()["status"] == "interrupted"
+    assert {job["id"]: job["status"] for job in api.get(URL).json()["results"]} == {
+        lost.pk: "interrupted", alive.pk: "running",
+    }
+    lost.refresh_from_db()
+    assert (lost.status, lost.finished_at) == ("interrupted", None)
+
+
+def test_resume_queues_an_interrupted_job_again(api, generator, corpus, monkeypatch,
+                                                django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(generation_job_run, "delay", sent.append)
+    job = job_in("interrupted", generator, corpus, done=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"{URL}{job.pk}/resume/")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["status"], response.json()["done"]) == ("queued", 1)
+    assert sent == [job.pk]
+
+    again = api.post(f"{URL}{job.pk}/resume/")
+    assert (again.status_code, error(again)["code"]) == (409, "not_resumable")
+    assert "is queued" in error(again)["message"]
+    assert sent == [job.pk]
+
+
+def test_a_running_job_whose_worker_is_gone_is_resumed(api, generator, corpus, monkeypatch):
+    monkeypatch.setattr(generation_job_run, "delay", lambda job_id: None)
+    job = silent_for(job_in("running", generator, corpus), 3600)
+    assert api.post(f"{URL}{job.pk}/resume/").json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("state", ["queued", "running", "succeeded", "failed", "cancelled"])
+def test_only_an_interrupted_job_is_resumed(api, generator, corpus, state):
+    job = job_in(state, generator, corpus)
+    response = api.post(f"{URL}{job.pk}/resume/")
+    assert (response.status_code, error(response)["code"]) == (409, "not_resumable")
+    job.refresh_from_db()
+    assert job.status == state
+
+
+def test_viewers_cannot_resume(generator, corpus, viewer):
+    job = job_in("interrupted", generator, corpus)
+    assert token_client(viewer).post(f"{URL}{job.pk}/resume/").status_code == 403
+    job.refresh_from_db()
+    assert job.status == "interrupted"
+
+
+def test_cancel_ends_a_running_job_whose_worker_is_gone_at_once(api, generator, corpus, settings):
+    settings.PARITY_JOB_HEARTBEAT_TIMEOUT = 30
+    job = silent_for(job_in("running", generator, corpus), 31)
+    response = api.post(f"{URL}{job.pk}/cancel/")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["cancel_requested"]) == ("cancelled", True)
+    assert body["finished_at"] is not None
+
+
+def test_cancel_ends_an_interrupted_job(api, generator, corpus):
+    job = job_in("interrupted", generator, corpus)
+    assert api.post(f"{URL}{job.pk}/cancel/").json()["status"] == "cancelled"
+
+
+def test_a_cancel_its_worker_never_saw_ends_the_job_once_the_worker_is_seen_gone(api, generator, corpus, settings):
+    settings.PARITY_JOB_HEARTBEAT_TIMEOUT = 30
+    job = silent_for(job_in("running", generator, corpus), 10)  # killed 10 s ago: not known yet
+    assert api.post(f"{URL}{job.pk}/cancel/").json()["status"] == "running"
+    silent_for(job, 31)
+    body = api.get(f"{URL}{job.pk}/").json()
+    assert (body["status"], body["cancel_requested"]) == ("cancelled", True)
+    assert body["finished_at"] is not None

@@ -17,9 +17,7 @@ from generation import services
 from generation.models import GenerationJob, Generator, Sample, Series
 from tests.generation import builders
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-FUNCTIONS = "tests.generation.backend_functions"
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables")]
 
 
 @pytest.fixture
@@ -37,7 +35,7 @@ def command(*args) -> tuple[str, str]:
 
 def test_generate_makes_the_samples_and_reports_the_run(workspace, corpus):
     services.generator_create(workspace=workspace, name="fn", backend="callable",
-                              backend_config={"function": f"{FUNCTIONS}:solid"})
+                              backend_config={"function": "solid"})
     out, _ = command("generate", "--generator", "fn", "--seeds", "2", "--batch-size", "3")
 
     job = GenerationJob.objects.get()
@@ -57,7 +55,7 @@ def test_generate_makes_the_samples_and_reports_the_run(workspace, corpus):
 
 def test_generate_lists_the_failures(workspace, corpus):
     services.generator_create(workspace=workspace, name="picky", backend="callable",
-                              backend_config={"function": f"{FUNCTIONS}:broken_on"}, settings={"word": "number 3"})
+                              backend_config={"function": "broken_on"}, settings={"word": "number 3"})
     out, err = command("generate", "--generator", "picky")
     assert "5 made, 0 already there, 1 failed" in out
     assert "k003 (seed " in err and "ValueError: cannot draw 'number 3' prompts" in err
@@ -65,7 +63,7 @@ def test_generate_lists_the_failures(workspace, corpus):
 
 def test_generate_resumes_a_queued_job(workspace, corpus):
     generator = services.generator_create(workspace=workspace, name="fn", backend="callable",
-                                          backend_config={"function": f"{FUNCTIONS}:solid"})
+                                          backend_config={"function": "solid"})
     job = services.generation_job_create(generator=generator, corpus=corpus, item_keys=["k002"], enqueue=False)
     out, _ = command("generate", "--job", str(job.pk))
     assert "1 made" in out and Sample.objects.get().job_id == job.pk
@@ -83,7 +81,7 @@ def test_generate_resumes_a_queued_job(workspace, corpus):
 )
 def test_generate_says_what_is_wrong(workspace, corpus, args, message):
     services.generator_create(workspace=workspace, name="fn", backend="callable",
-                              backend_config={"function": f"{FUNCTIONS}:solid"})
+                              backend_config={"function": "solid"})
     with pytest.raises(CommandError, match=message):
         command("generate", *args)
 

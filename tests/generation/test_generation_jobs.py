@@ -6,6 +6,7 @@ these tests commit (transaction=True) for that thread to see their rows.
 """
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 from django.core.files.storage import default_storage
@@ -16,9 +17,9 @@ from generation.models import Corpus, GenerationJob, Generator, Item, Sample
 from generation.tasks import generation_job_run as generation_job_task
 from tests.generation import backend_functions
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-FUNCTIONS = "tests.generation.backend_functions"
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables")]
+# A heartbeat no worker has written for long.
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 CAPTIONS = ["a red square", "two blue circles", "a broken vase", "a green line", "one yellow star"]
 
 
@@ -45,7 +46,7 @@ def corpus(workspace):
 def make_generator(workspace, function="solid", name="fn", **settings):
     return services.generator_create(
         workspace=workspace, name=name, backend="callable",
-        backend_config={"function": f"{FUNCTIONS}:{function}"}, settings=settings,
+        backend_config={"function": function}, settings=settings,
     )
 
 
@@ -180,10 +181,12 @@ def test_a_job_killed_half_way_resumes_without_duplicates(workspace, corpus):
         run(job, batch_size=1, workers=1, on_progress=on_progress)
 
     job.refresh_from_db()
-    assert job.status == "queued"  # interrupted, not failed
+    assert job.status == "interrupted"  # not failed, and not finished
+    assert job.finished_at is None
     assert Sample.objects.filter(job=job).count() == 2
-    # A worker killed outright leaves its job running; the redelivered task resumes it.
-    GenerationJob.objects.filter(pk=job.pk).update(status="running")
+    # A worker killed outright leaves its job running, with a heartbeat that grows old;
+    # the redelivered task resumes it.
+    GenerationJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=LONG_AGO)
     backend_functions.interrupt["on_call"] = None
 
     job = run(job, batch_size=2)
@@ -241,15 +244,77 @@ def test_what_is_not_an_image_fails_its_item(workspace, corpus):
     assert "returned a str, not a PIL image" in job.errors[0]["error"]
 
 
-def test_a_backend_that_cannot_load_fails_the_job_with_its_reason(workspace, corpus):
-    generator = make_generator(workspace)
-    Generator.objects.filter(pk=generator.pk).update(backend_config={"function": f"{FUNCTIONS}:missing"})
+def test_a_backend_that_cannot_load_fails_the_job_with_its_reason(workspace, corpus, callables):
+    callables["missing"] = f"{backend_functions.__name__}:missing"
+    generator = make_generator(workspace, function="missing")
     job = run(make_job(generator, corpus))
 
     assert job.status == "failed" and job.finished_at
     assert job.errors == [{"error": job.errors[0]["error"]}] and job.error_count == 1
-    assert f"{FUNCTIONS}:missing" in job.errors[0]["error"] and "cannot be imported" in job.errors[0]["error"]
+    assert "function 'missing' cannot be imported" in job.errors[0]["error"]
     assert not Sample.objects.exists()
+
+
+# ------------------------------------------------------------------------------
+# What the operator allows, checked again when a job runs
+# ------------------------------------------------------------------------------
+
+
+def test_a_job_whose_callable_is_no_longer_allowed_fails_and_calls_nothing(workspace, corpus, settings):
+    job = make_job(make_generator(workspace), corpus)
+    settings.PARITY_CALLABLES = {}  # the operator took `solid` off the list while the job was queued
+
+    job = run(job)
+
+    assert (job.status, job.done, job.error_count) == ("failed", 0, 1)
+    assert job.errors[0]["error"] == (
+        "function 'solid' is not one this site allows: it allows none (the operator lists them in PARITY_CALLABLES)"
+    )
+    assert backend_functions.interrupt["calls"] == 0
+    assert not Sample.objects.exists()
+
+
+def test_a_job_whose_backend_is_no_longer_allowed_fails_and_calls_nothing(workspace, corpus, settings):
+    job = make_job(make_generator(workspace), corpus)
+    settings.PARITY_GENERATION_BACKENDS = {"builtin": "builtin"}
+
+    job = run(job)
+
+    assert job.status == "failed"
+    assert "backend 'callable' is not one this site allows: use 'upload', 'builtin'" in job.errors[0]["error"]
+    assert backend_functions.interrupt["calls"] == 0
+    assert not Sample.objects.exists()
+
+
+def test_a_generator_saved_with_a_dotted_function_path_runs_nothing(workspace, corpus):
+    """As a generator written before the allow-list, or straight into the database, would."""
+    generator = make_generator(workspace)
+    Generator.objects.filter(pk=generator.pk).update(
+        backend_config={"function": f"{backend_functions.__name__}:solid"}
+    )
+    job = run(make_job(generator, corpus))
+
+    assert job.status == "failed"
+    assert f"function '{backend_functions.__name__}:solid' is not one this site allows" in job.errors[0]["error"]
+    assert backend_functions.interrupt["calls"] == 0
+
+
+def test_a_job_whose_checkpoint_leads_out_of_the_checkpoint_folder_fails_before_loading(
+    workspace, corpus, settings, tmp_path
+):
+    settings.PARITY_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    settings.PARITY_CHECKPOINT_DIR.mkdir()
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_bytes(b"not read")
+    (settings.PARITY_CHECKPOINT_DIR / "link.pt").symlink_to(outside)
+    generator = services.generator_create(
+        workspace=workspace, name="b", backend="builtin", backend_config={"checkpoint": "inside.pt"}
+    )
+    for checkpoint in ("link.pt", "../elsewhere.pt", str(outside)):
+        Generator.objects.filter(pk=generator.pk).update(backend_config={"checkpoint": checkpoint})
+        job = run(make_job(generator, corpus))
+        assert job.status == "failed", checkpoint
+        assert "PARITY_CHECKPOINT_DIR" in job.errors[0]["error"], checkpoint
 
 
 # ------------------------------------------------------------------------------
@@ -275,7 +340,7 @@ def test_a_running_job_stops_between_batches_when_cancelled(workspace, corpus, m
 
 def test_a_job_cancelled_while_its_worker_was_lost_is_not_resumed(workspace, corpus):
     job = make_job(make_generator(workspace), corpus)
-    GenerationJob.objects.filter(pk=job.pk).update(status="running", cancel_requested=True)
+    GenerationJob.objects.filter(pk=job.pk).update(status="running", cancel_requested=True, heartbeat_at=LONG_AGO)
     assert run(job).status == "cancelled"
     assert not Sample.objects.exists()
 

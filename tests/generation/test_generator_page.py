@@ -1,6 +1,9 @@
-"""The researcher's generator page: fields, samples, jobs with a live progress bar, cancel, start."""
+"""The researcher's generator page: fields, samples, jobs with a live progress bar, cancel, start, resume."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from generation.models import Corpus, GenerationJob, Generator, Item, Membership, Workspace
 from generation.tasks import generation_job_run
@@ -112,3 +115,41 @@ def test_a_generator_of_another_workspace_is_not_found(client, workspace, django
     assert client.get(page_url(hidden)).status_code == 404
     assert client.get(f"/generators/{hidden.pk}/jobs/1/progress/").status_code == 404
     assert client.get(page_url(generator)).status_code == 200
+
+
+def test_a_job_whose_worker_is_gone_is_shown_interrupted_and_resumed_from_the_page(
+    client, workspace, django_user_model, generator, corpus, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(generation_job_run, "delay", sent.append)
+    settings.PARITY_JOB_HEARTBEAT_TIMEOUT = 30
+    silent = timezone.now() - timedelta(seconds=31)
+    job = GenerationJob.objects.create(
+        generator=generator, corpus=corpus, status="running", total=2, done=1, started_at=silent, heartbeat_at=silent
+    )
+    client = signed_in(client, workspace, django_user_model)
+    progress = f"/generators/{generator.pk}/jobs/{job.pk}/progress/"
+
+    partial = client.get(progress).content.decode()
+    assert 'data-status="interrupted"' in partial and "every 1s" not in partial
+    assert "resume it to make only the samples still missing" in partial
+    assert ">Resume</button>" in partial and ">Cancel</button>" in partial
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/generators/{generator.pk}/jobs/{job.pk}/resume/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-status="queued"' in html and "every 1s" in html and ">Resume</button>" not in html
+    assert sent == [job.pk]
+
+    again = client.post(f"/generators/{generator.pk}/jobs/{job.pk}/resume/")
+    assert again.status_code == 302
+    assert "is queued: a worker will run it" in client.get(page_url(generator)).content.decode()
+
+
+def test_viewers_cannot_resume(client, workspace, django_user_model, generator, corpus):
+    job = GenerationJob.objects.create(generator=generator, corpus=corpus, status="interrupted", total=2)
+    client = signed_in(client, workspace, django_user_model, role="viewer")
+    assert ">Resume</button>" not in client.get(page_url(generator)).content.decode()
+    assert client.post(f"/generators/{generator.pk}/jobs/{job.pk}/resume/").status_code == 403
+    assert GenerationJob.objects.get().status == "interrupted"

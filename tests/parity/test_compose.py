@@ -167,9 +167,10 @@ def test_one_beat_sends_the_periodic_tasks(compose, entrypoint_argv, settings):
     _, argv = entrypoint_argv(*compose["services"]["beat"]["command"])
     assert argv[:4] == ["celery", "-A", "parity", "beat"]
     assert "deploy" not in compose["services"]["beat"]  # never replicated: each beat would send every task
-    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {
-        "analysis.tasks.plan_update_open_studies"
-    }
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert tasks == {"analysis.tasks.plan_update_open_studies", "generation.tasks.generation_jobs_interrupt_lost_task"}
+    # On the CPU worker's queue: a job is found lost when the GPU worker is the one gone.
+    assert not set(settings.CELERY_TASK_ROUTES) & tasks
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu_and_builds_with_torch(compose):

@@ -1,5 +1,11 @@
 """`manage.py serve` (what `make run` ends in): Ctrl-C or SIGTERM stops the web server
-and the worker cleanly."""
+and the worker cleanly, and a serve killed outright leaves no worker behind.
+
+Each serve starts with the signals of a terminal's foreground job, whatever this test
+inherited: run as a shell's background job, it ignores SIGINT, and so would serve.
+A worker runs in a session of its own, with its beat in a child process: it is looked
+for, and stopped, by its process group.
+"""
 
 import os
 import signal
@@ -30,12 +36,24 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def _group(pgid: int) -> list[int]:
+    """The live processes of a process group: a worker and its beat."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue
+            if int(group) == pgid and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _as_in_a_terminal() -> None:
+    """In the child before it runs serve: the signal dispositions of a terminal's foreground job."""
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _start(tmp_path) -> tuple[subprocess.Popen, int]:
@@ -47,6 +65,7 @@ def _start(tmp_path) -> tuple[subprocess.Popen, int]:
         [sys.executable, "manage.py", "serve", "--addr", f"127.0.0.1:{port}"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # its own process group, as a terminal gives `make run`
+        preexec_fn=_as_in_a_terminal,
     )
     return process, port
 
@@ -55,9 +74,9 @@ def _stop_all(process, workers) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    for pid in workers:  # in a session of its own
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    for pid in workers:  # in a session of its own, with its beat
+        for member in _group(pid):
+            os.kill(member, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -84,7 +103,7 @@ def _stopped_cleanly(process, workers) -> None:
     output = process.communicate(timeout=40)[0]
     assert process.returncode == 0, output[-2000:]
     assert "Traceback" not in output, output[-3000:]
-    assert not any(_alive(pid) for pid in workers)
+    assert not any(_group(pid) for pid in workers)
 
 
 def test_ctrl_c_stops_web_and_worker(serving):
@@ -111,6 +130,16 @@ def test_sigterm_alone_stops_web_and_worker(serving):
     process, workers = serving
     os.kill(process.pid, signal.SIGTERM)
     _stopped_cleanly(process, workers)
+
+
+def test_a_killed_serve_leaves_no_worker_behind(serving):
+    process, workers = serving
+    os.kill(process.pid, signal.SIGKILL)  # no `finally` runs: the kernel tells the worker
+    process.wait()
+    deadline = time.monotonic() + 30
+    while left := [pid for worker in workers for pid in _group(worker)]:
+        assert time.monotonic() < deadline, f"the worker outlived serve: {left}"
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("after_s", [0.3, 0.6, 0.9])

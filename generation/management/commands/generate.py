@@ -2,12 +2,14 @@
 
 The same run as a GPU worker's (generation/generate.py), with a progress bar; the job
 is recorded like any other, so the generator page and the API show it. Ctrl-C leaves
-the job queued, and `--job N` resumes it.
+the job interrupted. `--resume N` resumes job N here, a job interrupted by Ctrl-C or
+whose worker was lost; `--generator NAME --resume` resumes that generator's newest
+interrupted job. A resumed job makes only the samples still missing.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation import services
+from generation import heartbeat, services
 from generation.errors import ParityError
 from generation.generate import DEFAULT_WORKERS, generation_job_run
 from generation.models import Corpus, GenerationJob, Generator
@@ -15,6 +17,8 @@ from generation.models import Corpus, GenerationJob, Generator
 from ._progress import one_named, progress_bar
 
 SHOWN_ERRORS = 10
+# `--resume` without a job id: the generator's newest interrupted job.
+NEWEST = "newest"
 
 
 class Command(BaseCommand):
@@ -33,12 +37,20 @@ class Command(BaseCommand):
         parser.add_argument("--device", help="cuda, cuda:1, cpu… (default: the backend's choice, a GPU if any)")
         parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                             help=f"threads encoding and storing images (default {DEFAULT_WORKERS})")
-        parser.add_argument("--job", type=int, help="resume this queued or interrupted job instead of starting one")
+        parser.add_argument("--job", type=int, help="run this queued or interrupted job instead of starting one")
+        parser.add_argument(
+            "--resume", nargs="?", const=NEWEST, metavar="JOB",
+            help="resume interrupted job JOB here, making only the samples still missing; "
+                 "without JOB, the newest interrupted job of --generator",
+        )
 
-    def handle(self, *args, generator, workspace, corpus, items, seeds, batch_size, device, workers, job, **options):
+    def handle(self, *args, generator, workspace, corpus, items, seeds, batch_size, device, workers, job, resume,
+               **options):
         if (batch_size is not None and batch_size < 1) or workers < 1:
             raise CommandError("--batch-size and --workers are at least 1")
-        if job is not None:
+        if resume is not None:
+            job_obj = self._resumed(resume, generator, workspace)
+        elif job is not None:
             job_obj = self._job(job)
         else:
             job_obj = self._new_job(generator, workspace, corpus, items, seeds)
@@ -56,19 +68,46 @@ class Command(BaseCommand):
                 )
         except KeyboardInterrupt:
             raise CommandError(
-                f"Interrupted: job {job_obj.pk} is queued again; resume it with --job {job_obj.pk}.", returncode=130
+                f"Interrupted: job {job_obj.pk} keeps the samples made; resume it with --resume {job_obj.pk}.",
+                returncode=130,
             ) from None
         self._report(job_obj)
 
     def _job(self, job_id: int) -> GenerationJob:
-        job = GenerationJob.objects.select_related("generator", "corpus").filter(pk=job_id).first()
+        jobs = GenerationJob.objects.select_related("generator", "corpus").filter(pk=job_id)
+        heartbeat.generation_jobs_interrupt_lost(jobs=jobs)
+        job = jobs.first()
         if job is None:
             raise CommandError(f"no generation job {job_id}")
-        if job.status not in (GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING):
+        if job.status == GenerationJob.Status.RUNNING:
+            raise CommandError(f"job {job_id} is running on a worker, which writes its heartbeat: cancel it first")
+        if job.status not in (GenerationJob.Status.QUEUED, GenerationJob.Status.INTERRUPTED):
             raise CommandError(
                 f"job {job_id} has ended ({job.status}); start a new one, which skips the samples that exist"
             )
         return job
+
+    def _resumed(self, resume: str, name: str | None, workspace: str | None) -> GenerationJob:
+        if resume == NEWEST:
+            if not name:
+                raise CommandError("give --resume JOB, or --generator with --resume for its newest interrupted job")
+            generator = self._generator(name, workspace)
+            heartbeat.generation_jobs_interrupt_lost(jobs=generator.jobs.all())
+            job = generator.jobs.filter(status=GenerationJob.Status.INTERRUPTED).order_by("-created_at", "-pk").first()
+            if job is None:
+                raise CommandError(f"generator {generator.name!r} has no interrupted job")
+        else:
+            try:
+                job = GenerationJob.objects.filter(pk=int(resume)).first()
+            except ValueError:
+                raise CommandError(f"--resume takes a job id, not {resume!r}") from None
+            if job is None:
+                raise CommandError(f"no generation job {resume}")
+        try:
+            heartbeat.generation_job_resume(job=job, enqueue=False)
+        except ParityError as exc:
+            raise CommandError(str(exc)) from None
+        return GenerationJob.objects.select_related("generator", "corpus").get(pk=job.pk)
 
     def _new_job(self, name, workspace, corpus, items, seeds) -> GenerationJob:
         if not name:

@@ -3,11 +3,17 @@
 Production runs gunicorn and workers as separate services (docker-compose.yml);
 this is the embedded shape `make run` uses: runserver on loopback and one worker on
 the broker from settings (by default kombu's filesystem transport, no server).
+
+The worker never outlives this process: stopped in order when this process stops,
+and sent SIGTERM by the kernel when it dies any other way (SIGKILL, a crash), on Linux.
 """
 
+import ctypes
+import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.management import call_command
@@ -15,6 +21,9 @@ from django.core.management.base import BaseCommand
 from django.core.servers.basehttp import WSGIRequestHandler
 
 from annotate.models import Study
+
+# <linux/prctl.h>: the signal a process gets when the thread that started it ends.
+PR_SET_PDEATHSIG = 1
 
 
 class Command(BaseCommand):
@@ -47,7 +56,7 @@ class Command(BaseCommand):
                     [sys.executable, "-m", "celery", "--quiet", "-A", "parity", "worker", "-B", "-Q",
                      "celery,gpu", "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
                      "--hostname", "embedded@%h"],
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=_ended_with_this_process(),
                 )
             self._print_links(addr)
             # runserver's handler writes a response's head and body separately; with
@@ -85,3 +94,22 @@ class Command(BaseCommand):
         self.stdout.write(f"  API docs         {base}/api/docs/")
         self.stdout.write(f"  database         {settings.DATABASES['default']['NAME']}")
         self.stdout.write("  Ctrl-C stops the web server and the worker.\n")
+
+
+def _ended_with_this_process() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel send the child SIGTERM when this process dies (Linux only).
+
+    The signal comes when the thread that started the child ends: this command's main
+    thread, which serves until the end. prctl is looked up here: the forked child only calls it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # this process died before prctl took effect: no signal would come
+            os._exit(1)
+
+    return preexec
