@@ -7,10 +7,15 @@ registry and no GUI backend, so two threads (the embedded worker runs two) can d
 at once. The SVG keeps text as text (smaller, selectable), carries no date, and gets
 element ids salted by the plot's name, so that several plots inline in one page
 never share an id and the same data always give the same bytes.
+
+Every text that comes from a user (generator, series, metric and setting names) goes
+through `literal`: matplotlib would read it as math text between two `$` and fail the
+whole report on a name such as ``$x^$``.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -24,6 +29,37 @@ ACCENT = "#c0392b"
 FORM_COLOURS = {"saturating": "#1f77b4", "free": "#e67e22", "joint_gap": "#2e8b57"}
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+# matplotlib styles each element with a style attribute, and all of them with one
+# <style> rule; a page's Content-Security-Policy (style-src without 'unsafe-inline')
+# refuses both in a plot inline in the page. The same properties as SVG presentation
+# attributes draw the same and are no style to the policy.
+_STYLE_RULE = re.compile(r"\s*<defs>\s*<style[^>]*>\s*\*\s*\{([^}]*)\}\s*</style>\s*</defs>")
+_STYLE_ATTRIBUTE = re.compile(r' style="([^"]*)"')
+_TAG = re.compile(r"<[^>]*>")
+# A name has no length limit and a plot has a width: longer labels end in an ellipsis
+# (the report's tables show them whole).
+LABEL_CHARS = 40
+# Explicit bidirectional formatting characters (Unicode UAX #9, section 2).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ISOLATE, _END_ISOLATE = "\u2068", "\u2069"
+
+
+def literal(value, *, limit: int = LABEL_CHARS) -> str:
+    """`value` as text that matplotlib draws as written (cut to `limit` characters).
+
+    matplotlib takes a text with an even number of unescaped ``$`` for math text and
+    draws ``\\$`` as a plain ``$``, so every ``$`` gets a backslash: the text then holds
+    no unescaped ``$`` and is never parsed, whatever the backslashes around it. The
+    SVG keeps text as text and the browser lays it out, so a name with bidirectional
+    controls (a right-to-left override) is wrapped in an isolate that ends them with
+    the name, not at the end of the title it sits in.
+    """
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    if _BIDI_CONTROLS.search(text):
+        text = _ISOLATE + text + _END_ISOLATE
+    return text.replace("$", r"\$")
 
 
 def _figure(width: float, height: float):
@@ -39,7 +75,29 @@ def _svg(figure, name: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"parity-{name}"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = _METADATA.sub("", _PROLOGUE.sub("", buffer.getvalue(), count=1))
-    return text.replace("<svg ", f'<svg role="img" aria-label="{name}" class="plot" ', 1)
+    text = _presentation_attributes(text)
+    return text.replace("<svg ", f'<svg role="img" aria-label="{html.escape(name)}" class="plot" ', 1)
+
+
+def _attributes(declarations: str) -> str:
+    """`fill: none; stroke: #000` as ` fill="none" stroke="#000"`."""
+    pairs = (part.split(":", 1) for part in declarations.split(";") if part.strip())
+    return "".join(f' {name.strip()}="{value.strip()}"' for name, value in pairs)
+
+
+def _presentation_attributes(svg: str) -> str:
+    """matplotlib's SVG without a style attribute or element (see `_STYLE_RULE`).
+
+    Its one rule applies to every element; on the root instead, the elements inherit it,
+    and those that set the property themselves still do.
+    """
+    rule = _STYLE_RULE.search(svg)
+    if rule is not None:
+        svg = svg[:rule.start()] + svg[rule.end():]
+        svg = svg.replace("<svg ", "<svg" + _attributes(rule.group(1)) + " ", 1)
+    # Inside tags only: a text's content may hold ` style="…"` too (a name); matplotlib
+    # escapes < and > there and in attribute values, so a tag is all from < to >.
+    return _TAG.sub(lambda tag: _STYLE_ATTRIBUTE.sub(lambda match: _attributes(match.group(1)), tag[0]), svg)
 
 
 def _finite(*arrays):
@@ -65,13 +123,13 @@ def forest_plot(names, rate, low, high, rate_all=None, low_all=None, high_all=No
         ax.errorbar(values[ok], y[ok] + offset, xerr=[values[ok] - lo[ok], hi[ok] - values[ok]], fmt=marker,
                     color=colour, markerfacecolor=face, capsize=2, label=label)
     ax.axvline(0.5, color=ACCENT, linestyle="--", linewidth=1, label="parity (0.5)")
-    ax.set_yticks(y, [str(name) for name in names])
+    ax.set_yticks(y, [literal(name) for name in names])
     ax.set_ylim(-0.8, n - 0.4)
     ax.set_xlabel("preference rate (share of judgments won by the generated image)")
     ax.set_xlim(0, 1)
     ax.grid(axis="x", alpha=0.3)
     if title:
-        ax.set_title(title)
+        ax.set_title(literal(title))
     ax.legend(loc="lower right", fontsize="small")
     return _svg(figure, "forest")
 
@@ -144,7 +202,7 @@ def scaling_plot(series_fit, names, rate, low, high, *, targets=(0.05, 0.01), ax
     ax.errorbar(along[ok], rate[ok], yerr=[rate[ok] - low[ok], high[ok] - rate[ok]], fmt="o", color=INK,
                 capsize=3, label="generators (exclusions applied)", zorder=5)
     for xi, yi, name in zip(along[ok], rate[ok], np.asarray(names, dtype=object)[ok]):
-        ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize="x-small")
+        ax.annotate(literal(name), (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize="x-small")
     ax.axhline(0.5, color=ACCENT, linestyle="--", linewidth=1, label="parity (0.5)")
     for target in targets:
         level = 0.5 - target
@@ -163,11 +221,11 @@ def scaling_plot(series_fit, names, rate, low, high, *, targets=(0.05, 0.01), ax
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(min(0.0, float(np.nanmin(low[ok])) - 0.02) if ok.any() else 0.0, 0.6)
     if joint:
-        ax.set_xlabel(axis_label or "params (N); one curve per train_images (D)")
-        ax.set_title(f"{series_fit.series}: joint fit over params and train_images")
+        ax.set_xlabel(literal(axis_label) if axis_label else "params (N); one curve per train_images (D)")
+        ax.set_title(f"{literal(series_fit.series)}: joint fit over params and train_images")
     else:
-        ax.set_xlabel(axis_label or series_fit.axis)
-        ax.set_title(f"{series_fit.series}: rate along {series_fit.axis}")
+        ax.set_xlabel(literal(axis_label or series_fit.axis))
+        ax.set_title(f"{literal(series_fit.series)}: rate along {literal(series_fit.axis)}")
     ax.set_ylabel("preference rate")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="x-small")
@@ -188,7 +246,7 @@ def calibration_plot(rows, annotator_n, annotator_share, flagged, excluded, simu
         if all(v is not None and math.isfinite(v) for v in (value, lo, hi)):
             left.errorbar([value], [yi], xerr=[[value - lo], [hi - value]], fmt="o", color=INK, capsize=3)
     left.axvline(0.5, color=ACCENT, linestyle="--", linewidth=1)
-    left.set_yticks(y, [row[0] for row in rows], fontsize="small")
+    left.set_yticks(y, [literal(row[0]) for row in rows], fontsize="small")
     left.set_xlim(0.2, 0.8)
     left.set_ylim(-0.6, len(rows) - 0.4)
     left.set_xlabel("rate (expected 0.5)")
@@ -221,17 +279,20 @@ def alignment_plot(metrics: dict, names, rate, low, high, correlations: dict) ->
     figure = _figure(7.5, 2.6 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
     rate, low, high = (np.asarray(a, float) for a in (rate, low, high))
+    # The width of one panel.
+    limit = 48 // columns
     for ax, name in zip(axes, shown):
         values = np.asarray(metrics[name], float)
         ok = _finite(values, rate, low, high)
         ax.errorbar(values[ok], rate[ok], yerr=[rate[ok] - low[ok], high[ok] - rate[ok]], fmt="o", color=INK,
                     capsize=2)
         for xi, yi, label in zip(values[ok], rate[ok], np.asarray(names, dtype=object)[ok]):
-            ax.annotate(str(label), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize="xx-small")
+            ax.annotate(literal(label, limit=limit), (xi, yi), textcoords="offset points", xytext=(3, 3),
+                        fontsize="xx-small")
         rho = correlations.get(name)
-        ax.set_title(f"{name} (Spearman {rho:.2f})" if rho is not None and math.isfinite(rho) else name,
-                     fontsize="small")
-        ax.set_xlabel(name, fontsize="small")
+        ax.set_title(f"{literal(name, limit=limit)}\n(Spearman {rho:.2f})" if rho is not None and math.isfinite(rho)
+                     else literal(name, limit=limit), fontsize="small")
+        ax.set_xlabel(literal(name, limit=limit), fontsize="small")
         ax.set_ylabel("preference rate", fontsize="small")
         ax.grid(alpha=0.3)
     for ax in axes[len(shown):]:

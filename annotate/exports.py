@@ -43,11 +43,22 @@ Filters (`ExportFilters`): generators (keeps the generated trials of these;
 control trials are governed by `controls` alone), since (judged_at >= since,
 inclusive), until (judged_at < until, exclusive), controls (``include`` the
 default, ``exclude``, or ``only``).
+
+An export that fails can never pass for a whole file. `export_stream` makes the first
+chunk (the CSV header leaves with the first rows) before the response starts, so a
+failure there is an error response, not a 200 with an empty file. A failure after
+that ends the body with `FAILURE_LINES` (in CSV a one-field row, in JSONL an
+``{"error": ...}`` object: neither has the columns of a judgment) and raises again, so
+that a server sending chunks (gunicorn) drops the connection without the final empty
+chunk: HTTP clients report a truncated transfer (curl exits with code 18). Behind
+runserver (`make run`), whose bodies end when the connection closes, that last line
+is the only sign.
 """
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -82,6 +93,14 @@ FORMATS = {
 # Rows per database fetch and per chunk of output: about 0.4 MB of CSV. Large enough
 # that per-chunk overhead vanishes, small enough that memory stays flat.
 CHUNK_ROWS = 2000
+_FAILED = "the export failed part-way: this file is incomplete (download it again)"
+# The last line of an export that failed part-way (module docstring).
+FAILURE_LINES = {
+    "csv": f"ERROR: {_FAILED}\r\n".encode(),
+    "jsonl": (json.dumps({"error": {"code": "export_failed", "message": _FAILED}}) + "\n").encode(),
+}
+
+log = logging.getLogger(__name__)
 
 
 class IsoUTC(Func):
@@ -100,11 +119,11 @@ class IsoUTC(Func):
 
     def as_sqlite(self, compiler, connection, **extra_context):
         # Stored as naive UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]" (no fraction when zero).
-        template = (
-            "(strftime('%%Y-%%m-%%dT%%H:%%M:%%S', %(expressions)s) "
-            "|| substr(%(expressions)s || '.000000', 20, 7) || '+00:00')"
-        )
-        return super().as_sql(compiler, connection, template=template, **extra_context)
+        # strftime's format is a parameter: in the SQL, its % signs would meet Python's
+        # % formatting where Django logs the query with DEBUG on (`sql % params`).
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = f"(strftime(%s, {column}) || substr({column} || '.000000', 20, 7) || '+00:00')"
+        return sql, ("%Y-%m-%dT%H:%M:%S", *params, *params)
 
 
 class UuidText(Func):
@@ -213,11 +232,13 @@ class _Lines(list):
 
 
 def export_csv(*, study: Study, filters: ExportFilters = ExportFilters()) -> Iterator[bytes]:
-    """The export as CSV (RFC 4180, UTF-8, a header line), one bytes chunk per `CHUNK_ROWS` rows."""
+    """The export as CSV (RFC 4180, UTF-8, a header line), one bytes chunk per `CHUNK_ROWS` rows.
+
+    The header leaves with the first rows, so that the first chunk needs the query to work.
+    """
     lines = _Lines()
     writer = csv.writer(lines)
     writer.writerow(COLUMNS)
-    yield lines.pop().encode()
     slug = study.slug
     verdict = {True: "true", False: "false"}
     start = _FORMULA_START
@@ -234,6 +255,8 @@ def export_csv(*, study: Study, filters: ExportFilters = ExportFilters()) -> Ite
         text = "".join(lines)
         lines.clear()
         yield text.encode()
+    if lines:  # no rows: the header alone
+        yield lines.pop().encode()
 
 
 def export_jsonl(*, study: Study, filters: ExportFilters = ExportFilters()) -> Iterator[bytes]:
@@ -249,6 +272,27 @@ def export_jsonl(*, study: Study, filters: ExportFilters = ExportFilters()) -> I
 WRITERS = {"csv": export_csv, "jsonl": export_jsonl}
 
 
-def export_stream(*, study: Study, filters: ExportFilters, file_format: str) -> Iterable[bytes]:
-    """The chunks of the export in `file_format` (a key of `FORMATS`)."""
-    return WRITERS[file_format](study=study, filters=filters)
+def export_stream(*, study: Study, filters: ExportFilters, file_format: str) -> Iterator[bytes]:
+    """The chunks of the export in `file_format` (a key of `FORMATS`), the first one made now.
+
+    A failure from here on ends the stream with the format's `FAILURE_LINES` and is
+    raised again (module docstring).
+    """
+    chunks = WRITERS[file_format](study=study, filters=filters)
+    # JSONL without rows has no chunk at all.
+    first = next(chunks, None)
+    return _ended_by_failure_line(first, chunks, study=study, file_format=file_format)
+
+
+def _ended_by_failure_line(
+    first: bytes | None, chunks: Iterator[bytes], *, study: Study, file_format: str
+) -> Iterator[bytes]:
+    if first is None:
+        return
+    yield first
+    try:
+        yield from chunks
+    except Exception:
+        log.exception("export of study %s (%s) failed part-way", study.slug, file_format)
+        yield FAILURE_LINES[file_format]
+        raise

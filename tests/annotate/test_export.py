@@ -1,24 +1,41 @@
-"""The judgments export (annotate/exports.py) through GET /api/v1/studies/<slug>/judgments/."""
+"""The judgments export (annotate/exports.py) through GET /api/v1/studies/<slug>/judgments/.
+
+The tests that use the `study` fixture run with DEBUG off (production) and on (`make
+run`), where Django formats the text of every query it runs. The whole module runs on
+the suite's database and, from a PostgreSQL run such as CI's, once more on SQLite
+(`test_the_export_tests_pass_on_sqlite_too`): the export writes vendor-specific SQL.
+"""
 
 import csv
+import http.client
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import tracemalloc
+import urllib.parse
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 
+from annotate import exports
 from annotate.exports import COLUMNS
 from annotate.models import Annotator, Assignment, Judgment, Side, Study, Trial
 from generation.models import Generator, Item, Membership, Sample, Workspace
+from parity.tokens import token_create
 from tests.annotate.builders import _facts, build_study
+from tests.conftest import service_missing
 
 URL = "/api/v1/studies/{}/judgments/"
+REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
 
 
@@ -53,8 +70,14 @@ def judge(trial: Trial, annotator: Annotator, *, reference: str, choice: str, at
     return judgment
 
 
+@pytest.fixture(params=[False, True], ids=["debug-off", "debug-on"])
+def debug(request, settings) -> bool:
+    settings.DEBUG = request.param
+    return request.param
+
+
 @pytest.fixture
-def study(db):
+def study(db, debug):
     """Two generators, one catch, one calibration and one practice trial, each judged once.
 
     Judgments land a day apart, from T0, in this order:
@@ -334,3 +357,179 @@ def test_export_streaming_of_100000_judgments_with_bounded_memory(db):
     assert size > 15 * 1024 * 1024
     assert peak < 6 * 1024 * 1024, f"peak {peak / 2**20:.1f} MB for a {size / 2**20:.1f} MB export"
     print(f"built {total} judgments in {built:.1f} s; exported {size / 2**20:.1f} MB, peak {peak / 2**20:.2f} MB")
+
+
+# ------------------------------------------------------------------------------
+# A failure part-way
+# ------------------------------------------------------------------------------
+def lose_the_database_after(monkeypatch, chunks: int) -> None:
+    """The export's rows come two to a chunk and the database is lost after `chunks`
+    chunks, as when a connection drops in the middle of a long export."""
+    fetch = exports._chunks
+
+    def chunks_then_lost(study, filters):
+        source = fetch(study, filters)
+        for _ in range(chunks):
+            yield next(source)
+        source.close()
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(exports, "_chunks", chunks_then_lost)
+
+
+def assert_ends_with_the_failure_line(received: bytes, file_format: str) -> None:
+    """Two judgments, then the error line: what a reader of the file cannot take for data."""
+    assert received.endswith(exports.FAILURE_LINES[file_format])
+    text = received.decode()
+    if file_format == "csv":
+        header, *rows, last = list(csv.reader(io.StringIO(text)))
+        assert header == list(COLUMNS) and [len(row) for row in rows] == [len(COLUMNS)] * 2
+        assert len(last) == 1 and last[0].startswith("ERROR: the export failed")
+    else:
+        *rows, last = [json.loads(line) for line in text.splitlines()]
+        assert [tuple(row) for row in rows] == [COLUMNS] * 2
+        assert last["error"]["code"] == "export_failed" and "incomplete" in last["error"]["message"]
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_a_failure_part_way_ends_the_file_with_an_error_line_and_raises(study, monkeypatch, file_format):
+    lose_the_database_after(monkeypatch, 1)
+    response = member_client(study).get(URL.format("exp"), {"format": file_format})
+    assert response.status_code == 200 and response.streaming
+    received = []
+    # Raised to the server, which then drops a chunked response without its last chunk.
+    with pytest.raises(OperationalError):
+        for chunk in response.streaming_content:
+            received.append(chunk)
+    assert_ends_with_the_failure_line(b"".join(received), file_format)
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_an_export_that_cannot_start_is_an_error_response_not_an_empty_file(study, monkeypatch, file_format):
+    lose_the_database_after(monkeypatch, 0)
+    client = member_client(study)
+    client.raise_request_exception = False
+    response = client.get(URL.format("exp"), {"format": file_format})
+    assert response.status_code == 500 and not response.streaming
+
+
+def member_token(study: Study) -> str:
+    user = get_user_model().objects.create_user(username="exporter", password="x")
+    Membership.objects.create(workspace=study.workspace, user=user, role=Membership.Role.VIEWER)
+    return token_create(user=user, name="export")[1]
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_behind_runserver_the_body_ends_with_the_error_line(study, live_server, monkeypatch, file_format):
+    """runserver (`make run`) ends a streamed body by closing the connection, so a
+    client reads to the end without an error: the last line is what tells."""
+    lose_the_database_after(monkeypatch, 1)
+    address = urllib.parse.urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    conn.request("GET", f"{URL.format('exp')}?format={file_format}",
+                 headers={"Authorization": f"Bearer {member_token(study)}"})
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("Connection") == "close"
+    assert_ends_with_the_failure_line(response.read(), file_format)
+    conn.close()
+
+
+def database_url() -> str:
+    """The test database, for a server in another process."""
+    db = connection.settings_dict
+    credentials = urllib.parse.quote(db["USER"], safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + urllib.parse.quote(db["PASSWORD"], safe="")
+    return f"postgresql://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_behind_gunicorn_a_connection_lost_part_way_is_a_truncated_transfer(transactional_db, tmp_path):
+    """gunicorn with the project's conf streams the export in chunks; PostgreSQL ends the
+    worker's connection part-way (pg_terminate_backend). The client reads the rows, the
+    error line, and then a transfer that stops before its final chunk."""
+    if connection.vendor != "postgresql":
+        service_missing("this test needs PostgreSQL: the server must lose its database connection")
+    study = build_study(generators=2, items=1, slug="big")
+    bulk_judgments(study, items=500, annotators=200)  # about 16 MB of CSV
+    token = member_token(study)
+    port = free_port()
+    configured = ("PARITY_", "DJANGO_", "DATABASE_", "CELERY_", "GUNICORN_")
+    env = {name: value for name, value in os.environ.items() if not name.startswith(configured)} | {
+        "DATABASE_URL": database_url(), "DJANGO_DEBUG": "0", "PARITY_VAR_DIR": str(tmp_path / "var"),
+        "CELERY_BROKER_URL": "memory://", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "1", "HOME": str(tmp_path),
+    }
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "parity.wsgi", "-c", "platform/gunicorn.conf.py",
+         "--bind", f"127.0.0.1:{port}"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert web.poll() is None, web.stdout.read()
+            assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                probe.request("GET", "/healthz")
+                if probe.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        # A small receive window: the server fills it and the kernel's send buffer (a few
+        # MB), then waits with most of the export still to fetch.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.connect(("127.0.0.1", port))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.sock = sock
+        conn.request("GET", f"{URL.format('big')}?format=csv", headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("Transfer-Encoding") == "chunked"
+        received = response.read(64 * 1024)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            assert cursor.fetchall(), "no connection of the server to end"
+        with pytest.raises(http.client.IncompleteRead) as truncated:
+            response.read()
+        received += truncated.value.partial
+        conn.close()
+    finally:
+        web.terminate()
+        try:
+            log, _ = web.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            log, _ = web.communicate()
+    assert received.startswith(",".join(COLUMNS).encode() + b"\r\n")
+    assert received.endswith(b"\r\n" + exports.FAILURE_LINES["csv"])
+    assert 0 < received.count(b"\n") - 2 < 100_000  # some judgments, not all
+    assert "export of study big (csv) failed part-way" in log
+
+
+# ------------------------------------------------------------------------------
+# The other database
+# ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_export_tests_pass_on_sqlite_too(tmp_path):
+    """From a run on PostgreSQL, this module once more on SQLite, in a process of its own
+    (the database is chosen once per process). Tests that need PostgreSQL skip there:
+    they ran here."""
+    if connection.vendor == "sqlite":
+        pytest.skip("this run is on SQLite: the module's tests ran on it")
+    env = {name: value for name, value in os.environ.items() if name != "PARITY_REQUIRE_SERVICES"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'parity.sqlite3'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "not sqlite_too"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
