@@ -37,6 +37,13 @@ FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "html": ("text/html; charset=utf-8", "html"),
 }
+# The HTML report is one page made to be saved and opened from disk, with its styles
+# in a <style> element. It is sent as an attachment, so the site never shows it; should
+# a browser show it all the same, its own policy, in place of the site's, lets those
+# styles apply and nothing load or run.
+REPORT_HTML_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 RATE_EXAMPLE = {
     "n": 1512, "wins": 598, "n_left": 757, "wins_left": 301, "n_right": 755, "wins_right": 297,
     "n_items": 498, "n_annotators": 61, "rate": 0.3955, "rate_left": 0.3976, "rate_right": 0.3934,
@@ -46,8 +53,8 @@ RATE_EXAMPLE = {
     "effective_n": 1057.3, "level": 0.95, "n_boot": 1000, "half_width": 0.0344,
 }
 JSON_EXAMPLE = {
-    "version": 1, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
-    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 1},
+    "version": 2, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 2},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
               "exclude_catch_accuracy_below": 0.8, "min_catch_trials": 1, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
@@ -171,5 +178,7 @@ class StudyReport(APIView):
         content_type, extension = FORMATS[file_format]
         response = HttpResponse(body, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-report.{extension}"'
+        if file_format == "html":
+            response["Content-Security-Policy"] = REPORT_HTML_POLICY  # django-csp keeps a header already set
         response["Cache-Control"] = "no-store"
         return response

@@ -55,7 +55,7 @@ from analysis.stats import (
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 # Exclusion rules by the name `stats.apply_exclusions` reports them under, and the
 # `ExclusionRules` field that switches each off.

@@ -1,9 +1,11 @@
 """Practice trials through Django's test client: consent, practice with feedback, then the study."""
 
 import re
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.test import Client
 from django.utils import timezone
 
@@ -290,7 +292,10 @@ def test_the_practice_page_keeps_the_trial_page_structure_and_its_exposure(clien
     # The page script drives practice as it drives trials: the same ids, classes and fields.
     assert re.search(r'<section id="trial" class="trial practice" data-ready="0" data-exposure-ms="300"', html)
     assert html.count('class="choice"') == 2 and 'name="client_ms"' in html
-    assert "decode()" in html and "ArrowLeft" in html
+    script = re.search(r'<script src="(/static/annotate/trial\.js)"></script>', html)
+    assert script, "the practice page does not load the trial page's script"
+    source = Path(finders.find("annotate/trial.js")).read_text()
+    assert "decode()" in source and "ArrowLeft" in source
 
 
 def test_practice_judgments_are_not_counted_in_the_study_progress(client, db):

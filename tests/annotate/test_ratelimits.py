@@ -5,8 +5,10 @@ middle of one (django-ratelimit's windows are fixed, not sliding).
 """
 
 import re
+from pathlib import Path
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.test import Client, RequestFactory
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -185,7 +187,9 @@ def test_the_trial_page_swaps_in_a_429(db):
     study = open_study()
     client = joined(study)
     html = client.get("/s/s/trial/").content.decode()
-    assert re.search(r'htmx:beforeSwap".*?status === 429', html, flags=re.DOTALL)
+    assert '<script src="/static/annotate/trial.js"></script>' in html
+    source = Path(finders.find("annotate/trial.js")).read_text()
+    assert re.search(r'htmx:beforeSwap".*?status === 429', source, flags=re.DOTALL)
 
 
 def test_the_submit_limit_is_per_annotator(db, settings):

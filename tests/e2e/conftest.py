@@ -6,6 +6,9 @@ import pytest
 # the test around it are still synchronous, so Django's async guard does not apply.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The pages' Content-Security-Policy refuses eval, and Playwright's wait_for_function
+# evaluates a plain expression anew on each poll: pass it a function ("() => ..."),
+# which is evaluated once.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -39,7 +39,7 @@ def _practise(page) -> dict[str, str]:
     check each feedback and go on; return the choice made per token."""
     chosen = {}
     for n in range(1, PRACTICE_TRIALS + 1):
-        page.wait_for_function("document.querySelector('#trial.practice')?.dataset.ready === '1'")
+        page.wait_for_function("() => document.querySelector('#trial.practice')?.dataset.ready === '1'")
         assert page.get_by_role("heading", name=f"Practice {n} of {PRACTICE_TRIALS}").is_visible()
         token = page.locator("#trial input[name=token]").input_value()
         real = outside_playwright(_reference_side, token)

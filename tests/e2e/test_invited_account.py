@@ -43,7 +43,7 @@ def test_an_invited_account_signs_in_and_judges_as_itself(invited, live_server, 
 
     page.locator("#invitations").get_by_role("link", name=invited.name).click()
     page.get_by_role("button", name=re.compile("agree", re.I)).click()
-    page.wait_for_function("document.getElementById('trial')?.dataset.ready === '1'")
+    page.wait_for_function("() => document.getElementById('trial')?.dataset.ready === '1'")
     token = page.locator("#trial input[name=token]").input_value()
     page.keyboard.press("ArrowLeft")
     page.wait_for_function(

@@ -33,7 +33,7 @@ def test_the_next_trial_shows_the_images_preloaded_during_this_one(study, live_s
     page.on("requestfinished", lambda request: finished.add(request.url))
     page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=pp-preload")
     page.get_by_role("button", name="I agree").click()
-    page.wait_for_function("document.getElementById('trial')?.dataset.ready === '1'")
+    page.wait_for_function("() => document.getElementById('trial')?.dataset.ready === '1'")
     for n in range(TRIALS - 1):
         preload = page.locator("#trial").get_attribute("data-preload")
         urls = [live_server.url + path for path in preload.split(" ")]

@@ -27,13 +27,13 @@ def test_images_are_masked_after_the_exposure_and_a_choice_still_records(study, 
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     page.goto(f"{live_server.url}/s/{study.slug}/")
     page.get_by_role("button", name=re.compile("agree", re.I)).click()
-    page.wait_for_function("document.getElementById('trial')?.dataset.ready === '1'")
+    page.wait_for_function("() => document.getElementById('trial')?.dataset.ready === '1'")
     shown_at = page.evaluate("Number(document.getElementById('trial').dataset.shownAt)")
     visible = page.evaluate(HIDDEN)
     elapsed = page.evaluate("performance.now()") - shown_at
     if elapsed < EXPOSURE_MS - 50:
         assert visible == [False, False]
-    page.wait_for_function(f"({HIDDEN})().every(Boolean)", timeout=5000)
+    page.wait_for_function(f"() => ({HIDDEN})().every(Boolean)", timeout=5000)
     masked_after = page.evaluate("performance.now()") - shown_at
     assert EXPOSURE_MS - 20 <= masked_after < EXPOSURE_MS + 1000
     box = page.locator("#trial .choice img").first.bounding_box()
