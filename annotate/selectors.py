@@ -8,11 +8,13 @@ path 3: Present).
 
 import copy
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.core.cache import caches
 from django.core.files.storage import default_storage
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
@@ -31,9 +33,14 @@ from annotate.models import (
     Trial,
 )
 from generation.models import Generator, Membership
-from generation.presentation import ensure_presented
+from generation.presentation import ensure_presented, present_pair
 
 IMAGE_KEY_SALT = "annotate.image-key"
+PRESENTED_SALT = "annotate.presented"
+# Long enough for a page's request for the other image of a trial, which follows at once.
+PRESENTED_CACHE_SECONDS = 120
+# How long a request waits for another that is making its trial's pair before making it too.
+PRESENTED_WAIT_SECONDS = 5
 SLOTS = (Side.LEFT, Side.RIGHT)
 # An annotator counts as active on the study page if issued a trial this recently.
 ACTIVE_WINDOW = timedelta(minutes=15)
@@ -241,15 +248,42 @@ def image_key_resolve(*, key: str) -> tuple[Assignment, str] | None:
     return None
 
 
-def presented_image_name(*, assignment: Assignment, slot: str) -> str:
-    """Storage name of the slot's image rendered through the study's presentation policy.
+def presented_image(*, assignment: Assignment, slot: str) -> bytes:
+    """The bytes the slot's image is served as, for this assignment alone (`present_pair`).
 
-    Both slots are rendered on a miss, whichever is asked for: otherwise the image that
-    had to be rendered (usually the sample: a reference is shared by many trials and
-    is mostly rendered already) would answer measurably later and name itself.
+    Both slots are made on a miss, whichever is asked for: otherwise the image that had
+    to be rendered (usually the sample: a reference is shared by many trials and is
+    mostly rendered already) would answer measurably later and name itself; and both
+    are needed anyway to pad them to one length. A page asks for both images at once,
+    so the first request makes the pair and the second waits for it in the `presented`
+    cache instead of making it again; a process that cannot see the first one's cache
+    (or waits too long) makes the same bytes itself, from the assignment's secret.
     """
-    names = {s: _presented(assignment, s) for s in SLOTS}
-    return names[slot]
+    cache = caches["presented"]
+    key, making = f"presented:{assignment.token.hex}", f"presented:{assignment.token.hex}:making"
+    pair = cache.get(key)
+    if pair is not None:
+        return pair[slot]
+    maker = cache.add(making, 1, timeout=PRESENTED_WAIT_SECONDS)
+    if not maker:
+        deadline = time.monotonic() + PRESENTED_WAIT_SECONDS
+        while pair is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+            pair = cache.get(key)
+        if pair is not None:
+            return pair[slot]
+    try:
+        frames = {}
+        for s in SLOTS:
+            with default_storage.open(_presented(assignment, s), "rb") as handle:
+                frames[s] = handle.read()
+        secret = salted_hmac(PRESENTED_SALT, assignment.token.hex).digest()
+        pair = present_pair(assignment.study.policy, frames, secret=secret)
+        cache.set(key, pair, timeout=PRESENTED_CACHE_SECONDS)
+    finally:
+        if maker:
+            cache.delete(making)
+    return pair[slot]
 
 
 def _presented(assignment: Assignment, slot: str) -> str:

@@ -10,6 +10,13 @@ handling, same 8-bit sRGB conversion, same background, same crop and pixel size,
 codec and parameters, no metadata, and a cache name that depends only on content
 (ARCHITECTURE.md, path 3: Present).
 
+Two things more make the bytes on the wire say nothing but the pixels. The framed
+image is cached losslessly and encoded per assignment (`present_pair`) after an
+imperceptible perturbation drawn from the assignment's secret, so the same reference
+never reaches two browsers as the same bytes. And both images of a trial are padded
+to one length, with bytes every decoder skips, so `Content-Length` cannot tell the
+detailed photograph from the smoother sample.
+
 The module is pure Pillow and numpy, without Django, so the worker, benchmarks and
 tests use it without settings. `ensure_presented` takes a storage object as an
 argument instead of importing one.
@@ -19,6 +26,8 @@ import hashlib
 import io
 import json
 import re
+import struct
+import zlib
 from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
@@ -29,13 +38,13 @@ from PIL import Image, ImageCms, ImageOps
 # Bump whenever the rendered bytes for an unchanged policy would change (conversion
 # rules, background, filters, codec parameters): it feeds `fingerprint`, so every
 # cached rendering under the old rules stops being found.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 
 # Mid grey: transparent areas and letterbox bars get the same colour for every image,
 # and it sits as far from black and white as it can, drawing no attention.
 BACKGROUND = (128, 128, 128)
 
-FORMATS = {"JPEG": "jpg", "WEBP": "webp", "PNG": "png"}
+FORMATS = {"JPEG": "jpg", "WEBP": "webp", "PNG": "png", "BMP": "bmp"}
 CROPS = ("center", "pad")
 MIN_SIZE, MAX_SIZE = 16, 4096
 
@@ -43,7 +52,23 @@ MIN_SIZE, MAX_SIZE = 16, 4096
 # spelled out so a Pillow upgrade cannot change them silently.
 JPEG_SUBSAMPLING = "4:2:0"
 WEBP_METHOD = 4
-PNG_COMPRESS_LEVEL = 6
+# zlib's fastest level: every assignment encodes its pair afresh, and both images go
+# out padded to the larger one's length, so a tighter level would shrink only the
+# larger image, by a few per cent, for several times the CPU (bench/present_images.py).
+PNG_COMPRESS_LEVEL = 1
+# The cached framing is an intermediate, decoded again for every assignment: fast
+# lossless compression beats small files there too.
+FRAME_COMPRESS_LEVEL = 1
+# Side of the square blocks that `perturb` shifts by one level; 8 is a JPEG block,
+# so a shifted block moves that block's DC coefficient and survives quantisation.
+PERTURB_BLOCK = 8
+# Padding bytes: at least this many (the largest container overhead below), then
+# rounded up to a step of about 1/16 of the larger image, then a random part of one step.
+MIN_PADDING = 16
+PAD_STEPS = 16
+PNG_PAD_CHUNK = b"paDd"  # ancillary, private, safe to copy: decoders skip it
+WEBP_PAD_CHUNK = b"PADD"
+JPEG_COM_MAX = 65533
 
 _ASPECT = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I"}
@@ -61,7 +86,10 @@ class PresentationPolicy:
     height = round(size * h / w), a portrait one the transpose ("4:3" at 512 is
     512×384, "3:4" is 384×512). `crop` "center" cuts the source to the aspect around
     its centre; "pad" fits the whole source and fills the bars with `BACKGROUND`.
-    `quality` applies to JPEG and WEBP; PNG is lossless and ignores it.
+    `quality` applies to JPEG and WEBP; PNG and BMP are lossless and ignore it. BMP
+    is stored uncompressed, so every image of a policy has the same size whatever its
+    content: the one format whose size says nothing even to someone who strips the
+    padding (at the cost of width × height × 3 bytes an image).
     """
 
     size: int = 512
@@ -122,32 +150,42 @@ class PresentationPolicy:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def cache_name(self, source_sha256: str) -> str:
-        """Storage name of the rendering of the image whose bytes hash to `source_sha256`.
+        """Storage name of the framing of the image whose bytes hash to `source_sha256`.
 
         References and samples share one namespace, and the name is a hash of the
         policy and the content only: nothing in it, or in its URL, tells the kinds apart.
+        The framing is a lossless PNG whatever the policy's format (see `frame_bytes`).
         """
         if not re.fullmatch(r"[0-9a-f]{64}", source_sha256 or ""):
             raise ValueError(f"source_sha256 must be 64 lowercase hex digits, not {source_sha256!r}")
         key = hashlib.sha256(f"{self.fingerprint}:{source_sha256}".encode()).hexdigest()
-        return f"presented/{key[:2]}/{key}.{self.extension}"
+        return f"presented/{key[:2]}/{key}.png"
 
-    def render(self, data: bytes) -> bytes:
-        """Render encoded image bytes under this policy; the same bytes give the same output."""
+    def frame(self, data: bytes) -> Image.Image:
+        """Encoded image bytes, upright, in sRGB, cropped and resized: the policy but its codec."""
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             rgb = to_srgb(image)
         width, height = self.dimensions
         if self.crop == "center":
-            framed = ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
-        else:
-            framed = ImageOps.pad(rgb, (width, height), method=Image.Resampling.LANCZOS, color=BACKGROUND)
-        return self._encode(framed)
+            return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
+        return ImageOps.pad(rgb, (width, height), method=Image.Resampling.LANCZOS, color=BACKGROUND)
 
-    def _encode(self, image: Image.Image) -> bytes:
-        # A fresh image carries no `info`, so no encoder can pick up a profile, EXIF,
-        # DPI or text from the source through a fallback to `image.info`.
-        clean = Image.frombytes("RGB", image.size, image.tobytes())
+    def frame_bytes(self, data: bytes) -> bytes:
+        """The framing as a lossless PNG: what `ensure_presented` caches, so that the one
+        lossy step is the per-assignment encoding and no image is compressed twice."""
+        out = io.BytesIO()
+        _clean(self.frame(data)).save(out, "PNG", compress_level=FRAME_COMPRESS_LEVEL)
+        return out.getvalue()
+
+    def render(self, data: bytes) -> bytes:
+        """Render encoded image bytes under this policy, unperturbed and unpadded; the
+        same bytes give the same output."""
+        return self.encode(self.frame(data))
+
+    def encode(self, image: Image.Image) -> bytes:
+        """One framed image in the policy's codec and parameters, with no metadata."""
+        clean = _clean(image)
         out = io.BytesIO()
         if self.format == "JPEG":
             clean.save(
@@ -156,9 +194,133 @@ class PresentationPolicy:
             )
         elif self.format == "WEBP":
             clean.save(out, "WEBP", quality=self.quality, method=WEBP_METHOD, lossless=False, exact=False)
+        elif self.format == "BMP":
+            clean.save(out, "BMP")
         else:
             clean.save(out, "PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
         return out.getvalue()
+
+
+def _clean(image: Image.Image) -> Image.Image:
+    # A fresh image carries no `info`, so no encoder can pick up a profile, EXIF,
+    # DPI or text from the source through a fallback to `image.info`.
+    return Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
+
+
+# ------------------------------------------------------------------------------
+# Per assignment: perturbed, encoded, padded to one length
+# ------------------------------------------------------------------------------
+def present_pair(policy: PresentationPolicy, frames: dict[str, bytes], *, secret: bytes) -> dict[str, bytes]:
+    """The bytes each slot of one assignment is served as, from the slots' cached framings.
+
+    Each image is perturbed (`perturb`) with a seed drawn from `secret` and its slot,
+    encoded under the policy, and padded (`pad`) to a length that both share: the
+    larger plus `MIN_PADDING`, rounded up to a step of about 1/`PAD_STEPS` of it, plus
+    a random part of a step. The length is a function of the pair and the secret, never
+    of which slot holds which image. The same frames and secret give the same bytes,
+    so any process can answer either slot of an assignment alike.
+    """
+    encoded = {}
+    for slot, data in frames.items():
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        perturbed = perturb(pixels, _rng(secret, f"perturb:{slot}"))
+        encoded[slot] = _paddable(policy.format, policy.encode(Image.fromarray(perturbed)))
+    if policy.format == "BMP":
+        return encoded  # uncompressed: the same length for every image of the policy
+    longest = max(len(data) for data in encoded.values())
+    rng = _rng(secret, "length")
+    step = max(64, 1 << max(0, (longest // PAD_STEPS).bit_length() - 1))
+    length = -(-(longest + MIN_PADDING) // step) * step + int(rng.integers(0, step))
+    length += length % 2  # a RIFF (WebP) file has an even length; harmless elsewhere
+    return {slot: pad(policy.format, data, length, rng=_rng(secret, f"pad:{slot}")) for slot, data in encoded.items()}
+
+
+def perturb(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shift about half of the `PERTURB_BLOCK`-pixel blocks by one level, up or down.
+
+    One level in 255 is below what an eye tells apart, yet it changes the encoded
+    bytes (a JPEG block's DC coefficient, a PNG's filtered rows), so an image's bytes
+    and even its decoded pixels differ per assignment. A value that the shift would
+    push out of 0..255 moves the other way.
+    """
+    height, width = pixels.shape[:2]
+    rows, cols = -(-height // PERTURB_BLOCK), -(-width // PERTURB_BLOCK)
+    blocks = rng.choice(np.array([0, 1, 1, 2], dtype=np.intp), size=(rows, cols))  # 0: down, 1: none, 2: up
+    table = blocks.repeat(PERTURB_BLOCK, axis=0).repeat(PERTURB_BLOCK, axis=1)[:height, :width, None] * 256
+    return _SHIFTED[table + pixels]
+
+
+def _shift_table() -> np.ndarray:
+    """Value -> value shifted down, kept, shifted up (reflected at the ends), flattened."""
+    values = np.arange(256)
+    down, up = np.where(values == 0, 1, values - 1), np.where(values == 255, 254, values + 1)
+    return np.concatenate([down, values, up]).astype(np.uint8)
+
+
+_SHIFTED = _shift_table()
+
+
+def pad(fmt: str, data: bytes, length: int, *, rng: np.random.Generator) -> bytes:
+    """`data` grown to exactly `length` bytes with random bytes that decoders skip.
+
+    PNG: one private ancillary chunk before IEND. JPEG: comment (COM) segments after
+    the JFIF header. WebP: an unknown chunk after the image data, in the extended
+    (VP8X) layout that `_paddable` gives every WebP. Each decodes to the very pixels
+    of the unpadded file.
+    """
+    extra = length - len(data)
+    if extra < MIN_PADDING:
+        raise ValueError(f"cannot pad {len(data)} bytes to {length}: at least {MIN_PADDING} bytes of padding")
+
+    def noise(n: int) -> bytes:
+        # Random, so that no compression on the way could shrink it; above 127, so
+        # that it never spells a marker or a metadata name ("Exif", "XMP") by chance.
+        return rng.integers(128, 256, size=n, dtype=np.uint8).tobytes()
+
+    if fmt == "PNG":
+        end = data.rindex(b"IEND") - 4
+        body = PNG_PAD_CHUNK + noise(extra - 12)
+        chunk = struct.pack(">I", extra - 12) + body + struct.pack(">I", zlib.crc32(body))
+        return data[:end] + chunk + data[end:]
+    if fmt == "JPEG":
+        at = 2
+        if data[2:4] == b"\xff\xe0":  # JFIF's APP0 must come first
+            at = 4 + struct.unpack(">H", data[4:6])[0]
+        sizes = []
+        while extra > 0:
+            size = min(extra, JPEG_COM_MAX + 4)
+            if 0 < extra - size < 4:
+                size -= 4  # leave room for one more segment's marker and length
+            sizes.append(size)
+            extra -= size
+        segments = b"".join(b"\xff\xfe" + struct.pack(">H", n - 2) + noise(n - 4) for n in sizes)
+        return data[:at] + segments + data[at:]
+    if fmt == "WEBP":
+        if extra % 2:
+            raise ValueError("a WebP file grows by an even number of bytes")
+        chunk = WEBP_PAD_CHUNK + struct.pack("<I", extra - 8) + noise(extra - 8)
+        grown = data + chunk
+        return grown[:4] + struct.pack("<I", len(grown) - 8) + grown[8:]
+    raise ValueError(f"format {fmt} takes no padding")
+
+
+def _paddable(fmt: str, data: bytes) -> bytes:
+    """WebP in its simple layout (one VP8 chunk) cannot carry another chunk: rewrite it
+    in the extended layout, a VP8X header with no feature flags before the same chunk."""
+    if fmt != "WEBP" or data[12:16] != b"VP8 ":
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    header = b"VP8X" + struct.pack("<I", 10) + bytes(4) + (width - 1).to_bytes(3, "little") + (
+        height - 1).to_bytes(3, "little")
+    body = b"WEBP" + header + data[12:]
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _rng(secret: bytes, purpose: str) -> np.random.Generator:
+    digest = hashlib.sha256(secret + b"\0" + purpose.encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "big"))
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
@@ -191,13 +353,14 @@ def ensure_presented(
 ) -> str:
     """Render into `storage` (a Django storage or anything with exists/save/delete) once.
 
-    Returns the cache name. `read_source` is only called on a cache miss. If another
+    Returns the cache name of the framing (`frame_bytes`), which `present_pair` encodes
+    per assignment. `read_source` is only called on a cache miss. If another
     worker saved the same name first, the storage renames this copy; it is deleted,
     since both renderings are byte-identical.
     """
     name = policy.cache_name(source_sha256)
     if not storage.exists(name):
-        saved = storage.save(name, io.BytesIO(policy.render(read_source())))
+        saved = storage.save(name, io.BytesIO(policy.frame_bytes(read_source())))
         if saved != name:
             storage.delete(saved)
     return name

@@ -14,9 +14,13 @@ browser's developer tools) and checks, field by field, that learning "value -> r
 side" on half of the annotators does not predict the other half better than chance. Which side is real is read from the
 database (`Assignment.reference_side`); only the test knows it.
 
-What is deliberately not a field: the image bytes, and so Content-Length, are the
-pixels themselves (a blurred sample compresses smaller than a sharp photograph); the
-Date header is the clock; response timing is out of scope of this test.
+Content-Length and the body's length are fields: both images of a trial are padded to
+one length, so a detailed photograph is no longer told from a smoother sample by its
+size (`test_sizes_say_nothing_when_references_are_detailed_and_samples_smooth` builds
+the study where that leak is largest, in PNG and JPEG). What is deliberately not a
+field: the Date header is the clock, and response timing is out of scope of this test.
+The pixels themselves are not a field either: telling the images apart by them is the
+annotator's task.
 """
 
 import hashlib
@@ -39,6 +43,7 @@ from scipy.stats import binomtest
 
 from annotate.models import Assignment, Study
 from annotate.services import study_build_trials, study_open
+from generation import presentation
 from generation.models import Corpus, Generator, Item, Sample, Workspace
 from generation.scenes import draw_scene
 
@@ -50,8 +55,8 @@ MIN_SERVED = 200
 # Chance of a false alarm for the whole test, split over the fields (Bonferroni). With
 # 240 trials and ~120 fields a field is flagged from about 64 % held-out accuracy on.
 FAMILY_ALPHA = 1e-3
-# Not fields: the clock, and the size of the pixels (see the module docstring).
-UNCOMPARED_HEADERS = {"date", "content-length"}
+# Not a field: the clock (see the module docstring).
+UNCOMPARED_HEADERS = {"date"}
 
 TOKEN = re.compile(r'name="token" value="([0-9a-f-]{36})"')
 CSRF = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]+"')
@@ -92,29 +97,48 @@ def _noisy(reference: Image.Image, seed: int) -> bytes:
     return _encode(image, "PNG", pnginfo=info)
 
 
-def build_blind_study() -> Study:
-    """An open study: 60 drawn scenes as JPEG references (as a corpus holds them), two
+def _detailed(reference: Image.Image, seed: int) -> bytes:
+    """A reference with a photograph's fine detail (grain), written as a camera's JPEG."""
+    pixels = np.asarray(reference, dtype=np.float32)
+    pixels += np.random.default_rng(10_000 + seed).normal(0, 40, pixels.shape)
+    return _encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), "JPEG", quality=97)
+
+
+def _smooth(reference: Image.Image) -> bytes:
+    """A generator's smooth output: the scene, softened."""
+    return _encode(reference.filter(ImageFilter.GaussianBlur(3)), "PNG")
+
+
+def build_blind_study(*, policy: dict = POLICY, items: int = ITEMS, quota: int = QUOTA,
+                      detail_leak: bool = False, practice: int = 0) -> Study:
+    """An open study: drawn scenes as JPEG references (as a corpus holds them), two
     generators whose samples are altered PNGs of the same size, catch and calibration
-    trials, no practice, no breaks."""
+    trials, no practice, no breaks.
+
+    `detail_leak`: grainy references against smooth samples of both generators, the
+    study where the size of an encoded image says most about its kind.
+    """
     workspace = Workspace.objects.create(name="Blind", slug="blind")
     corpus = Corpus.objects.create(workspace=workspace, name="scenes")
     study = Study.objects.create(
         workspace=workspace, name="Blindness", slug="blind", corpus=corpus, judgments_per_trial=K,
-        quota_per_annotator=QUOTA, catch_rate=0.1, calibration_rate=0.05, assignment_timeout_seconds=3600,
-        practice_trials=0, break_every=0, presentation_policy=POLICY, consent_text="You agree to take part.",
+        quota_per_annotator=quota, catch_rate=0.1, calibration_rate=0.05, assignment_timeout_seconds=3600,
+        practice_trials=practice, break_every=0, presentation_policy=policy, consent_text="You agree to take part.",
         instructions="Look closely at both images.", completion_code="BLIND1",
     )
     blurred = Generator.objects.create(workspace=workspace, name="soft")
     noisy = Generator.objects.create(workspace=workspace, name="grainy")
     study.generators.add(blurred, noisy)
-    for index in range(ITEMS):
+    for index in range(items):
         scene = draw_scene(4000 + index, size=SOURCE_SIZE)
+        reference = _detailed(scene.image, index) if detail_leak else _encode(scene.image, "JPEG", quality=95)
         item = Item.objects.create(
-            corpus=corpus, key=f"scene-{index}", caption=scene.caption,
-            **_stored(_encode(scene.image, "JPEG", quality=95), "originals"),
+            corpus=corpus, key=f"scene-{index}", caption=scene.caption, **_stored(reference, "originals"),
         )
-        Sample.objects.create(generator=blurred, item=item, seed=0, **_stored(_blurred(scene.image), "samples"))
-        Sample.objects.create(generator=noisy, item=item, seed=0, **_stored(_noisy(scene.image, index), "samples"))
+        samples = (_smooth(scene.image), _smooth(scene.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))) if (
+            detail_leak) else (_blurred(scene.image), _noisy(scene.image, index))
+        for generator, data in zip((blurred, noisy), samples):
+            Sample.objects.create(generator=generator, item=item, seed=0, **_stored(data, "samples"))
     study_build_trials(study=study, rng_seed=7)
     return study_open(study=study)
 
@@ -324,8 +348,10 @@ def observe(browser: Browser, response, *, study: Study, annotator: int, mode: s
             "label": choice["label"].strip(),
             "position.tag": choice["position"],
             "position.masked_html": masked.find(f'value="{slot}"'),
-            # The image response, all but its bytes.
+            # The image response, all but its bytes (and their number, which a
+            # browser's developer tools show even when no header names it).
             "image.status": image.status_code,
+            "image.length": len(image.content),
             "image.header_names": tuple(sorted(served.image_headers[slot])),
             **{f"image.header.{name}": value for name, value in served.image_headers[slot].items()},
             "image.cookies": served.image_cookies[slot],
@@ -426,25 +452,71 @@ def held_out_accuracy(values: list, sides: list[str], folds: list[int]) -> int:
     return correct
 
 
+def held_out_threshold_accuracy(values: list[float], sides: list[str], folds: list[int]) -> int:
+    """Like `held_out_accuracy` for a number (a length, say), whose values rarely repeat:
+    the best threshold and direction ("left when above") is learned on one fold and
+    scored on the other."""
+    correct = 0
+    for held_out in (0, 1):
+        train = sorted((v, side == "left") for v, side, fold in zip(values, sides, folds) if fold != held_out)
+        lefts = sum(is_left for _, is_left in train)
+        # A threshold below everything first: every value is above it.
+        best, best_t, above_left = max(lefts, len(train) - lefts), -np.inf, lefts >= len(train) - lefts
+        left_below = 0
+        for i, (value, is_left) in enumerate(train):
+            left_below += is_left
+            if i + 1 < len(train) and train[i + 1][0] == value:
+                continue
+            right_below = i + 1 - left_below
+            lefts_above, rights_above = lefts - left_below, len(train) - i - 1 - (lefts - left_below)
+            for score, direction in ((right_below + lefts_above, True), (left_below + rights_above, False)):
+                if score > best:
+                    best, best_t, above_left = score, value, direction
+        for v, side, fold in zip(values, sides, folds):
+            if fold == held_out:
+                correct += ((v > best_t) == above_left) == (side == "left")
+    return correct
+
+
+def _numbers(values: list) -> list[float] | None:
+    """The values as numbers, when every one is a number or a string of digits (a header)."""
+    out = []
+    for value in values:
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        out.append(float(value))
+    return out
+
+
 def leaking_fields(rows: list[dict], sides: list[str], folds: list[int], *, family_alpha: float = FAMILY_ALPHA):
     """Fields whose held-out accuracy rejects chance (one-sided binomial, Bonferroni).
 
-    Returns [(field, correct, n, p-value)] of the fields that leak. Under the null a
-    field's prediction is independent of the held-out sides; the per-annotator side
-    balancing only makes the binomial test conservative.
+    Every field is read as a category (`held_out_accuracy`); a numeric one is also read
+    as a number (`held_out_threshold_accuracy`), and both readings count towards the
+    correction. Returns [(field, correct, n, p-value)] of the fields that leak, by
+    their better reading. Under the null a field's prediction is independent of the
+    held-out sides; the per-annotator side balancing only makes the test conservative.
     """
     names = sorted(set().union(*rows))
-    alpha = family_alpha / len(names)
-    leaks = []
+    tests = []
     for name in names:
-        values = [repr(row.get(name)) for row in rows]  # repr: hashable, and None stays distinct
+        raw = [row.get(name) for row in rows]
+        values = [repr(value) for value in raw]  # repr: hashable, and None stays distinct
         if len(set(values)) == 1:
             continue  # the same for every slot and trial: nothing to learn from it
-        correct = held_out_accuracy(values, sides, folds)
-        p = binomtest(correct, len(values), 0.5, alternative="greater").pvalue
-        if p < alpha:
-            leaks.append((name, correct, len(values), p))
-    return leaks
+        tests.append((name, held_out_accuracy(values, sides, folds)))
+        numbers = _numbers(raw)
+        if numbers is not None:
+            tests.append((name, held_out_threshold_accuracy(numbers, sides, folds)))
+    alpha = family_alpha / max(1, len(tests))
+    leaks = {}
+    for name, correct in tests:
+        p = binomtest(correct, len(rows), 0.5, alternative="greater").pvalue
+        if p < alpha and (name not in leaks or p < leaks[name][3]):
+            leaks[name] = (name, correct, len(rows), p)
+    return sorted(leaks.values())
 
 
 def _describe(leaks) -> str:
@@ -543,6 +615,9 @@ def test_the_predictor_flags_planted_leaks_and_passes_noise():
                 "url.key_digits": sum(c.isdigit() for c in keys[slot]),
                 "image.header.x-seq": sequential[slot],
                 "img.alt": f"{slot.title()} image",
+                # A size that is larger for the reference, never the same twice.
+                "image.length": rng.randint(1000, 2000) + (400 if slot == side else 0),
+                "image.noise": rng.randint(1000, 2000),
             }
             for slot in SLOTS
         }
@@ -560,6 +635,7 @@ def test_the_predictor_flags_planted_leaks_and_passes_noise():
     assert flagged == {
         "left.url.key_length", "right.url.key_length", "pair.url.key_length",
         "pair.image.header.x-seq", "page.hint",
+        "left.image.length", "right.image.length", "pair.image.length",
     }, flagged
     # A constant field predicts the other fold's majority side: chance, whatever the sides.
     assert held_out_accuracy(["same"] * 4, ["left", "right", "left", "right"], [0, 0, 1, 1]) == 2
@@ -586,3 +662,69 @@ def test_the_first_request_for_either_image_renders_both(db, settings):
     reference_url = re.findall(r'<img src="([^"]+)"', html)[0 if assignment.reference_side == "left" else 1]
     assert client.get(reference_url).status_code == 200
     assert all(default_storage.exists(name) for name in rendered.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_sizes_say_nothing_when_references_are_detailed_and_samples_smooth(db, settings, fmt):
+    """Grainy references against smooth samples: unpadded, the larger image is the real
+    one in nearly every trial. Served, both images of a trial have one length, the
+    length says nothing of the side, and no image's bytes or pixels ever reach two
+    assignments (so a reference that recurs in other browser sessions is not
+    recognised by its bytes)."""
+    settings.PARITY_RATE_JOIN = settings.PARITY_RATE_SUBMIT = None
+    study = build_blind_study(policy={**POLICY, "size": 64, "format": fmt}, items=70, detail_leak=True)
+    rng, seen_urls, served = random.Random(99), set(), []
+    for annotator in range(20):
+        served += play(study, annotator, rng, seen_urls)
+    sides = [s.side for s in served]
+    assert len(served) >= 400, len(served)
+
+    bodies = [s.image_bytes[slot] for s in served for slot in SLOTS]
+    assert len({hashlib.sha256(body).digest() for body in bodies}) == len(bodies), "an image was served twice"
+    decoded = [np.asarray(Image.open(io.BytesIO(body))).tobytes() for body in bodies]
+    assert len(set(decoded)) == len(decoded), "two assignments were served the same pixels"
+    for s in served:
+        lengths = {slot: (len(s.image_bytes[slot]), s.image_headers[slot]["content-length"]) for slot in SLOTS}
+        assert lengths["left"] == (lengths["left"][0], str(lengths["left"][0])) and len(set(lengths.values())) == 1, (
+            f"the images of a {s.kind} trial differ in length: {lengths}")
+
+    rows = [trial_fields(s.page, s.slots) for s in served]
+    folds = [s.annotator % 2 for s in served]
+    sizes = [name for name in rows[0] if name.endswith(("image.length", "image.header.content-length"))]
+    assert len(sizes) == 6, sizes
+    for name in sizes:  # each size field on its own, uncorrected: p > 0.01
+        values = [row[name] for row in rows]
+        for correct in (held_out_accuracy([repr(v) for v in values], sides, folds),
+                        *([held_out_threshold_accuracy(_numbers(values), sides, folds)] if _numbers(values) else [])):
+            assert binomtest(correct, len(rows), 0.5, alternative="greater").pvalue > 0.01, (name, correct)
+    leaks = leaking_fields(rows, sides, folds)
+    assert not leaks, f"fields that predict the real side: {_describe(leaks)}"
+
+    # The leak the padding closes is there in these very trials: the length of each
+    # image without its padding tells the real side, and the same check flags it.
+    planted = [
+        {**row, **{f"{slot}.unpadded_length": len(unpadded(fmt, s.image_bytes[slot])) for slot in SLOTS}}
+        for row, s in zip(rows, served)
+    ]
+    flagged = {name for name, *_ in leaking_fields(planted, sides, folds)}
+    assert {"left.unpadded_length", "right.unpadded_length"} <= flagged, flagged
+
+
+def unpadded(fmt: str, data: bytes) -> bytes:
+    """An image without the padding the presentation policy adds: PNG without its pad
+    chunk, JPEG without its comment segments, WebP without its pad chunk."""
+    if fmt == "PNG":
+        end = data.rindex(b"IEND") - 4
+        start = data.rindex(presentation.PNG_PAD_CHUNK, 0, end) - 4
+        return data[:start] + data[end:]
+    if fmt == "JPEG":
+        out, i = bytearray(data[:2]), 2
+        while data[i + 1] != 0xDA:
+            length = int.from_bytes(data[i + 2 : i + 4], "big")
+            if data[i + 1] != 0xFE:
+                out += data[i : i + 2 + length]
+            i += 2 + length
+        return bytes(out + data[i:])
+    body = data[: data.rindex(presentation.WEBP_PAD_CHUNK)]
+    return body[:4] + len(body[8:]).to_bytes(4, "little") + body[8:]

@@ -342,7 +342,7 @@ def test_cache_name_reveals_nothing_but_hex():
     reference = policy.cache_name(hashlib.sha256(cmyk_camera_jpeg()).hexdigest())
     sample = policy.cache_name(hashlib.sha256(rgba_generator_png()).hexdigest())
     for name in (reference, sample):
-        match = re.fullmatch(r"presented/([0-9a-f]{2})/([0-9a-f]{64})\.jpg", name)
+        match = re.fullmatch(r"presented/([0-9a-f]{2})/([0-9a-f]{64})\.png", name)
         assert match and match[2].startswith(match[1])
     assert reference != sample
     assert policy.cache_name("0" * 64) == policy.cache_name("0" * 64)
@@ -366,7 +366,7 @@ def test_ensure_presented_renders_once_and_drops_a_racing_copy(tmp_path, monkeyp
 
     name = ensure_presented(policy, storage, source_sha256=sha, read_source=read)
     assert name == policy.cache_name(sha)
-    assert storage.open(name).read() == policy.render(source)
+    assert storage.open(name).read() == policy.frame_bytes(source)
     assert ensure_presented(policy, storage, source_sha256=sha, read_source=read) == name
     assert len(reads) == 1
 
@@ -424,3 +424,83 @@ def test_fingerprint_changes_with_the_pillow_release(monkeypatch):
     before = policy.fingerprint
     monkeypatch.setattr(PIL, "__version__", "0.0.0-other-build")
     assert policy.fingerprint != before
+
+
+# --- per assignment: perturbed, encoded, padded to one length -------------------------
+
+
+def detailed() -> bytes:
+    """A photograph's worth of detail: noise compresses worst."""
+    return encode(Image.fromarray(np.random.default_rng(5).integers(0, 256, (300, 300, 3), dtype=np.uint8)), "PNG")
+
+
+def smooth() -> bytes:
+    """A generator's smooth output: a gradient compresses best."""
+    return encode(gradient("RGB", (300, 300)), "PNG")
+
+
+def pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def frames_of(policy: PresentationPolicy, left: bytes, right: bytes) -> dict:
+    return {"left": policy.frame_bytes(left), "right": policy.frame_bytes(right)}
+
+
+FORMAT_POLICIES = [
+    PresentationPolicy(size=96, format="JPEG"),
+    PresentationPolicy(size=96, format="PNG"),
+    PresentationPolicy(size=96, aspect="4:3", format="WEBP", quality=80),
+    PresentationPolicy(size=96, format="BMP"),
+]
+
+
+@pytest.mark.parametrize("policy", FORMAT_POLICIES, ids=lambda p: p.format)
+def test_a_pair_is_served_as_one_length_whatever_the_detail(policy):
+    frames = frames_of(policy, detailed(), smooth())
+    plain = {slot: len(policy.encode(Image.open(io.BytesIO(data)))) for slot, data in frames.items()}
+    if policy.format != "BMP":
+        assert plain["left"] > 2 * plain["right"], plain  # the leak the padding hides
+    for n in range(5):
+        pair = presentation.present_pair(policy, frames, secret=b"assignment-%d" % n)
+        assert len(pair["left"]) == len(pair["right"]), {slot: len(data) for slot, data in pair.items()}
+        for data in pair.values():
+            assert observable(data)["size"] == policy.dimensions
+            assert observable(data)["format"] == policy.format
+            assert_no_metadata(data)
+
+
+@pytest.mark.parametrize("policy", FORMAT_POLICIES, ids=lambda p: p.format)
+def test_the_bytes_and_pixels_differ_per_assignment_and_by_one_level_at_most(policy):
+    frames = frames_of(policy, detailed(), detailed())  # a calibration trial: one image twice
+    pairs = [presentation.present_pair(policy, frames, secret=b"assignment-%d" % n) for n in range(6)]
+    served = [data for pair in pairs for data in pair.values()]
+    assert len({hashlib.sha256(data).digest() for data in served}) == len(served)
+    assert len({pixels(data).tobytes() for data in served}) == len(served)
+    # The same assignment gets the same bytes again, in any process.
+    assert presentation.present_pair(policy, frames, secret=b"assignment-0") == pairs[0]
+    if policy.format in ("PNG", "BMP"):  # lossless: the perturbation itself, exactly
+        original = pixels(frames["left"])
+        for data in served:
+            change = np.abs(pixels(data) - original)
+            assert change.max() == 1 and 0.2 < (change.max(axis=2) > 0).mean() < 0.8
+
+
+@pytest.mark.parametrize("policy", FORMAT_POLICIES[:3], ids=lambda p: p.format)
+@pytest.mark.parametrize("extra", [16, 17, 65536, 65537 + 1, 65537 + 3, 3 * 65537 + 2])
+def test_padding_decodes_to_the_same_pixels(policy, extra):
+    data = presentation._paddable(policy.format, policy.render(detailed()))
+    extra += extra % 2 if policy.format == "WEBP" else 0
+    padded = presentation.pad(policy.format, data, len(data) + extra, rng=np.random.default_rng(1))
+    assert len(padded) == len(data) + extra
+    assert np.array_equal(pixels(padded), pixels(data))
+    assert np.array_equal(pixels(data), pixels(policy.render(detailed())))  # WebP's extended layout too
+    assert_no_metadata(padded)
+
+
+def test_padding_needs_room():
+    policy = PresentationPolicy(size=32, format="PNG")
+    data = policy.render(smooth())
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        presentation.pad("PNG", data, len(data) + 8, rng=np.random.default_rng(0))
