@@ -48,6 +48,14 @@ class AssignmentExpired(AnnotateError):
     """The assignment expired before it was judged; its trial went back to the pool."""
 
 
+class ParticipationTaken(AnnotateError):
+    """The participation of this Prolific id is bound to another browser."""
+
+
+class ParticipantUnknown(AnnotateError):
+    """No participant of the study has this Prolific id."""
+
+
 class InviteRefused(AnnotateError):
     """Some names of an invite match no active account, or several; nobody was invited."""
 

@@ -25,3 +25,9 @@ class InviteForm(forms.Form):
         if len(names) > MAX_INVITE_NAMES:
             raise forms.ValidationError(f"At most {MAX_INVITE_NAMES} accounts at a time.")
         return names
+
+
+class ReleaseForm(forms.Form):
+    """The Prolific ID of a participant who must continue in another browser."""
+
+    prolific_id = forms.CharField(max_length=200, label="Prolific ID", strip=True)

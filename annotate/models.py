@@ -188,6 +188,14 @@ class Participation(models.Model):
     # Set when a researcher invited a named account; such a participation exists
     # before the annotator ever visits.
     invited_at = models.DateTimeField(null=True, blank=True)
+    # A Prolific participation answers to the first browser that entered with its id
+    # (the sha256 of that browser's signed `parity_browser` cookie), so knowing
+    # someone's PROLIFIC_PID is not enough to answer for them. Empty until the first
+    # entry, and again once a researcher releases it.
+    browser_key = models.CharField(max_length=64, blank=True, default="")
+    # The bound browser's session at its latest entry: a release ends it, so the old
+    # browser stops answering for the participant.
+    session_key = models.CharField(max_length=40, blank=True, default="")
     consented_at = models.DateTimeField(null=True, blank=True)
     practice_finished_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -15,10 +15,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
-from annotate.errors import InviteRefused
-from annotate.forms import InviteForm
+from annotate.errors import InviteRefused, ParticipantUnknown
+from annotate.forms import InviteForm, ReleaseForm
 from annotate.models import Study
-from annotate.services import participation_invite, study_close, study_open
+from annotate.services import participation_invite, participation_release, study_close, study_open
 from generation.errors import ParityError
 
 ACTIONS = {"open": study_open, "close": study_close}
@@ -34,16 +34,18 @@ def _visible_study(request: HttpRequest, slug: str) -> Study:
 @login_required
 @require_GET
 def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    return _study_page(request, _visible_study(request, slug), InviteForm())
+    return _study_page(request, _visible_study(request, slug))
 
 
-def _study_page(request: HttpRequest, study: Study, invite_form: InviteForm, status: int = 200) -> HttpResponse:
+def _study_page(request: HttpRequest, study: Study, invite_form: InviteForm | None = None,
+                release_form: ReleaseForm | None = None, status: int = 200) -> HttpResponse:
     context = {
         "study": study,
         "can_manage": selectors.study_can_manage(user=request.user, study=study),
         **selectors.study_links(study=study, absolute=request.build_absolute_uri),
         "progress": selectors.study_progress(study=study),
-        "invite_form": invite_form,
+        "invite_form": invite_form or InviteForm(),
+        "release_form": release_form or ReleaseForm(),
         "invited": selectors.study_invited_accounts(study=study),
     }
     return render(request, "annotate/research/study.html", context, status=status)
@@ -91,4 +93,25 @@ def study_invite(request: HttpRequest, slug: str) -> HttpResponse:
             count = len(invited)
             messages.success(request, f"Invited {count} account{'' if count == 1 else 's'} to {study.name}.")
             return redirect("annotate:study-detail", slug=study.slug)
-    return _study_page(request, study, form, status=400)
+    return _study_page(request, study, invite_form=form, status=400)
+
+
+@login_required
+@require_POST
+def study_release(request: HttpRequest, slug: str) -> HttpResponse:
+    """Unbind a Prolific participant from their browser, so they can go on in another."""
+    study = _visible_study(request, slug)
+    if not selectors.study_can_manage(user=request.user, study=study):
+        raise PermissionDenied("viewers cannot release participants")
+    form = ReleaseForm(request.POST)
+    if form.is_valid():
+        prolific_id = form.cleaned_data["prolific_id"]
+        try:
+            participation_release(study=study, external_id=prolific_id)
+        except ParticipantUnknown as exc:
+            form.add_error("prolific_id", str(exc))
+        else:
+            messages.success(request, f"Released {prolific_id}: the next browser that opens the link with this "
+                                      "ID continues their participation.")
+            return redirect("annotate:study-detail", slug=study.slug)
+    return _study_page(request, study, release_form=form, status=400)

@@ -16,5 +16,6 @@ urlpatterns = [
     path("studies/<slug:slug>/", research_views.study_detail, name="study-detail"),
     path("studies/<slug:slug>/progress/", research_views.study_progress, name="study-progress"),
     path("studies/<slug:slug>/invite/", research_views.study_invite, name="study-invite"),
+    path("studies/<slug:slug>/release/", research_views.study_release, name="study-release"),
     path("studies/<slug:slug>/<str:action>/", research_views.study_action, name="study-action"),
 ]

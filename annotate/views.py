@@ -5,9 +5,12 @@ and render. Every error of the annotate domain becomes a friendly message throug
 `ERROR_MESSAGES`, the one place that maps them.
 """
 
+import hashlib
+import secrets
 from urllib.parse import quote
 
-from django.core.files.storage import default_storage
+from django.conf import settings
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,6 +22,7 @@ from annotate.errors import (
     AssignmentExpired,
     AssignmentNotYours,
     AssignmentUnknown,
+    ParticipationTaken,
     QuotaReached,
     StudyClosed,
 )
@@ -36,11 +40,15 @@ from annotate.services import (
 )
 from generation.errors import ParityError
 
+# A random token per browser, signed, that a Prolific participation is bound to.
+BROWSER_COOKIE = "parity_browser"
+BROWSER_COOKIE_SALT = "annotate.browser"
+BROWSER_COOKIE_MAX_AGE = 90 * 24 * 3600
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 # Long enough to read (or copy) the completion code before the page moves on.
 PROLIFIC_REDIRECT_SECONDS = 3
 IMAGE_MAX_AGE = 3600
-CONTENT_TYPES = {"JPEG": "image/jpeg", "WEBP": "image/webp", "PNG": "image/png"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "WEBP": "image/webp", "PNG": "image/png", "BMP": "image/bmp"}
 QUESTIONS = {
     Study.Question.PREFERENCE: "Which image do you prefer for this caption?",
     Study.Question.REALISM: "Which image is a real photograph?",
@@ -113,17 +121,27 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     pid = request.GET.get("PROLIFIC_PID", "").strip()[:200]
     # A Prolific link wins over an invited account: Prolific pays by its own id.
     invited = None if pid else selectors.invited_annotator(study=study, user=request.user)
+    browser_token = None
     if pid:
         annotator, _ = Annotator.objects.get_or_create(source=Annotator.Source.PROLIFIC, external_id=pid)
+        browser_token = _browser_token(request)
+        if request.session.session_key is None:
+            request.session.save()  # its key is what a release ends
+        try:
+            participation_enter(
+                study=study,
+                annotator=annotator,
+                prolific_study_id=request.GET.get("STUDY_ID", "").strip()[:200],
+                prolific_session_id=request.GET.get("SESSION_ID", "").strip()[:200],
+                browser_key=hashlib.sha256(browser_token.encode()).hexdigest(),
+                session_key=request.session.session_key,
+            )
+        except ParticipationTaken:
+            response = render(request, "annotate/taken.html", {"study": study}, status=409)
+            return _with_browser_cookie(response, browser_token)
         if request.session.get(_key(study, "annotator")) != annotator.pk:
             request.session[_key(study, "consented")] = False
         request.session[_key(study, "annotator")] = annotator.pk
-        participation_enter(
-            study=study,
-            annotator=annotator,
-            prolific_study_id=request.GET.get("STUDY_ID", "").strip()[:200],
-            prolific_session_id=request.GET.get("SESSION_ID", "").strip()[:200],
-        )
     elif invited is not None:
         annotator = invited
         if request.session.get(_key(study, "annotator")) != annotator.pk:
@@ -136,11 +154,29 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             request.session[_key(study, "annotator")] = annotator.pk
         participation_enter(study=study, annotator=annotator)
     if selectors.study_full_for(study=study, annotator=annotator):
-        return _full(request, study)
-    if _consented(request, study, annotator):
-        return redirect("annotate:practice", slug=study.slug)
-    question = QUESTIONS.get(study.question, study.question_text)
-    return render(request, "annotate/consent.html", {"study": study, "question": question})
+        response = _full(request, study)
+    elif _consented(request, study, annotator):
+        response = redirect("annotate:practice", slug=study.slug)
+    else:
+        question = QUESTIONS.get(study.question, study.question_text)
+        response = render(request, "annotate/consent.html", {"study": study, "question": question})
+    return _with_browser_cookie(response, browser_token)
+
+
+def _browser_token(request: HttpRequest) -> str:
+    """This browser's random token from its signed cookie, or a new one (set by
+    `_with_browser_cookie`). A forged or altered cookie counts as none."""
+    token = request.get_signed_cookie(BROWSER_COOKIE, default=None, salt=BROWSER_COOKIE_SALT)
+    return token if token and len(token) <= 64 else secrets.token_urlsafe(32)
+
+
+def _with_browser_cookie(response: HttpResponse, token: str | None) -> HttpResponse:
+    if token is not None:
+        response.set_signed_cookie(
+            BROWSER_COOKIE, token, salt=BROWSER_COOKIE_SALT, max_age=BROWSER_COOKIE_MAX_AGE, httponly=True,
+            samesite="Lax", secure=settings.SESSION_COOKIE_SECURE,
+        )
+    return response
 
 
 @require_POST
@@ -379,7 +415,8 @@ def _image_url(study: Study, assignment, slot: str) -> str:
 def image(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     """One image of a trial, rendered through the study's presentation policy.
 
-    Both slots answer with the same headers; only the bytes differ.
+    Both slots answer with the same headers and the same number of bytes; only the
+    bytes differ, and they differ for every assignment.
     """
     resolved = selectors.image_key_resolve(key=key)
     if resolved is None or resolved[0].study.slug != slug:
@@ -389,9 +426,7 @@ def image(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     if annotator is None or annotator.pk != assignment.annotator_id:
         return HttpResponse("This image belongs to another participant's trial.", status=403,
                             content_type="text/plain; charset=utf-8")
-    name = selectors.presented_image_name(assignment=assignment, slot=slot)
-    with default_storage.open(name, "rb") as handle:
-        data = handle.read()
+    data = selectors.presented_image(assignment=assignment, slot=slot)
     response = HttpResponse(data, content_type=CONTENT_TYPES[assignment.study.policy.format])
     response["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}"
     return response

@@ -23,6 +23,7 @@ from annotate.services.participations import (
     participation_enter,
     participation_finish,
     participation_invite,
+    participation_release,
     practice_finish,
 )
 from annotate.services.practice import practice_next
@@ -48,6 +49,7 @@ __all__ = [
     "participation_enter",
     "participation_finish",
     "participation_invite",
+    "participation_release",
     "practice_finish",
     "practice_next",
     "study_build_trials",

@@ -2,33 +2,72 @@
 
 from collections.abc import Iterable
 from datetime import datetime
+from importlib import import_module
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from annotate.errors import InviteRefused
+from annotate.errors import InviteRefused, ParticipantUnknown, ParticipationTaken
 from annotate.models import Annotator, Participation, Study
 
 
 def participation_enter(
-    *, study: Study, annotator: Annotator, prolific_study_id: str = "", prolific_session_id: str = ""
+    *, study: Study, annotator: Annotator, prolific_study_id: str = "", prolific_session_id: str = "",
+    browser_key: str = "", session_key: str = "",
 ) -> Participation:
     """The annotator's participation in the study, created on first entry.
 
     Prolific ids that come with the link are stored; a return visit with a new
     SESSION_ID replaces the old one. Ids left out of a link leave the stored ones alone.
+    With `browser_key` the participation is bound to that browser on first entry, and
+    another browser's entry raises `ParticipationTaken`, changing nothing; the bound
+    browser's `session_key` is kept for `participation_release`.
     """
-    participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
-    changed = []
-    for field, value in (("prolific_study_id", prolific_study_id), ("prolific_session_id", prolific_session_id)):
-        if value and value != getattr(participation, field):
-            setattr(participation, field, value)
-            changed.append(field)
-    if changed:
-        participation.save(update_fields=changed)
+    with transaction.atomic():
+        participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+        changed = []
+        if browser_key:
+            participation = Participation.objects.select_for_update().get(pk=participation.pk)
+            if participation.browser_key and participation.browser_key != browser_key:
+                raise ParticipationTaken(
+                    "This Prolific ID is already taking part in this study in another browser."
+                )
+            if not participation.browser_key:
+                participation.browser_key = browser_key
+                changed.append("browser_key")
+            if session_key and session_key != participation.session_key:
+                participation.session_key = session_key
+                changed.append("session_key")
+        for field, value in (("prolific_study_id", prolific_study_id), ("prolific_session_id", prolific_session_id)):
+            if value and value != getattr(participation, field):
+                setattr(participation, field, value)
+                changed.append(field)
+        if changed:
+            participation.save(update_fields=changed)
+    return participation
+
+
+def participation_release(*, study: Study, external_id: str) -> Participation:
+    """Unbind a Prolific participant's participation from its browser.
+
+    For a participant who lost their browser (another device, cleared cookies): the
+    next browser that enters with the id takes the participation over, with its
+    consent, judgments and open trials; the old browser's session stops answering.
+    Raises `ParticipantUnknown` when no participant of the study has the id.
+    """
+    participation = Participation.objects.filter(
+        study=study, annotator__source=Annotator.Source.PROLIFIC, annotator__external_id=external_id
+    ).first()
+    if participation is None:
+        raise ParticipantUnknown(f"No participant of this study has the Prolific ID {external_id!r}.")
+    if participation.session_key:
+        import_module(settings.SESSION_ENGINE).SessionStore(session_key=participation.session_key).delete()
+    Participation.objects.filter(pk=participation.pk).update(browser_key="", session_key="")
+    participation.browser_key = participation.session_key = ""
     return participation
 
 

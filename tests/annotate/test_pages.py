@@ -14,6 +14,7 @@ from PIL import Image
 
 from annotate.models import Annotator, Assignment, Judgment, Participation, Study
 from annotate.services import study_build_trials, study_open
+from annotate.views import BROWSER_COOKIE
 from tests.annotate.builders import build_study
 
 PID = "5f0c0ffee0000000000000a1"
@@ -71,12 +72,21 @@ def post_choice(client: Client, study: Study, token: str, choice: str, *, htmx: 
     )
 
 
+def same_browser(client: Client) -> Client:
+    """The client's browser on a later visit: its session gone, its long-lived
+    browser cookie (the one a Prolific participation is bound to) still there."""
+    later = Client()
+    later.cookies[BROWSER_COOKIE] = client.cookies[BROWSER_COOKIE].value
+    return later
+
+
 def test_prolific_entry_creates_one_annotator_and_a_return_visit_resumes(db):
     study = opened()
-    first, second = Client(), Client()
+    first = Client()
     enter(first, study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se")
     _, token = trial_page(first, study)
-    # Consent is in the database: the second browser goes past it, through practice
+    second = same_browser(first)
+    # Consent is in the database: the return visit goes past it, through practice
     # (this study has none) to the trials.
     response = second.get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "se2"})
     assert response["Location"] == f"/s/{study.slug}/practice/"

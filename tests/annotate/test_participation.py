@@ -5,20 +5,22 @@ import re
 from django.test import Client
 
 from annotate.models import Assignment, Participation, Study
-from tests.annotate.test_pages import PID, TOKEN, enter, opened, post_choice, trial_page
+from annotate.services import participation_release
+from tests.annotate.test_pages import PID, TOKEN, enter, opened, post_choice, same_browser, trial_page
 
 META_REFRESH = re.compile(r'<meta http-equiv="refresh" content="(\d+); url=([^"]+)">')
 
 
 def test_a_prolific_entry_stores_the_ids_and_a_new_session_replaces_the_old(db):
     study = opened()
-    enter(Client(), study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se1")
+    browser = Client()
+    enter(browser, study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se1")
     participation = Participation.objects.get()
     assert (participation.annotator.external_id, participation.study_id) == (PID, study.pk)
     assert (participation.prolific_study_id, participation.prolific_session_id) == ("st", "se1")
     assert participation.consented_at is not None and participation.finished_at is None
 
-    Client().get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "se2"})
+    same_browser(browser).get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "se2"})
     participation.refresh_from_db()
     assert Participation.objects.count() == 1
     assert participation.prolific_session_id == "se2"
@@ -35,9 +37,10 @@ def test_an_invite_entry_has_a_participation_without_prolific_ids(client, db):
     assert participation.consented_at is not None
 
 
-def test_consent_given_in_one_browser_holds_in_another(db):
+def test_consent_given_in_one_browser_holds_in_another_once_released(db):
     study = opened()
     enter(Client(), study, PROLIFIC_PID=PID, STUDY_ID="st", SESSION_ID="se1")
+    participation_release(study=study, external_id=PID)
     fresh = Client()
     response = fresh.get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "se2"})
     assert response.status_code == 302 and response["Location"] == f"/s/{study.slug}/practice/"
@@ -46,8 +49,9 @@ def test_consent_given_in_one_browser_holds_in_another(db):
 
 def test_without_consent_in_the_database_a_new_browser_asks_again(db):
     study = opened()
-    Client().get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID})
-    fresh = Client()
+    first = Client()
+    first.get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID})
+    fresh = same_browser(first)
     response = fresh.get(f"/s/{study.slug}/", {"PROLIFIC_PID": PID})
     assert response.status_code == 200 and "I agree" in response.content.decode()
     assert fresh.get(f"/s/{study.slug}/trial/")["Location"] == f"/s/{study.slug}/"
