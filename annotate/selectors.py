@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.core.exceptions import ValidationError
 from django.core.cache import caches
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce

@@ -10,7 +10,6 @@ import secrets
 from urllib.parse import quote
 
 from django.conf import settings
-
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse

@@ -212,7 +212,7 @@ def roots(settings, tmp_path):
 def test_a_path_that_leads_out_of_its_folder_is_refused(roots, backend, name):
     option, root = roots[backend]
     name = name.format(outside=roots["outside"], root=root)
-    with pytest.raises(BackendError, match=f"PARITY_(CHECKPOINT|DIFFUSERS)_DIR") as refused:
+    with pytest.raises(BackendError, match="PARITY_(CHECKPOINT|DIFFUSERS)_DIR") as refused:
         backends.backend_check(backend=backend, config={option: name}, settings={})
     assert refused.value.field == f"backend_config.{option}"
 

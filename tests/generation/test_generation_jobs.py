@@ -17,18 +17,10 @@ from generation.models import Corpus, GenerationJob, Generator, Item, Sample
 from generation.tasks import generation_job_run as generation_job_task
 from tests.generation import backend_functions
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables", "no_interruption")]
 # A heartbeat no worker has written for long.
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 CAPTIONS = ["a red square", "two blue circles", "a broken vase", "a green line", "one yellow star"]
-
-
-@pytest.fixture(autouse=True)
-def _no_interruption():
-    backend_functions.interrupt.update(on_call=None, calls=0)
-    backend_functions.interrupt["ready"].clear()
-    yield
-    backend_functions.interrupt.update(on_call=None, calls=0)
 
 
 @pytest.fixture

@@ -25,15 +25,7 @@ from generation.tasks import generation_jobs_interrupt_lost_task
 from parity.celery import app
 from tests.generation import backend_functions
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables")]
-
-
-@pytest.fixture(autouse=True)
-def _no_interruption():
-    backend_functions.interrupt.update(on_call=None, calls=0)
-    backend_functions.interrupt["ready"].clear()
-    yield
-    backend_functions.interrupt.update(on_call=None, calls=0)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables", "no_interruption")]
 
 
 @pytest.fixture

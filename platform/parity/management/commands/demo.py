@@ -42,8 +42,8 @@ from django.utils.text import slugify
 
 from annotate.models import Assignment, Judgment, Study
 from annotate.services import study_build_trials, study_create, study_open
-from generation.management.commands._progress import progress_bar
 from generation.heartbeat import generation_jobs_interrupt_lost
+from generation.management.commands._progress import progress_bar
 from generation.models import Corpus, GenerationJob, Generator, Membership, Sample, Series, Workspace
 from generation.scenes import write_webdataset
 from generation.selectors import held_out
@@ -111,7 +111,7 @@ class Command(BaseCommand):
             if Sample.objects.filter(generator=generator, item__corpus=corpus, item__key__in=keys).count() >= len(keys):
                 continue
             self._generate(workspace, generator, sorted(keys), options)
-        study = self._study(workspace, corpus, generators, options)
+        self._study(workspace, corpus, generators, options)
         self._record(built, "study", options)
         simulated = settings.VAR_DIR / "demo" / "simulated.json"
         if not simulated.exists():
