@@ -40,6 +40,7 @@ if __name__ == "__main__":  # not in the encoder processes, which import this fi
     import numpy as np
     import torch
 
+    from demo.scenes import iter_scenes
     from generation.engine import (
         LADDER,
         DiT,
@@ -49,7 +50,6 @@ if __name__ == "__main__":  # not in the encoder processes, which import this fi
         generate_pipelined,
         pick_device,
     )
-    from generation.scenes import iter_scenes
 
     CAPTIONS = [scene.caption for scene in iter_scenes(256, size=32, seed=0)]
 

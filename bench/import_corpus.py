@@ -1,6 +1,6 @@
 """Corpus import throughput: a 10,000-item WebDataset corpus of 512×512 JPEGs.
 
-Makes the shards once (generation.scenes, cached under bench/out/), then imports them
+Makes the shards once (demo.scenes, cached under bench/out/), then imports them
 through the real service into a fresh database and media folder, printing items/s and
 the process's resident memory as the import goes (flat means streamed). Runs on
 SQLite by default; set DATABASE_URL to measure PostgreSQL.
@@ -39,8 +39,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from demo.scenes import write_webdataset
     from generation.models import Workspace
-    from generation.scenes import write_webdataset
     from generation.services import corpus_import
 
     shards = OUT / f"scenes-{args.items}-{args.size}"

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from demo.scenes import iter_scenes
 from generation.engine import (
     LADDER,
     DiT,
@@ -40,7 +41,6 @@ from generation.engine import (
     load_checkpoint,
     train,
 )
-from generation.scenes import iter_scenes
 
 # The same data for every size (steps x batch), so that the sheet shows the
 # params axis alone; steps chosen so that the ladder trains in about three

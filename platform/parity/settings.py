@@ -122,6 +122,12 @@ INSTALLED_APPS = [
     "annotate",
     "analysis",
 ]
+# The demo app (procedural scenes, simulated annotators, the `demo`, `screenshots` and
+# `simulate_annotators` commands) is for `make run` and the tests: a production process
+# never loads it unless PARITY_DEMO=1 asks for it.
+PARITY_DEMO = env_bool("PARITY_DEMO", default=not PRODUCTION)
+if PARITY_DEMO:
+    INSTALLED_APPS.append("demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -173,7 +179,7 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg prepares a statement that a connection has run this many times; only the
     # assignment engine's bind their parameters on the server, which that needs
-    # (annotate/services/engine.py). "off" for a pooler in transaction mode.
+    # (annotate/db.py). "off" for a pooler in transaction mode.
     _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         None if _prepare == "off" else env_int("DATABASE_PREPARE_THRESHOLD", 5)
@@ -207,7 +213,7 @@ elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
 else:
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://HOST:PORT/DB (or leave it unset)")
 # The images of a trial, made per assignment, kept for the request for the other one
-# (annotate/selectors.py: presented_image). In memory, a few trials' worth per process.
+# (annotate/services/images.py: image_present). In memory, a few trials' worth per process.
 CACHES["presented"] = (
     {**CACHES["default"], "KEY_PREFIX": "presented"} if CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "presented",

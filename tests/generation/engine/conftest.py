@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from demo.scenes import iter_scenes
 from generation.engine import LADDER, TrainConfig, train
-from generation.scenes import iter_scenes
 
 STEPS = 40
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -40,7 +41,10 @@ class Command(BaseCommand):
     def handle(self, *args, addr, no_worker, setup, **options):
         if setup:
             call_command("migrate", interactive=False, verbosity=0)
-            call_command("demo")
+            if apps.is_installed("demo"):
+                call_command("demo")
+            else:
+                self.stdout.write("No demo content: the demo app is not installed (PARITY_DEMO=1 installs it).")
         # `kill` and a closed terminal as well as Ctrl-C must stop the worker too: turn
         # SIGTERM and SIGHUP into SystemExit, so that the `finally` below runs.
         for signum in (signal.SIGTERM, signal.SIGHUP):

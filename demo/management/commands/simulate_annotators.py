@@ -1,4 +1,4 @@
-"""Simulated annotators for an open study, through its real pages (annotate.simulation).
+"""Simulated annotators for an open study, through its real pages (demo.simulation).
 
 Each annotator enters by the study's Prolific link with PROLIFIC_PID
 ``sim-<seed>-<run>-<n>`` (``run``: six hex digits drawn per run, so that runs never
@@ -29,9 +29,9 @@ from django.db.models import F, Sum
 
 from annotate.models import CONTROL_KINDS, Annotator, Assignment, Study, Trial
 from annotate.services import annotator_mark_simulated
-from annotate.simulation.population import PROFILES, population
-from annotate.simulation.server import local_server
-from annotate.simulation.session import Eyes, Visit, visit
+from demo.simulation.population import PROFILES, population
+from demo.simulation.server import local_server
+from demo.simulation.session import Eyes, Visit, visit
 from generation.management.commands._progress import progress_bar
 
 TOKENS_PER_QUERY = 500

@@ -25,9 +25,9 @@ from urllib.parse import quote, urlencode
 
 from PIL import Image
 
-from annotate.simulation.browser import Browser, Form, Page
-from annotate.simulation.population import Persona, decide
-from generation.scene_check import caption_recognition, cleanliness
+from demo.scene_check import caption_recognition, cleanliness
+from demo.simulation.browser import Browser, Form, Page
+from demo.simulation.population import Persona, decide
 
 # Trials in a row without a recorded answer before the annotator gives up.
 MAX_UNRECORDED = 8

@@ -185,35 +185,6 @@ def write_webdataset(
     return paths
 
 
-def write_folder(
-    out_dir: str | Path,
-    count: int,
-    *,
-    size: int = 512,
-    seed: int = 0,
-    fmt: str = "jpg",
-    quality: int = 90,
-) -> Path:
-    """Write ``count`` scenes as image files plus ``captions.jsonl``; return the latter.
-
-    Each line of ``captions.jsonl`` is ``{"key", "caption", "file"}`` with ``file``
-    relative to ``out_dir``. ``fmt`` is ``"jpg"`` or ``"png"``.
-    """
-    if fmt not in ("jpg", "png"):
-        raise ValueError('fmt must be "jpg" or "png"')
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    digits = max(6, len(str(max(count - 1, 0))))
-    manifest = out / "captions.jsonl"
-    with manifest.open("w", encoding="utf-8") as lines:
-        for index, scene in enumerate(iter_scenes(count, size=size, seed=seed)):
-            key = f"{index:0{digits}d}"
-            file = f"{key}.{fmt}"
-            scene.image.save(out / file, quality=quality)  # the format follows the suffix
-            lines.write(json.dumps({"key": key, "caption": scene.caption, "file": file}) + "\n")
-    return manifest
-
-
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)

@@ -3,7 +3,7 @@ built again with the options given, an interrupted generation job is resumed, an
 demo with judgments is never rebuilt with other options. On a database that is not
 migrated, it migrates first.
 
-Tiny sizes and steps: tests/parity/test_demo.py is the full run.
+Tiny sizes and steps: tests/demo/test_demo.py is the full run.
 """
 
 import io

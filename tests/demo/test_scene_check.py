@@ -1,4 +1,4 @@
-"""generation.scene_check: reading scene captions back, and how well an image shows one.
+"""demo.scene_check: reading scene captions back, and how well an image shows one.
 
 Scenes are drawn at 64 pixels and JPEG-compressed as a presentation policy would;
 each degradation is applied in steps of growing strength, and the mean fidelity
@@ -6,6 +6,7 @@ over the scenes must fall with every step.
 """
 
 import io
+import math
 import subprocess
 import sys
 from itertools import pairwise
@@ -15,14 +16,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from annotate.controls import corrupted_png
-from generation.scene_check import (
-    caption_fidelity,
-    caption_recognition,
-    cleanliness,
-    noise_level,
-    parse_caption,
-)
-from generation.scenes import draw_scene, item_seed, relation
+from demo.scene_check import _assess, _noise, caption_recognition, cleanliness, parse_caption
+from demo.scenes import draw_scene, item_seed, relation
 
 SIZE = 64
 SCENES = [draw_scene(item_seed(0, i), SIZE) for i in range(30)]
@@ -43,6 +38,19 @@ def noisy(image: Image.Image, sigma: float, seed: int) -> Image.Image:
 def hue_shifted(image: Image.Image, steps: int) -> Image.Image:
     h, s, v = image.convert("HSV").split()
     return Image.merge("HSV", (h.point(lambda x: (x + steps) % 256), s, v)).convert("RGB")
+
+
+def caption_fidelity(image: Image.Image, caption: str) -> float:
+    """The strict reading of `caption_recognition`'s checks: every shape, relation and
+    penalty multiplied (a geometric mean of the claims), so any miss sinks the score.
+    It shows that the checks themselves fall with each step of degradation."""
+    seen = _assess(image, caption)
+    claims = math.exp(sum(math.log(max(s, 1e-3)) for s in seen.claims) / len(seen.claims))
+    return float(np.clip(claims * seen.crisp * seen.clean * seen.no_extra, 0.0, 1.0))
+
+
+def noise_level(image: Image.Image) -> float:
+    return _noise(np.asarray(image.convert("L"), dtype=np.float32))
 
 
 def mean_fidelity(degrade) -> float:
@@ -151,7 +159,7 @@ def test_noise_level_estimates_the_noise_added():
 
 def test_scene_check_needs_neither_django_nor_torch():
     code = (
-        "import sys, generation.scene_check; "
+        "import sys, demo.scene_check; "
         "print([m for m in sys.modules if m.split('.')[0] in ('django', 'torch')])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

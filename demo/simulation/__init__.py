@@ -4,7 +4,7 @@ They exist so that a Parity without people (a demo, a test, a benchmark) still g
 judgments that mean something: each simulated annotator opens the study link,
 consents, practises, judges and finishes over HTTP exactly as a browser would, and
 chooses by a measurable property of the images it downloads (how well each one shows
-its caption, `generation.scene_check`), so better generators win more often. A few
+its caption, `demo.scene_check`), so better generators win more often. A few
 are deliberately bad (fast random clickers, left-pressers), for the exclusion rules
 to find.
 

@@ -4,7 +4,7 @@ A population has good annotators and a few deliberately bad ones, drawn
 deterministically from a seed:
 
 - ``good``: judges by what it sees. With perceived qualities ``f_left`` and
-  ``f_right`` (each image's measured `generation.scene_check.caption_recognition`
+  ``f_right`` (each image's measured `demo.scene_check.caption_recognition`
   plus Gaussian perception noise), it chooses left with probability
   ``logistic(sharpness * (f_left - f_right) + side_bias)``, a Bradley–Terry choice with a small personal side bias; on a small
   share of trials (its lapse rate) it answers at random. Response times are

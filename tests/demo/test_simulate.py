@@ -1,6 +1,6 @@
-"""Simulated annotators (annotate.simulation, manage.py simulate_annotators) through real HTTP.
+"""Simulated annotators (demo.simulation, manage.py simulate_annotators) through real HTTP.
 
-The study is drawn by generation.scenes at 64 pixels: one generator's samples are
+The study is drawn by demo.scenes at 64 pixels: one generator's samples are
 the references themselves (a fair coin for an annotator who looks), the other's are
 blurred and noisy (chosen far less). Everything below is read back from the
 database, the export and the study page, not from the simulator's own tallies.
@@ -25,8 +25,9 @@ from PIL import Image, ImageFilter
 from annotate.exports import COLUMNS, export_rows
 from annotate.models import Annotator, Judgment, Participation, Side, Study, Trial
 from annotate.services import annotator_mark_simulated, study_build_trials, study_open
-from annotate.simulation.browser import read_page
-from annotate.simulation.population import (
+from demo.scenes import draw_scene, item_seed
+from demo.simulation.browser import read_page
+from demo.simulation.population import (
     GOOD,
     LEFT,
     RANDOM,
@@ -34,11 +35,10 @@ from annotate.simulation.population import (
     decide,
     population,
 )
-from annotate.simulation.server import local_server
-from annotate.simulation.session import Eyes, visit
+from demo.simulation.server import local_server
+from demo.simulation.session import Eyes, visit
 from generation.models import Corpus, Generator, Item, Membership, Sample, Workspace
 from generation.presentation import PresentationPolicy
-from generation.scenes import draw_scene, item_seed
 
 SIZE = 64
 # Each annotator judges every item left after practice, about a third of them in

@@ -1,6 +1,6 @@
 """The documentation's screenshots, taken by Chromium from the project's own pages.
 
-A temporary server runs in this process (annotate.simulation.server) on the
+A temporary server runs in this process (demo.simulation.server) on the
 configured database, and Playwright drives Debian's Chromium (never a downloaded
 browser) through it:
 
@@ -43,9 +43,9 @@ from analysis.services import report_snapshot_current
 from annotate import selectors as annotate_selectors
 from annotate.models import Annotator, Study
 from annotate.services import annotator_mark_simulated, assignments_release
-from annotate.simulation.server import local_server
-from parity.management.commands.demo import DEMO_PASSWORD, DEMO_USER
-from parity.management.commands.demo import STUDY as DEMO_STUDY
+from demo.management.commands.demo import DEMO_PASSWORD, DEMO_USER
+from demo.management.commands.demo import STUDY as DEMO_STUDY
+from demo.simulation.server import local_server
 
 DESKTOP = {"width": 1200, "height": 800}
 MOBILE = {"width": 360, "height": 740}

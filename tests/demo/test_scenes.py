@@ -14,14 +14,13 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from generation.scenes import (
+from demo.scenes import (
     PALETTE,
     SIZES,
     STAR_INNER,
     Scene,
     draw_scene,
     item_seed,
-    write_folder,
     write_webdataset,
 )
 
@@ -171,24 +170,9 @@ def test_webdataset_shards_are_byte_identical_and_sized(tmp_path):
     assert write_webdataset(tmp_path / "c", 0) == []
 
 
-@pytest.mark.parametrize("fmt", ["jpg", "png"])
-def test_folder_has_a_manifest_whose_files_exist(tmp_path, fmt):
-    manifest = write_folder(tmp_path, 5, size=64, seed=3, fmt=fmt)
-    assert manifest == tmp_path / "captions.jsonl"
-    records = [json.loads(line) for line in manifest.read_text("utf-8").splitlines()]
-    assert [r["key"] for r in records] == [f"{i:06d}" for i in range(5)]
-    for index, record in enumerate(records):
-        assert record["caption"] == draw_scene(item_seed(3, index), 64).caption
-        with Image.open(tmp_path / record["file"]) as image:
-            assert image.size == (64, 64) and image.format == {"jpg": "JPEG", "png": "PNG"}[fmt]
-    if fmt == "png":
-        decoded = Image.open(tmp_path / records[0]["file"]).convert("RGB")
-        assert decoded.tobytes() == draw_scene(item_seed(3, 0), 64).image.tobytes()
-
-
 def test_module_imports_neither_django_nor_torch():
     code = (
-        "import sys, generation.scenes; "
+        "import sys, demo.scenes; "
         "print([m for m in sys.modules if m.split('.')[0] in ('django', 'torch')])"
     )
     root = Path(__file__).resolve().parents[2]

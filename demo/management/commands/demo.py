@@ -2,7 +2,7 @@
 
 Every stage goes through the path a researcher's data takes:
 
-1. corpus — procedural scenes (generation.scenes: shapes with exact captions) drawn
+1. corpus — procedural scenes (demo.scenes: shapes with exact captions) drawn
    at the engine's resolution, written as WebDataset shards and imported through the
    real import path;
 2. ladder — `train_ladder` trains the built-in engine at sizes S, M and L, each
@@ -42,10 +42,10 @@ from django.utils.text import slugify
 
 from annotate.models import Assignment, Judgment, Study
 from annotate.services import study_build_trials, study_create, study_open
+from demo.scenes import write_webdataset
 from generation.heartbeat import generation_jobs_interrupt_lost
 from generation.management.commands._progress import progress_bar
 from generation.models import Corpus, GenerationJob, Generator, Membership, Sample, Series, Workspace
-from generation.scenes import write_webdataset
 from generation.selectors import held_out
 from generation.services import corpus_import
 

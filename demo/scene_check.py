@@ -1,21 +1,20 @@
 """How well an image shows what the caption of a procedural scene says.
 
-`generation.scenes` writes captions from a small grammar ("a small red circle left of
+`demo.scenes` writes captions from a small grammar ("a small red circle left of
 a large blue star, and a ..."), so a caption can be read back into shapes (size,
 colour, kind) and relations between them, and an image can be checked against
-them without a learned model. `caption_fidelity` measures, for each named shape,
+them without a learned model. `caption_recognition` checks, for each named shape,
 whether pixels of its palette colour are there in about the right amount, gathered
 in one place, with crisp edges and a silhouette like its kind; then whether the
 shapes' centres obey the stated relations; and whether colours that the caption
-does not name are absent. The score is near 1 for a scene's own image and falls as
-the image is blurred, noised, colour-shifted, scrambled or replaced by another
-scene. `caption_recognition` gives the same checks partial credit; it is the
-measurable property that simulated annotators judge by (`annotate.simulation`),
-not a metric to report.
+does not name are absent, with partial credit for each. The score is near 1 for a
+scene's own image and falls as the image is blurred, noised, colour-shifted,
+scrambled or replaced by another scene. It is the measurable property that
+simulated annotators judge by (`demo.simulation`), not a metric to report.
 
-Noise counts against an image too (`noise_level`, Immerkær's estimate of Gaussian
-noise); `cleanliness`, which needs no caption, stands in where a caption is outside
-the grammar.
+Noise counts against an image too (Immerkær's estimate of Gaussian noise);
+`cleanliness`, which needs no caption, stands in where a caption is outside the
+grammar.
 
 Pure Pillow and numpy: no Django, no torch.
 """
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from generation.scenes import KINDS, PALETTE, SIZES, STAR_INNER
+from demo.scenes import KINDS, PALETTE, SIZES, STAR_INNER
 
 # Images are analysed at most this large: the smallest shape of a scene is still
 # about 9 pixels across, and a check takes a few milliseconds.
@@ -60,7 +59,7 @@ RIM_SHARP, RIM_SCALE = 0.35, 0.6
 # Share of the image in palette colours that the caption does not name that divides
 # the score by e: about one small shape.
 EXTRA_AREA = 0.02
-# Grey-level noise (`noise_level`) that a scene's own image stays under, JPEG
+# Grey-level noise (the standard deviation `_noise` estimates) that a scene's own image stays under, JPEG
 # artefacts included; past it each further NOISE_SCALE levels divide the score by e.
 NOISE_QUIET, NOISE_SCALE = 3.0, 15.0
 # Silhouette features of each kind, pointing up as drawn: (area / bounding box,
@@ -119,40 +118,21 @@ def parse_caption(caption: str) -> Claim | None:
     return Claim(tuple(shapes), tuple(relations))
 
 
-def caption_fidelity(image: Image.Image, caption: str) -> float:
-    """How well `image` shows the scene that `caption` describes, from 0 to 1.
+def caption_recognition(image: Image.Image, caption: str) -> float:
+    """The share of what `caption` says that can be recognised in `image`, from 0 to 1.
 
-    Raises ValueError for a caption outside the grammar of `generation.scenes`
-    (`parse_caption` says which captions are inside it).
-
-    Notes
-    -----
     Each named shape scores a weighted geometric mean of: its colour's area against
     the area its size and kind imply (the size class's spread is tolerated, then a
     Gaussian fall-off in log area), the share of that colour's pixels within reach
     of their median (one place, not scattered), and how close its silhouette is to
     its kind's. A relation scores a logistic of how far the subject's centre lies in
-    the stated direction beyond its offset on the other axis. The fidelity is the
-    geometric mean over shapes and relations, times three penalties: for the width
-    of the soft rim around the shapes (pixels of their colour that miss it closely,
-    per unit of perimeter: blur, heavy compression), for noise (`cleanliness`), and
-    for the area of palette colours that the caption does not name.
-    """
-    seen = _assess(image, caption)
-    claims = math.exp(sum(math.log(max(s, 1e-3)) for s in seen.claims) / len(seen.claims))
-    return float(np.clip(claims * seen.crisp * seen.clean * seen.no_extra, 0.0, 1.0))
-
-
-def caption_recognition(image: Image.Image, caption: str) -> float:
-    """The share of what `caption` says that can be recognised in `image`, from 0 to 1.
-
-    The same checks as `caption_fidelity`, with partial credit: the arithmetic mean
-    of the mean shape-and-relation score and two factors (sharp rims, no colours the
+    the stated direction beyond its offset on the other axis. With partial credit, the
+    score is the arithmetic mean of the mean shape-and-relation score and two factors (sharp rims, no colours the
     caption does not name), each factor counted for the share of the named shapes
     found at all, so that an empty image earns nothing for being clean; noise, which
-    damages the whole image rather than one detail, multiplies it. Fidelity multiplies
-    everything, so every image far from its scene sits near 0 and such images cannot
-    be told apart; here the right colours in soft blobs score below the scene's own
+    damages the whole image rather than one detail, multiplies it. A score that
+    multiplied everything would put every image far from its scene near 0, and such
+    images could not be told apart; here the right colours in soft blobs score below the scene's own
     image and above an empty canvas, cleaner blobs above smeared ones, and a noisy
     scrambled catch copy near 0. Simulated annotators judge by this.
     """
@@ -207,11 +187,6 @@ def cleanliness(image: Image.Image) -> float:
     upscaled image still shows the noise it came with.
     """
     return _clean(_pixels(image))
-
-
-def noise_level(image: Image.Image) -> float:
-    """The standard deviation of Gaussian noise in the image's grey levels (Immerkær 1996)."""
-    return _noise(np.asarray(ImageOps.exif_transpose(image).convert("L"), dtype=np.float32))
 
 
 def _clean(pixels: np.ndarray) -> float:
