@@ -1,10 +1,9 @@
 """Django's database sessions, with the read that every request makes written out in SQL."""
 
 from django.contrib.sessions.backends import db
-from django.db import connections, router
-from django.utils import timezone
+from django.db import router
 
-from annotate.db import prepared_cursor
+from annotate.db import session_data
 
 
 class SessionStore(db.SessionStore):
@@ -15,16 +14,9 @@ class SessionStore(db.SessionStore):
     """
 
     def load(self) -> dict:
-        alias = router.db_for_read(self.model)
-        connection = connections[alias]
-        with prepared_cursor(alias) as cursor:
-            cursor.execute(
-                f"SELECT session_data FROM {self.model._meta.db_table} WHERE session_key = %s AND expire_date > %s",
-                [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        data = session_data(model=self.model, alias=router.db_for_read(self.model), session_key=self.session_key)
+        if data is None:
             # As Django's store: an unknown or expired key starts a fresh session.
             self._session_key = None
             return {}
-        return self.decode(row[0])
+        return self.decode(data)

@@ -34,7 +34,8 @@ need judgments are walked in the order of one index (study, kind, generator,
 active_count, shuffle), probing the annotator's (study, annotator, item) index per
 candidate. A page's submit (`judgment_record_and_next`: record a judgment, issue the
 next trial) is one transaction of about a dozen short statements whatever the study's
-size; on PostgreSQL each is prepared once per connection (`annotate.db.prepared_cursor`).
+size. Those statements are written out in SQL in `annotate.db`, the one module that
+reaches into Django's internals; on PostgreSQL each is prepared once per connection.
 """
 
 import random
@@ -44,17 +45,11 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.db import (
-    DEFAULT_DB_ALIAS,
-    IntegrityError,
-    connection,
-    connections,
-    transaction,
-)
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotate.db import prepared_cursor as _cursor
+from annotate import db
 from annotate.errors import (
     AssignmentExpired,
     AssignmentNotYours,
@@ -73,7 +68,6 @@ from annotate.models import (
     Trial,
 )
 from annotate.selectors import break_due
-from generation.models import Item
 
 ISSUE_ATTEMPTS = 5
 # Sides are balanced within each annotator by permuted blocks of one of these sizes,
@@ -161,7 +155,7 @@ def _issue(
     # double click) and hands over their running counts in the same round trip. A
     # caller that already holds the lock passes the row.
     participation = participation or _lock_participation(study, annotator)
-    issued = _open_assignments(study, annotator, now, limit=want)
+    issued = db.assignments_open(study_id=study.pk, annotator_id=annotator.pk, now=now, limit=want)
     if not issued and participation.judged >= study.quota_per_annotator:
         raise QuotaReached(f"you have judged the {study.quota_per_annotator} trials this study asks of you")
     fresh = False
@@ -169,11 +163,7 @@ def _issue(
         trial = _pick_trial(study, annotator, participation)
         if trial is None:
             break
-        claimed = _write(
-            f"UPDATE {_T} SET active_count = active_count + 1 WHERE id = %s AND active_count < %s",
-            [trial.pk, study.judgments_per_trial],
-        )
-        if not claimed:
+        if not db.trial_claim(trial_id=trial.pk, judgments_per_trial=study.judgments_per_trial):
             raise _Contended
         # Inserted at once: the next pick of this loop must see it as seen.
         assignment = Assignment(
@@ -187,146 +177,29 @@ def _issue(
             shown_at=None if issued else now,
             expires_at=now + timedelta(seconds=study.assignment_timeout_seconds),
         )
-        _insert(assignment)
+        db.assignment_insert(assignment=assignment)
         if trial.generator_id is not None:
             counts = participation.issued_per_generator
             counts[str(trial.generator_id)] = counts.get(str(trial.generator_id), 0) + 1
         issued.append(assignment)
         fresh = True
     if fresh:
-        counts = Participation._meta.get_field("issued_per_generator").get_db_prep_save(
-            participation.issued_per_generator, connection
-        )
-        _write(
-            f"UPDATE {_P} SET issued = %s, pending_sides = %s, issued_per_generator = %s WHERE id = %s",
-            [participation.issued, participation.pending_sides, counts, participation.pk],
-        )
+        db.participation_save(participation=participation)
     current = issued[0] if issued else None
     if current is not None and current.shown_at is None:
         current.shown_at = now
-        shown_at = connection.ops.adapt_datetimefield_value(now)
-        _write(f"UPDATE {_A} SET shown_at = %s WHERE id = %s", [shown_at, current.pk])
+        db.assignment_mark_shown(assignment_id=current.pk, now=now)
     return issued
 
 
 def _lock_participation(study: Study, annotator: Annotator) -> Participation:
-    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
-    sql = f"SELECT {', '.join(_RUNNING_STATE)} FROM {_P} WHERE study_id = %s AND annotator_id = %s {lock}"
-    rows = _rows(sql, [study.pk, annotator.pk])
-    if not rows:
+    participation = db.participation_lock(study_id=study.pk, annotator_id=annotator.pk)
+    if participation is None:
         # An annotator driven by code rather than the pages (the API, tests) may not have
         # entered; a concurrent create raises IntegrityError and the caller retries.
         Participation.objects.create(study=study, annotator=annotator)
-        rows = _rows(sql, [study.pk, annotator.pk])
-    return _running_state(rows[0])
-
-
-def _running_state(row: tuple) -> Participation:
-    pk, issued, judged, counts, pending_sides = row
-    counts = Participation._meta.get_field("issued_per_generator").from_db_value(counts, None, connection)
-    return Participation.from_db(connection.alias, _RUNNING_STATE, [pk, issued, judged, counts, pending_sides])
-
-
-# The engine's statements on the hot path are written out in SQL: building them with
-# the ORM cost more CPU than running them (bench/annotate_load.py --profile). They are
-# plain SQL that PostgreSQL and SQLite both run; only the row lock differs.
-_T, _A, _I, _J, _P = (m._meta.db_table for m in (Trial, Assignment, Item, Judgment, Participation))
-# Not seen by the annotator: one probe of the (study, annotator, item) unique index
-# per candidate, as the pick index is walked in order.
-_UNSEEN = f"NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.study_id = t.study_id AND a.annotator_id = %s AND a.item_id = t.item_id)"
-# The columns the engine reads: an assignment's, a picked trial's, the participation's
-# running state.
-_ASSIGNMENT = [f.attname for f in Assignment._meta.concrete_fields]
-_ASSIGNMENT_COLUMNS = ", ".join(f"s.{f.column}" for f in Assignment._meta.concrete_fields)
-_PICKED = ["id", "kind", "item_id", "sample_id", "generator_id"]
-_RUNNING_STATE = ["id", "issued", "judged", "issued_per_generator", "pending_sides"]
-
-
-# What a row needs from other tables is read by scalar subqueries rather than joins:
-# the planner takes a fraction of the time over them, and planning was most of the
-# cost of these short statements.
-def _caption_of(alias: str) -> str:
-    """The caption of the item of the row `alias` (an assignment or a trial)."""
-    return f"(SELECT i.caption FROM {_I} i WHERE i.id = {alias}.item_id)"
-
-
-def _db():
-    # `connection` looks the connection up again on each attribute, which the helpers
-    # below, run for every statement, would pay a dozen times over.
-    return connections[DEFAULT_DB_ALIAS]
-
-
-def _rows(sql: str, params: list) -> list[tuple]:
-    with _cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _write(sql: str, params: list) -> int:
-    """Run an INSERT, UPDATE or DELETE; the number of rows it touched."""
-    with _cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def _instances(model, attnames: list[str], rows: list[tuple]) -> list[tuple]:
-    """(instance of `model`, the rest of the row) for rows whose leading columns are `attnames`.
-
-    The values go through the database's converters, as in a queryset: SQLite, for
-    one, returns naive datetimes and UUIDs as text.
-    """
-    db = _db()
-    fields = [model._meta.get_field(name) for name in attnames]
-    converters = [
-        (i, field.cached_col, convert)
-        for i, field in enumerate(fields)
-        for convert in (*db.ops.get_db_converters(field.cached_col), *field.get_db_converters(db))
-    ]
-    loaded = []
-    for row in rows:
-        values = list(row[: len(fields)])
-        for i, column, convert in converters:
-            values[i] = convert(values[i], column, db)
-        loaded.append((model.from_db(db.alias, attnames, values), row[len(fields) :]))
-    return loaded
-
-
-def _insert(instance) -> None:
-    """Insert a new model instance and set its primary key, as `save()` would.
-
-    The engine's models have no save signals, and the judgment's append-only guard
-    only refuses saves of a row that exists.
-    """
-    db = _db()
-    meta = instance._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(db.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
-    (pk,), = _rows(
-        f"INSERT INTO {meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"RETURNING {db.ops.quote_name(meta.pk.column)}",
-        values,
-    )
-    instance.pk = pk
-    instance._state.adding = False
-    instance._state.db = db.alias
-
-
-def _open_assignments(study: Study, annotator: Annotator, now: datetime, *, limit: int) -> list[Assignment]:
-    """The annotator's open study assignments, oldest first, each with its item's caption."""
-    rows = _rows(
-        f"""SELECT {_ASSIGNMENT_COLUMNS}, {_caption_of('s')} FROM {_A} s
-            WHERE s.study_id = %s AND s.annotator_id = %s AND s.released_at IS NULL AND s.expires_at > %s
-              AND NOT EXISTS (SELECT 1 FROM {_J} j WHERE j.assignment_id = s.id)
-              AND NOT EXISTS (SELECT 1 FROM {_T} t WHERE t.id = s.trial_id AND t.kind = %s)
-            ORDER BY s.issued_at, s.id LIMIT %s""",
-        [study.pk, annotator.pk, connection.ops.adapt_datetimefield_value(now), Trial.Kind.PRACTICE, limit],
-    )
-    issued = []
-    for assignment, (caption,) in _instances(Assignment, _ASSIGNMENT, rows):
-        assignment.item = Item.from_db(connection.alias, ["id", "caption"], [assignment.item_id, caption])
-        issued.append(assignment)
-    return issued
+        participation = db.participation_lock(study_id=study.pk, annotator_id=annotator.pk)
+    return participation
 
 
 def _pick_trial(study: Study, annotator: Annotator, participation: Participation) -> Trial | None:
@@ -365,7 +238,12 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
             counts.setdefault(str(generator_id), 0)
     # Generators whose interval is already narrow enough (analysis writes the list) are skipped.
     done = set(study.generators_done or ())
-    tops = _neediest_per_generator(study, annotator, [int(g) for g in counts if int(g) not in done])
+    tops = db.trials_neediest_per_generator(
+        study_id=study.pk,
+        annotator_id=annotator.pk,
+        generator_ids=[int(g) for g in counts if int(g) not in done],
+        judgments_per_trial=study.judgments_per_trial,
+    )
     if not tops:
         return None
     ranked = sorted(tops, key=lambda row: (row[1], counts.get(str(row[0]), 0), _tie_break.random()))
@@ -380,64 +258,21 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
             if trial is not None:
                 return trial
         return None
-    return _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=ANY_GENERATOR)
-
-
-def _neediest_per_generator(study: Study, annotator: Annotator, generator_ids: list[int]) -> list[tuple[int, int]]:
-    """(generator id, fewest active assignments) of every generator with a candidate left."""
-    if not generator_ids:
-        return []
-    # One round trip: per generator, a walk of the pick index that stops at the first
-    # unseen candidate.
-    values = ", ".join(["(%s)"] * len(generator_ids))
-    rows = _rows(
-        f"""SELECT g.column1, (SELECT t.active_count FROM {_T} t
-                WHERE t.study_id = %s AND t.kind = %s AND t.generator_id = g.column1
-                  AND t.active_count < %s AND {_UNSEEN}
-                ORDER BY t.active_count, t.shuffle LIMIT 1)
-            FROM (VALUES {values}) AS g""",
-        [study.pk, Trial.Kind.GENERATED, study.judgments_per_trial, annotator.pk, *generator_ids],
-    )
-    return [(g, level) for g, level in rows if level is not None]
-
-
-ANY_GENERATOR = -1
+    return _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=db.ANY_GENERATOR)
 
 
 def _first_unlocked(
     study: Study, annotator: Annotator, *, kind: str, generator_id: int | None = None, level: int | None = None
 ) -> Trial | None:
     """The first candidate of the kind (and generator, and level) in pick order, locked; skips locked rows."""
-    params: list = [study.pk, kind]
-    order = "t.active_count, t.shuffle"
-    if generator_id is None:
-        generator = "t.generator_id IS NULL"
-        # The same order for rows whose generator is NULL; but IS NULL is no equality to
-        # the planner, so without it PostgreSQL sorts every control trial of the kind
-        # instead of walking the pick index.
-        order = f"t.generator_id, {order}"
-    elif generator_id == ANY_GENERATOR:
-        generator = "t.generator_id IS NOT NULL"
-    else:
-        generator, params = "t.generator_id = %s", [*params, generator_id]
-    if level is None:
-        need, params = "t.active_count < %s", [*params, study.judgments_per_trial]
-    else:
-        need, params = "t.active_count = %s", [*params, level]
-    lock = "FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    rows = _rows(
-        f"""SELECT t.id, t.kind, t.item_id, t.sample_id, t.generator_id, {_caption_of('t')}
-            FROM {_T} t
-            WHERE t.study_id = %s AND t.kind = %s AND {generator} AND {need} AND {_UNSEEN}
-            ORDER BY {order} LIMIT 1 {lock}""",
-        [*params, annotator.pk],
+    return db.trial_first_unlocked(
+        study_id=study.pk,
+        annotator_id=annotator.pk,
+        kind=kind,
+        judgments_per_trial=study.judgments_per_trial,
+        generator_id=generator_id,
+        level=level,
     )
-    if not rows:
-        return None
-    *fields, caption = rows[0]
-    trial = Trial.from_db(connection.alias, _PICKED, fields)
-    trial.item = Item.from_db(connection.alias, ["id", "caption"], [trial.item_id, caption])
-    return trial
 
 
 def _draw_side(participation: Participation) -> str:
@@ -486,7 +321,7 @@ def assignments_release(*, study: Study, annotator: Annotator, now: datetime | N
 def _release(unjudged, now: datetime) -> int:
     """Mark the assignments of `unjudged` released and give each trial its slots back."""
     with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
+        if db.skip_locked():
             unjudged = unjudged.select_for_update(skip_locked=True, of=("self",))
         locked = list(unjudged.values_list("id", "trial_id"))
         if not locked:
@@ -579,23 +414,13 @@ def _record(
 ) -> tuple[Judgment, Participation | None]:
     """The judgment, and the participation's running state, locked, when this call counted it."""
     try:
-        token_value = Assignment._meta.get_field("token").get_db_prep_value(uuid.UUID(str(token)), connection)
+        token = uuid.UUID(str(token))
     except ValueError:
         raise AssignmentUnknown("this assignment does not exist") from None
-    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
-    # One round trip: the assignment (locked), its trial's kind, its judgment if any,
-    # and the annotator's count of judgments so far.
-    rows = _rows(
-        f"""SELECT {_ASSIGNMENT_COLUMNS},
-                   (SELECT t.kind FROM {_T} t WHERE t.id = s.trial_id),
-                   (SELECT j.id FROM {_J} j WHERE j.assignment_id = s.id),
-                   (SELECT p.judged FROM {_P} p WHERE p.study_id = s.study_id AND p.annotator_id = s.annotator_id)
-            FROM {_A} s WHERE s.token = %s {lock}""",
-        [token_value],
-    )
-    if not rows:
+    locked = db.assignment_lock_by_token(token=token)
+    if locked is None:
         raise AssignmentUnknown("this assignment does not exist")
-    [(assignment, (trial_kind, judgment_id, judged_before))] = _instances(Assignment, _ASSIGNMENT, rows)
+    assignment, trial_kind, judgment_id, judged_before = locked
     if assignment.annotator_id != annotator.pk:
         raise AssignmentNotYours("this assignment was issued to someone else")
     practice = trial_kind == Trial.Kind.PRACTICE
@@ -614,18 +439,14 @@ def _record(
         client_response_ms=client_response_ms,
         server_response_ms=max(0, round((now - shown_at).total_seconds() * 1000)),
     )
-    _insert(judgment)
-    _write(f"UPDATE {_T} SET judgment_count = judgment_count + 1 WHERE id = %s", [assignment.trial_id])
+    db.judgment_insert(judgment=judgment)
+    db.trial_count_judgment(trial_id=assignment.trial_id)
     judgment.annotator_judged = None
     if practice:
         return judgment, None
-    rows = _rows(
-        f"UPDATE {_P} SET judged = judged + 1 WHERE study_id = %s AND annotator_id = %s "
-        f"RETURNING {', '.join(_RUNNING_STATE)}",
-        [assignment.study_id, annotator.pk],
-    )
+    participation = db.participation_count_judgment(study_id=assignment.study_id, annotator_id=annotator.pk)
     # Under the assignment's lock, not the participation's: exact unless the same
     # annotator answers two assignments at the same instant, and only shown as progress.
     judgment.annotator_judged = (judged_before or 0) + 1
-    # The UPDATE holds the participation's lock from here on, as `_lock_participation` would.
-    return judgment, _running_state(rows[0]) if rows else None
+    # Counting it locked the participation, as `_lock_participation` would.
+    return judgment, participation
