@@ -24,12 +24,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from analysis import exports
-from annotate import selectors
+from annotate import selectors, study_settings
+from generation.api import NoNegotiation
 
 log = logging.getLogger(__name__)
 FORMATS = {
@@ -56,10 +56,8 @@ JSON_EXAMPLE = {
     "version": 2, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
     "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 2},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
-              "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
-              "exclude_catch_accuracy_below": 0.8, "min_catch_trials": 1, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
-              "exclude_side_bias": False, "exclude_agreement_below": None, "target_half_width": 0.05,
-              "generators_done": [7], "...": "every setting of the study"},
+              **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
+              "target_half_width": 0.05, "generators_done": [7], "...": "corpus, generators, created_at"},
     "counts": {"judgments": 4790, "generated": 4502, "catch": 192, "calibration": 96, "annotators": 61,
                "simulated_annotators": 0, "simulated_judgments": 0, "prompts": 1500, "excluded_annotators": 2,
                "excluded_judgments": 80},
@@ -105,16 +103,6 @@ HTML_EXAMPLE = (
 )
 
 
-class _NoNegotiation(BaseContentNegotiation):
-    """Always the view's first renderer (JSON, for errors), whatever ?format= or Accept say."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class ReportFailed(APIException):
     """Building the report raised: the analysis' fault, not the request's (see the module docstring)."""
 
@@ -134,7 +122,7 @@ class StudyReport(APIView):
     """A study's report as JSON, CSV or a self-contained HTML page."""
 
     renderer_classes = (JSONRenderer,)
-    content_negotiation_class = _NoNegotiation
+    content_negotiation_class = NoNegotiation
 
     @extend_schema(
         operation_id="study_report",

@@ -17,17 +17,20 @@ from django.utils.safestring import mark_safe
 
 from analysis import plots
 from analysis.exports import annotator_rows, json_safe
+from annotate import study_settings
 
 if TYPE_CHECKING:  # the analysis itself loads with the first report (see exports)
     from analysis.reports import Report
 
 # In place of the rate of a generator of the study that no judgment names yet.
 NOT_JUDGED = "no judgments yet"
-RULE_SETTINGS = {
-    "catch_accuracy": ("exclude_catch_accuracy_below", "catch-trial accuracy below"),
-    "too_fast": ("exclude_fast_share_above", "share of answers under fast_response_ms above"),
-    "side_bias": ("exclude_side_bias", "significant side bias (Bonferroni)"),
-    "agreement": ("exclude_agreement_below", "agreement with the majority below"),
+# What each exclusion rule checks, in words, by the rule's name (`stats.EXCLUSION_RULES`);
+# the study setting that switches it is declared with the settings (`study_settings.RULE_SETTINGS`).
+RULE_MEANINGS = {
+    "catch_accuracy": "catch-trial accuracy below",
+    "too_fast": "share of answers under fast_response_ms above",
+    "side_bias": "significant side bias (Bonferroni)",
+    "agreement": "agreement with the majority below",
 }
 
 
@@ -119,7 +122,8 @@ def _exclusion_rows(report: Report) -> list[dict]:
     by_rule = report.analysis.exclusions.by_rule
     least = report.configuration.get("min_catch_trials", 1)
     rows = []
-    for rule, (setting, meaning) in RULE_SETTINGS.items():
+    for rule, meaning in RULE_MEANINGS.items():
+        setting = study_settings.RULE_SETTINGS[rule]
         value = report.configuration.get(setting)
         counts = by_rule.get(rule)
         if rule == "catch_accuracy" and least > 1:
@@ -251,13 +255,8 @@ def report_html(report: Report) -> str:
     return render_to_string("analysis/report.html", html_context(report, standalone=True))
 
 
-def panel_html(report: Report) -> str:
-    """The report's body as an HTML fragment, for the study page."""
-    return render_to_string("analysis/partials/report_body.html", html_context(report, standalone=False))
-
-
 def report_pages(report: Report) -> tuple[str, str]:
-    """`report_html` and `panel_html` at the cost of one: the plots are drawn once."""
+    """The page of `report_html` and the study page's panel, with the plots drawn once."""
     context = html_context(report, standalone=True)
     page = render_to_string("analysis/report.html", context)
     panel = render_to_string("analysis/partials/report_body.html", {**context, "standalone": False, "h": 4})

@@ -4,7 +4,7 @@
 their codes stand for, the study's settings), without the database, so that a
 benchmark or a notebook can build one from simulated columns; `selectors.report_input`
 reads those values of a study from the database. Rendering is elsewhere
-(`renderers`: JSON, CSV, HTML; `plots`).
+(`exports`: JSON and CSV; `report_html` with `plots`: HTML).
 
 What a report holds, in the order the HTML shows it:
 
@@ -40,6 +40,7 @@ from analysis.scaling import GeneratorInfo, SeriesFit, series_fits
 from analysis.stats import (
     CALIBRATION,
     CATCH,
+    EXCLUSION_RULES,
     GENERATED,
     Alignment,
     ExclusionRules,
@@ -56,15 +57,6 @@ from analysis.stats import (
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
 REPORT_VERSION = 2
-
-# Exclusion rules by the name `stats.apply_exclusions` reports them under, and the
-# `ExclusionRules` field that switches each off.
-RULE_FIELDS = {
-    "catch_accuracy": "min_catch_accuracy",
-    "too_fast": "max_fast_share",
-    "side_bias": "side_bias_alpha",
-    "agreement": "min_agreement",
-}
 
 
 @dataclass(frozen=True)
@@ -196,12 +188,12 @@ def _counts(judgments: Judgments, annotators: tuple[AnnotatorInfo, ...], analysi
 
 def _rule_masks(judgments: Judgments, analysis: StudyAnalysis, rules: ExclusionRules) -> dict[str, np.ndarray]:
     """Per rule that is on, the annotators it alone excludes (the same stats code, one rule at a time)."""
-    off = {name: None for name in RULE_FIELDS.values()}
+    off = {name: None for name in EXCLUSION_RULES.values()}
     masks = {}
-    for rule, setting in RULE_FIELDS.items():
-        if getattr(rules, setting) is None:
+    for rule, switch in EXCLUSION_RULES.items():
+        if getattr(rules, switch) is None:
             continue
-        alone = replace(rules, **{**off, setting: getattr(rules, setting)})
+        alone = replace(rules, **{**off, switch: getattr(rules, switch)})
         masks[rule] = apply_exclusions(judgments, analysis.quality, alone).excluded
     return masks
 

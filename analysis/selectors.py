@@ -28,6 +28,7 @@ from django.db.models.functions import Cast, Coalesce
 from analysis.reports import AnnotatorInfo, ReportInput
 from analysis.scaling import GeneratorInfo
 from analysis.stats import KINDS, ExclusionRules, Judgments
+from annotate import study_settings
 from annotate.models import Annotator, Judgment, Side, Study, Trial
 from generation.models import Generator, Item
 
@@ -219,12 +220,11 @@ def study_rules(*, study: Study) -> ExclusionRules:
     )
 
 
+# A report's configuration: the study's settings (`study_settings`, those `in_report`),
+# what names it, and what the analysis wrote on it.
 CONFIGURATION_FIELDS = (
-    "name", "slug", "status", "question", "question_text", "instructions", "judgments_per_trial",
-    "catch_rate", "calibration_rate", "quota_per_annotator", "assignment_timeout_seconds", "exposure_ms",
-    "break_every", "practice_trials", "presentation_policy",
-    "exclude_catch_accuracy_below", "min_catch_trials", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
-    "exclude_agreement_below", "target_half_width", "generators_done",
+    "name", "slug", "status", *(setting.name for setting in study_settings.SETTINGS if setting.in_report),
+    "generators_done",
 )
 
 
@@ -264,11 +264,6 @@ def report_input(*, study: Study, data: StudyData | None = None) -> ReportInput:
         rules=study_rules(study=study),
         target_half_width=study.target_half_width,
     )
-
-
-def study_judgment_count(*, study: Study) -> int:
-    """Analysed judgments of the study (practice left out)."""
-    return _analysed(study).count()
 
 
 def study_fingerprint(*, study: Study, extra: object = None) -> tuple[str, int]:

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from . import study_settings
 from .models import Annotator, Assignment, Judgment, Participation, Study, Trial
 
 
@@ -17,6 +18,16 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["generators"]
+    # The settings by their declared groups, with their declared help (`study_settings`).
+    fieldsets = [
+        (None, {"fields": ["workspace", "name", "slug", "corpus", "generators", "status"]}),
+        *((group, {"fields": names}) for group, names in study_settings.groups()),
+        ("Written by the analysis", {"fields": ["generators_done"]}),
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        help_texts = {setting.name: setting.describe(blank="blank") for setting in study_settings.SETTINGS}
+        return super().get_form(request, obj, help_texts={**help_texts, **kwargs.pop("help_texts", {})}, **kwargs)
 
 
 @admin.register(Participation)

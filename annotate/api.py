@@ -33,12 +33,11 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate import exports, selectors, services
+from annotate import exports, selectors, services, study_settings
 from annotate.models import Study
 from annotate.serializers import (
     StudyOpenedSerializer,
@@ -47,8 +46,9 @@ from annotate.serializers import (
     StudySerializer,
 )
 from generation.api import (
-    SCOPED_PERMISSIONS,
     WORKSPACE_PARAM,
+    NoNegotiation,
+    ScopedPermissions,
     filter_workspace,
     require_write,
 )
@@ -70,16 +70,6 @@ JSONL_EXAMPLE = (
 
 # A time, then a space where the "+" of a UTC offset was.
 _SPACED_OFFSET = re.compile(r"^(.*\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
-
-
-class _NoNegotiation(BaseContentNegotiation):
-    """Always the view's first renderer (JSON, for errors), whatever ?format= or Accept say."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -151,7 +141,7 @@ class JudgmentExport(APIView):
     """Every judgment of a study (practice excluded), streamed as CSV or JSONL."""
 
     renderer_classes = (JSONRenderer,)
-    content_negotiation_class = _NoNegotiation
+    content_negotiation_class = NoNegotiation
 
     @extend_schema(
         operation_id="study_judgments_export",
@@ -198,16 +188,13 @@ class JudgmentExport(APIView):
 # ------------------------------------------------------------------------------
 # Studies
 # ------------------------------------------------------------------------------
+# Every setting (`study_settings`) at its default, but for those a typical study sets.
 STUDY_REQUEST = {
     "workspace": "lab", "name": "COCO ladder", "slug": "coco-ladder", "corpus": 3, "generators": [7, 8],
-    "question": "realism", "question_text": "", "instructions": "Pick the photograph.",
-    "consent_text": "Your choices are recorded under a pseudonym.", "judgments_per_trial": 3,
-    "catch_rate": 0.1, "calibration_rate": 0.05, "quota_per_annotator": 40, "assignment_timeout_seconds": 600,
-    "exposure_ms": None, "break_every": 20, "practice_trials": 3,
-    "presentation_policy": {"size": 512, "aspect": "1:1", "crop": "center", "format": "JPEG", "quality": 90},
-    "completion_code": "C1A2B3",
-    "exclude_catch_accuracy_below": 0.8, "min_catch_trials": 1, "exclude_fast_share_above": 0.2, "fast_response_ms": 400,
-    "exclude_side_bias": False, "exclude_agreement_below": None, "target_half_width": 0.05,
+    **study_settings.defaults(),
+    "question": "realism", "instructions": "Pick the photograph.",
+    "consent_text": "Your choices are recorded under a pseudonym.", "break_every": 20, "completion_code": "C1A2B3",
+    "target_half_width": 0.05,
 }
 STUDY_EXAMPLE = {
     "id": 4, **STUDY_REQUEST, "generators_done": [], "status": "draft",
@@ -231,9 +218,11 @@ PROGRESS_EXAMPLE = {
     "calibration": 512, "calibration_left": 249, "calibration_left_rate": 0.4863,
     "active_annotators": 31, "open_assignments": 58, "participations": 212, "finished": 160,
 }
+_AFTER_OPEN = [f"`{setting.name}`" for setting in study_settings.SETTINGS if setting.changes_after_open]
 DRAFT_RULE = (
     "The configuration changes only while the study is a draft: once opened (or closed) it is "
-    "fixed, and a change is refused with 409 `study_not_draft`. The workspace and slug never change."
+    f"fixed{' but for ' + ', '.join(_AFTER_OPEN) if _AFTER_OPEN else ''}, and a change is refused with 409 "
+    "`study_not_draft`. The workspace and slug never change."
 )
 
 
@@ -275,6 +264,7 @@ DRAFT_RULE = (
 )
 @extend_schema(tags=["studies"])
 class StudyViewSet(
+    ScopedPermissions,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -282,7 +272,6 @@ class StudyViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = StudySerializer
-    permission_classes = SCOPED_PERMISSIONS
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
 

@@ -6,28 +6,34 @@ are found at all (another workspace's id reads like one that does not exist), an
 those of another of the user's workspaces are refused by name.
 """
 
+import json
+
 from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from annotate import selectors
+from annotate import selectors, study_settings
 from annotate.models import Study, Trial
+from annotate.study_settings import StudySetting
 from generation import selectors as generation_selectors
 from generation.presentation import PresentationPolicy
 from generation.serializers import StrictFieldsMixin, WorkspaceField
 from generation.untrusted import JSONField
 
-# The configuration fields a client sets; everything else of a study is read-only.
-CONFIG_FIELDS = [
-    "name", "corpus", "generators", "question", "question_text", "instructions", "consent_text",
-    "judgments_per_trial", "catch_rate", "calibration_rate", "quota_per_annotator",
-    "assignment_timeout_seconds", "exposure_ms", "break_every", "practice_trials",
-    "presentation_policy", "completion_code",
-    "exclude_catch_accuracy_below", "min_catch_trials", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
-    "exclude_agreement_below", "target_half_width",
-]
+# The configuration fields a client sets: what the study compares, and its settings
+# (`study_settings`); everything else of a study is read-only.
+CONFIG_FIELDS = ["name", "corpus", "generators", *study_settings.NAMES]
 POLICY_FIELDS = tuple(PresentationPolicy().to_dict())
+POLICY = study_settings.BY_NAME["presentation_policy"]
+
+
+def setting_kwargs(setting: StudySetting) -> dict:
+    """A setting's serializer field, from its declaration; the model field gives its type."""
+    kwargs = {"required": False, "help_text": setting.describe(blank="null")}
+    if setting.kind in study_settings.NUMERIC:
+        kwargs.update(min_value=setting.min, max_value=setting.max, allow_null=setting.nullable)
+    return kwargs
 
 
 def _user(field) -> object:
@@ -74,74 +80,14 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
     generators = GeneratorField(
         many=True, required=False, help_text="Ids of generators of the same workspace, each compared with the corpus."
     )
-    question_text = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, help_text="The question asked; required for `custom`."
-    )
-    judgments_per_trial = serializers.IntegerField(
-        min_value=1, max_value=1000, required=False, help_text="k: judgments each trial needs (default 3)."
-    )
-    catch_rate = serializers.FloatField(
-        min_value=0, max_value=1, required=False, help_text="Catch trials per study item, from 0 to 1 (default 0.1)."
-    )
-    calibration_rate = serializers.FloatField(
-        min_value=0, max_value=1, required=False,
-        help_text="Calibration trials per study item, from 0 to 1 (default 0.05).",
-    )
-    quota_per_annotator = serializers.IntegerField(
-        min_value=1, max_value=100_000, required=False, help_text="Most judgments one annotator makes (default 40)."
-    )
-    assignment_timeout_seconds = serializers.IntegerField(
-        min_value=10, max_value=86_400, required=False,
-        help_text="An unanswered assignment returns to the pool after this long (default 600).",
-    )
-    exposure_ms = serializers.IntegerField(
-        min_value=1, max_value=600_000, required=False, allow_null=True,
-        help_text="Mask both images this many milliseconds after they appear; null never does.",
-    )
-    break_every = serializers.IntegerField(
-        min_value=0, max_value=100_000, required=False,
-        help_text="Offer a break after every this many judgments; 0 never does.",
-    )
-    practice_trials = serializers.IntegerField(
-        min_value=0, max_value=50, required=False,
-        help_text="Practice trials with feedback before the study (default 3); their items are set aside.",
-    )
-    exclude_catch_accuracy_below = serializers.FloatField(
-        min_value=0, max_value=1, required=False, allow_null=True,
-        help_text="Exclusion rule: catch-trial accuracy below this share (default 0.8); null switches it off.",
-    )
-    min_catch_trials = serializers.IntegerField(
-        min_value=1, max_value=10_000, required=False,
-        help_text="The catch-trial rule applies to annotators dealt at least this many catch trials (default 1).",
-    )
-    exclude_fast_share_above = serializers.FloatField(
-        min_value=0, max_value=1, required=False, allow_null=True,
-        help_text="Exclusion rule: more than this share of answers under fast_response_ms (default 0.2); "
-        "null switches it off.",
-    )
-    fast_response_ms = serializers.IntegerField(
-        min_value=0, max_value=60_000, required=False,
-        help_text="A response faster than this many milliseconds counts as too fast (default 400).",
-    )
-    exclude_side_bias = serializers.BooleanField(
-        required=False, help_text="Exclusion rule: a significant side bias (default false)."
-    )
-    exclude_agreement_below = serializers.FloatField(
-        min_value=0, max_value=1, required=False, allow_null=True,
-        help_text="Exclusion rule: agreeing with the majority on shared trials below this share (default off).",
-    )
-    target_half_width = serializers.FloatField(
-        min_value=0.001, max_value=0.5, required=False, allow_null=True,
-        help_text="Stop serving a generator once its 95% interval half-width is at most this (default: never).",
-    )
     generators_done = serializers.ListField(
         child=serializers.IntegerField(), read_only=True,
         help_text="Generators no longer served: their interval reached target_half_width.",
     )
     presentation_policy = JSONField(
         required=False,
-        help_text='How both images are rendered: {"size": 512, "aspect": "1:1", "crop": "center", '
-        '"format": "JPEG", "quality": 90}; fields left out keep these defaults.',
+        help_text=f"{POLICY.describe(blank='null')} As JSON: {json.dumps(POLICY.default_value())}; "
+        "fields left out keep these defaults.",
     )
     status = serializers.CharField(read_only=True, help_text="draft, open or closed.")
     trials = serializers.SerializerMethodField(help_text="Trials by kind, once built (on open).")
@@ -151,6 +97,8 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         model = Study
         fields = ["id", "workspace", "slug", *CONFIG_FIELDS, "generators_done", "status", "trials", "links",
                   "created_at"]
+        extra_kwargs = {setting.name: setting_kwargs(setting) for setting in study_settings.SETTINGS
+                        if setting is not POLICY}
         # A slug clash is the service's to report (409 name_taken), race-free.
         validators = []
 
@@ -209,7 +157,7 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
                         f"Generator {generator.name!r} belongs to another workspace.", code="wrong_workspace"
                     )}
                 )
-        question = attrs.get("question", study.question if study else Study.Question.PREFERENCE)
+        question = attrs.get("question", study.question if study else study_settings.BY_NAME["question"].default)
         text = attrs.get("question_text", study.question_text if study else "")
         if question == Study.Question.CUSTOM and not text.strip():
             raise serializers.ValidationError(

@@ -30,7 +30,14 @@ from .calibration import (
     session_drift,
     side_bias,
 )
-from .exclusions import ExclusionJump, ExclusionRules, Exclusions, apply_exclusions, exclusion_jump
+from .exclusions import (
+    EXCLUSION_RULES,
+    ExclusionJump,
+    ExclusionRules,
+    Exclusions,
+    apply_exclusions,
+    exclusion_jump,
+)
 from .fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, series_counts, x_at_gap
 from .forms import FORMS, Form
 from .judgments import CALIBRATION, CATCH, GENERATED, KINDS, Judgments, factorize
@@ -48,6 +55,7 @@ from .study import StudyAnalysis, analyse_study
 __all__ = [
     "CALIBRATION",
     "CATCH",
+    "EXCLUSION_RULES",
     "FORMS",
     "GENERATED",
     "KINDS",

@@ -28,6 +28,18 @@ from .judgments import Judgments
 from .proportions import two_proportion_test
 from .quality import AnnotatorQuality
 
+# The rules by their one name, the same in `Exclusions.by_rule`, a report (`by_rule`, an
+# annotator's `excluded_by`, the page), the study settings that switch them
+# (`annotate.study_settings`) and the README; each with the `ExclusionRules` field whose
+# None switches it off.
+CATCH_ACCURACY, TOO_FAST, SIDE_BIAS, AGREEMENT = "catch_accuracy", "too_fast", "side_bias", "agreement"
+EXCLUSION_RULES = {
+    CATCH_ACCURACY: "min_catch_accuracy",
+    TOO_FAST: "max_fast_share",
+    SIDE_BIAS: "side_bias_alpha",
+    AGREEMENT: "min_agreement",
+}
+
 
 @dataclass(frozen=True)
 class ExclusionRules:
@@ -79,7 +91,7 @@ class Exclusions:
 
     keep : (n_judgments,) bool mask of the judgments kept.
     excluded : (n_annotators,) bool, the annotator is excluded by some rule.
-    by_rule : per rule name, {"annotators", "judgments", "judgments_only"}: annotators
+    by_rule : per rule name (`EXCLUSION_RULES`), {"annotators", "judgments", "judgments_only"}: annotators
         failing the rule, their judgments, and the judgments no other rule removes.
     n_judgments, n_excluded : judgments in all and removed.
     jump : the exclusion-rate jump check.
@@ -104,16 +116,16 @@ def _failures(quality: AnnotatorQuality, rules: ExclusionRules) -> dict[str, np.
     failing = {}
     with np.errstate(invalid="ignore"):
         if rules.min_catch_accuracy is not None:
-            failing["catch_accuracy"] = (quality.catch_n >= rules.min_catch_trials) & (
+            failing[CATCH_ACCURACY] = (quality.catch_n >= rules.min_catch_trials) & (
                 quality.catch_accuracy < rules.min_catch_accuracy)
         if rules.max_fast_share is not None:
-            failing["too_fast"] = quality.fast_share > rules.max_fast_share
+            failing[TOO_FAST] = quality.fast_share > rules.max_fast_share
         if rules.side_bias_alpha is not None:
             judged = max(1, int((quality.n > 0).sum()))
-            failing["side_bias"] = (quality.side_p < rules.side_bias_alpha / judged) & (
+            failing[SIDE_BIAS] = (quality.side_p < rules.side_bias_alpha / judged) & (
                 np.abs(quality.share_left - 0.5) >= rules.side_bias_effect)
         if rules.min_agreement is not None:
-            failing["agreement"] = (quality.agreement_n >= rules.min_agreement_n) & (
+            failing[AGREEMENT] = (quality.agreement_n >= rules.min_agreement_n) & (
                 quality.agreement_share < rules.min_agreement)
     return failing
 

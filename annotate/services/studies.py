@@ -16,6 +16,7 @@ from annotate.errors import (
     StudyNotDraft,
     StudyNotReady,
 )
+from annotate import study_settings
 from annotate.models import CONTROL_KINDS, Study, Trial
 from generation.errors import InUse, NameTaken
 from generation.models import Corpus, Generator, Item, Sample, Workspace
@@ -118,16 +119,10 @@ def study_close(*, study: Study) -> Study:
 # ------------------------------------------------------------------------------
 # Creating, changing and deleting a study's configuration
 # ------------------------------------------------------------------------------
-# What `study_update` may change; a study never moves to another workspace, and its
-# slug, in every link already handed out, never changes.
-STUDY_FIELDS = (
-    "name", "corpus", "question", "question_text", "instructions", "consent_text",
-    "judgments_per_trial", "catch_rate", "calibration_rate", "quota_per_annotator",
-    "assignment_timeout_seconds", "exposure_ms", "break_every", "practice_trials",
-    "presentation_policy", "completion_code",
-    "exclude_catch_accuracy_below", "min_catch_trials", "exclude_fast_share_above", "fast_response_ms", "exclude_side_bias",
-    "exclude_agreement_below", "target_half_width",
-)
+# What `study_update` may change: the name, the corpus and the settings (`study_settings`);
+# a study never moves to another workspace, and its slug, in every link already handed
+# out, never changes.
+STUDY_FIELDS = ("name", "corpus", *study_settings.NAMES)
 
 
 def study_create(
@@ -150,19 +145,23 @@ def study_create(
 
 
 def study_update(*, study: Study, generators: Iterable[Generator] | None = None, **fields) -> Study:
-    """Change a draft study's configuration; an opened study is `StudyNotDraft`.
+    """Change a draft study's configuration; an opened study changes only the settings
+    declared to change after opening, and anything else is `StudyNotDraft`.
 
     `generators`, when given, replaces the study's generators.
     """
     with transaction.atomic():
         # Locked, so that an open racing this change cannot slip between check and write.
         current = Study.objects.select_for_update().only("status").get(pk=study.pk)
-        if current.status != Study.Status.DRAFT:
+        changing = [*fields, *(["generators"] if generators is not None else [])]
+        if current.status != Study.Status.DRAFT and (not changing or study_settings.fixed_once_open(changing)):
             raise StudyNotDraft(
                 f"study {study.slug!r} is {current.status}: its configuration changes only while it is a draft"
             )
         return _study_save(
-            study, generators=None if generators is None else list(generators), fields=fields, created=False
+            study, generators=None if generators is None else list(generators), fields=fields, created=False,
+            # An open study's other columns (its status above all) are the database's, not this copy's.
+            only=None if current.status == Study.Status.DRAFT else list(fields),
         )
 
 
@@ -177,7 +176,9 @@ def study_delete(*, study: Study) -> None:
         study.delete()
 
 
-def _study_save(study: Study, *, generators: list[Generator] | None, fields: dict, created: bool) -> Study:
+def _study_save(
+    study: Study, *, generators: list[Generator] | None, fields: dict, created: bool, only: list[str] | None = None
+) -> Study:
     unknown = set(fields) - set(STUDY_FIELDS)
     if unknown:
         raise TypeError(f"not a study field: {', '.join(sorted(unknown))}")
@@ -186,7 +187,7 @@ def _study_save(study: Study, *, generators: list[Generator] | None, fields: dic
     _check_study(study, generators)
     try:
         with transaction.atomic():
-            study.save()
+            study.save(update_fields=only)
             if generators is not None:
                 study.generators.set(generators)
     except IntegrityError:
