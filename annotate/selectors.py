@@ -7,22 +7,18 @@ path 3: Present).
 """
 
 import copy
-import hashlib
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.core.cache import caches
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from annotate.db import prepared_cursor
+from annotate.db import study_row
 from annotate.models import (
     Annotator,
     Assignment,
@@ -33,14 +29,8 @@ from annotate.models import (
     Trial,
 )
 from generation.models import Generator, Membership
-from generation.presentation import ensure_presented, present_pair
 
 IMAGE_KEY_SALT = "annotate.image-key"
-PRESENTED_SALT = "annotate.presented"
-# Long enough for a page's request for the other image of a trial, which follows at once.
-PRESENTED_CACHE_SECONDS = 120
-# How long a request waits for another that is making its trial's pair before making it too.
-PRESENTED_WAIT_SECONDS = 5
 SLOTS = (Side.LEFT, Side.RIGHT)
 # An annotator counts as active on the study page if issued a trial this recently.
 ACTIVE_WINDOW = timedelta(minutes=15)
@@ -85,9 +75,7 @@ _studies: dict[str, tuple[tuple, Study]] = {}
 
 
 def study_by_slug(*, slug: str) -> Study | None:
-    with prepared_cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {Study._meta.db_table} WHERE slug = %s", [slug])
-        row = cursor.fetchone()
+    row = study_row(slug=slug)
     if row is None:
         return None
     seen = _studies.get(slug)
@@ -248,59 +236,8 @@ def image_key_resolve(*, key: str) -> tuple[Assignment, str] | None:
     return None
 
 
-def presented_image(*, assignment: Assignment, slot: str) -> bytes:
-    """The bytes the slot's image is served as, for this assignment alone (`present_pair`).
-
-    Both slots are made on a miss, whichever is asked for: otherwise the image that had
-    to be rendered (usually the sample: a reference is shared by many trials and is
-    mostly rendered already) would answer measurably later and name itself; and both
-    are needed anyway to pad them to one length. A page asks for both images at once,
-    so the first request makes the pair and the second waits for it in the `presented`
-    cache instead of making it again; a process that cannot see the first one's cache
-    (or waits too long) makes the same bytes itself, from the assignment's secret.
-    """
-    cache = caches["presented"]
-    key, making = f"presented:{assignment.token.hex}", f"presented:{assignment.token.hex}:making"
-    pair = cache.get(key)
-    if pair is not None:
-        return pair[slot]
-    maker = cache.add(making, 1, timeout=PRESENTED_WAIT_SECONDS)
-    if not maker:
-        deadline = time.monotonic() + PRESENTED_WAIT_SECONDS
-        while pair is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-            pair = cache.get(key)
-        if pair is not None:
-            return pair[slot]
-    try:
-        frames = {}
-        for s in SLOTS:
-            with default_storage.open(_presented(assignment, s), "rb") as handle:
-                frames[s] = handle.read()
-        secret = salted_hmac(PRESENTED_SALT, assignment.token.hex).digest()
-        pair = present_pair(assignment.study.policy, frames, secret=secret)
-        cache.set(key, pair, timeout=PRESENTED_CACHE_SECONDS)
-    finally:
-        if maker:
-            cache.delete(making)
-    return pair[slot]
-
-
-def _presented(assignment: Assignment, slot: str) -> str:
-    name, sha256 = _slot_source(assignment, slot)
-    if not sha256:
-        with default_storage.open(name, "rb") as handle:
-            sha256 = hashlib.sha256(handle.read()).hexdigest()
-
-    def read_source() -> bytes:
-        with default_storage.open(name, "rb") as handle:
-            return handle.read()
-
-    return ensure_presented(assignment.study.policy, default_storage, source_sha256=sha256, read_source=read_source)
-
-
-def _slot_source(assignment: Assignment, slot: str) -> tuple[str, str]:
-    """(storage name, sha256 or "") of the image in the slot."""
+def image_source(*, assignment: Assignment, slot: str) -> tuple[str, str]:
+    """(storage name, sha256 or "") of the stored image in the slot of the assignment."""
     item = assignment.item
     if slot == assignment.reference_side:
         return item.image.name, item.sha256

@@ -29,6 +29,7 @@ from annotate.models import Annotator, Side, Study
 from annotate.ratelimits import join_limit, submit_limit
 from annotate.services import (
     assignments_next,
+    image_present,
     judgment_record,
     judgment_record_and_next,
     participation_consent,
@@ -425,7 +426,7 @@ def image(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     if annotator is None or annotator.pk != assignment.annotator_id:
         return HttpResponse("This image belongs to another participant's trial.", status=403,
                             content_type="text/plain; charset=utf-8")
-    data = selectors.presented_image(assignment=assignment, slot=slot)
+    data = image_present(assignment=assignment, slot=slot)
     response = HttpResponse(data, content_type=CONTENT_TYPES[assignment.study.policy.format])
     response["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}"
     return response

@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, mixins, pagination, permissions, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.settings import api_settings
 
 from generation import selectors, services
@@ -56,8 +57,28 @@ def require_write(request, workspace) -> None:
         raise PermissionDenied(VIEWER_MESSAGE)
 
 
-# The project's defaults (who may call the API at all) plus the workspace role.
-SCOPED_PERMISSIONS = [*api_settings.DEFAULT_PERMISSION_CLASSES, WorkspaceWriteAccess]
+class ScopedPermissions:
+    """A view mixin: the project's default permissions (who may call the API at all) plus the
+    workspace role. The defaults are read for each request, not when this module loads, so
+    that a change of settings.REST_FRAMEWORK reaches these views as it reaches every other."""
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        return [permission() for permission in (*api_settings.DEFAULT_PERMISSION_CLASSES, WorkspaceWriteAccess)]
+
+
+class NoNegotiation(BaseContentNegotiation):
+    """Always the view's first renderer (JSON, for errors), whatever ?format= or Accept say.
+
+    For views where `?format=` names a file format of their own rather than DRF's
+    renderer override (URL_FORMAT_OVERRIDE), which would answer 404 for a format it has
+    no renderer for.
+    """
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 def filter_workspace(queryset: QuerySet, value: str | None) -> QuerySet:
@@ -242,9 +263,8 @@ SERIES_EXAMPLE = {"id": 2, "workspace": "lab", "name": "ladder", "description": 
     ),
 )
 @extend_schema(tags=["series"])
-class SeriesViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class SeriesViewSet(ScopedPermissions, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = SeriesSerializer
-    permission_classes = SCOPED_PERMISSIONS
 
     def get_queryset(self):
         series = selectors.series_for(user=self.request.user).order_by("name", "pk")
@@ -295,9 +315,8 @@ GENERATOR_EXAMPLE = {
     destroy=extend_schema(summary="Delete a generator and its samples; refused (409) while a study's trials use it"),
 )
 @extend_schema(tags=["generators"])
-class GeneratorViewSet(viewsets.ModelViewSet):
+class GeneratorViewSet(ScopedPermissions, viewsets.ModelViewSet):
     serializer_class = GeneratorSerializer
-    permission_classes = SCOPED_PERMISSIONS
 
     def get_queryset(self):
         generators = selectors.generators_for(user=self.request.user).order_by("name", "pk")

@@ -19,8 +19,8 @@ from rest_framework.response import Response
 
 from generation import jobs, selectors, services
 from generation.api import (
-    SCOPED_PERMISSIONS,
     WORKSPACE_PARAM,
+    ScopedPermissions,
     filter_workspace,
     require_write,
 )
@@ -228,9 +228,8 @@ class ImportJobDetail(generics.RetrieveAPIView):
     examples=[OpenApiExample("Cancelled", value={**JOB_EXAMPLE, "status": "cancelled", "cancel_requested": True},
                              response_only=True)],
 )
-class ImportJobCancel(generics.GenericAPIView):
+class ImportJobCancel(ScopedPermissions, generics.GenericAPIView):
     serializer_class = ImportJobSerializer
-    permission_classes = SCOPED_PERMISSIONS
 
     def get_queryset(self):
         return selectors.import_jobs_for(user=self.request.user)

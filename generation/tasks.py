@@ -7,29 +7,8 @@ from celery.signals import worker_ready
 from django.db import DatabaseError, connection
 
 from generation import generate, heartbeat, jobs
-from generation.errors import ParityError
-from generation.models import Workspace
-from generation.services import corpus_import
 
 log = logging.getLogger(__name__)
-
-
-@shared_task(acks_late=True)
-def corpus_import_task(workspace_id: int, name: str, source: str, skip_bad: bool = False) -> dict:
-    """Import a corpus from files the worker can read (an upload already on shared storage)."""
-    workspace = Workspace.objects.get(pk=workspace_id)
-    try:
-        corpus, result = corpus_import(workspace=workspace, name=name, source=source, skip_bad=skip_bad)
-    except ParityError as exc:
-        # A refused import is an answer, not a crash: retrying would refuse it again.
-        log.warning("corpus import %r refused: %s", name, exc)
-        return {"status": "refused", "error": str(exc)}
-    return {
-        "status": "imported",
-        "corpus": corpus.pk,
-        "created": result.created,
-        "rejected": [rejection.as_dict() for rejection in result.rejected],
-    }
 
 
 @shared_task(acks_late=True)

@@ -13,7 +13,7 @@ so that side bias and drift can be computed on all kinds of trials alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -219,16 +219,3 @@ class Judgments:
     @property
     def n_annotators(self) -> int:
         return len(self.annotator_labels)
-
-    def select(self, mask: np.ndarray) -> Judgments:
-        """The judgments where `mask` (bool, or row indices) holds; codes and labels kept."""
-        columns = {
-            f.name: getattr(self, f.name)[mask]
-            for f in fields(self)
-            if not f.name.endswith("_labels")
-        }
-        return replace(self, **columns)
-
-    def of_kind(self, kind: str) -> Judgments:
-        """The judgments of one trial kind (a name from `KINDS`)."""
-        return self.select(self.kind == KINDS.index(kind))

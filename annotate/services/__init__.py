@@ -4,6 +4,7 @@
 - `participations`: entering, consent, finishing; invites of named accounts; marking simulated annotators.
 - `engine`: the assignment engine — issuing, judging, expiring and releasing (path 4: Assign and judge).
 - `practice`: practice trials before the study.
+- `images`: the bytes an assignment's images are served as, their framings stored on first use.
 
 Callers import from `annotate.services`.
 """
@@ -17,6 +18,7 @@ from annotate.services.engine import (
     judgment_record,
     judgment_record_and_next,
 )
+from annotate.services.images import image_present
 from annotate.services.participations import (
     annotator_mark_simulated,
     participation_consent,
@@ -43,6 +45,7 @@ __all__ = [
     "assignments_expire",
     "assignments_next",
     "assignments_release",
+    "image_present",
     "judgment_record",
     "judgment_record_and_next",
     "participation_consent",

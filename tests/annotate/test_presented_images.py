@@ -7,7 +7,7 @@ from django.core.cache import caches
 from django.db import connections
 from django.test import Client
 
-from annotate import selectors
+from annotate.services import images
 from generation import presentation
 from tests.annotate.test_blindness import build_blind_study
 from tests.annotate.test_pages import PID, enter, trial_page
@@ -40,7 +40,7 @@ def test_both_images_requested_at_once_are_made_once(transactional_db, monkeypat
         made.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(selectors, "present_pair", counting)
+    monkeypatch.setattr(images, "present_pair", counting)
     barrier, bodies = threading.Barrier(2), {}
     session = client.cookies["sessionid"].value
 

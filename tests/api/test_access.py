@@ -165,6 +165,17 @@ def test_owners_and_members_write(request, content, role_user):
     assert client.delete(f"/api/v1/generators/{generator.pk}/").status_code == 204
 
 
+def test_the_workspace_role_adds_to_the_default_permissions_as_they_are_set_now(content, researcher, settings):
+    """Views that add the role to DEFAULT_PERMISSION_CLASSES read it per request, not at import."""
+    client = session_client(researcher)
+    urls = ["/api/v1/series/", "/api/v1/generators/", "/api/v1/studies/"]
+    assert [client.get(url).status_code for url in urls] == [200, 200, 200]
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK, "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    }
+    assert [client.get(url).status_code for url in urls] == [403, 403, 403]
+
+
 def test_schema_is_served_to_researchers(content, researcher):
     client = session_client(researcher)
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")

@@ -1,28 +1,33 @@
-"""A real Celery worker, on a real Redis broker, runs a real import task."""
+"""A real Celery worker, on a real Redis broker, runs a real corpus import job."""
 
 import json
 import os
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
+from django.core.files import File
 from django.db import connection
 from PIL import Image
 
-from generation.models import Corpus
-from generation.tasks import corpus_import_task
+from generation import jobs
+from generation.models import Corpus, ImportJob
+from generation.tasks import import_job_task
 from parity.celery import app
 
 
-def _write_corpus(folder, count):
-    folder.mkdir()
+def _write_corpus(path, count):
+    """A corpus upload as a researcher sends it: captions.jsonl and its images in one zip."""
     lines = []
-    for i in range(count):
-        Image.new("RGB", (32, 32), (60 * i, 20, 200)).save(folder / f"{i}.png")
-        lines.append(json.dumps({"key": f"k{i}", "caption": f"a square of shade {i}", "file": f"{i}.png"}))
-    (folder / "captions.jsonl").write_text("\n".join(lines) + "\n")
-    return folder
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(count):
+            with archive.open(f"{i}.png", "w") as image:
+                Image.new("RGB", (32, 32), (60 * i, 20, 200)).save(image, format="PNG")
+            lines.append(json.dumps({"key": f"k{i}", "caption": f"a square of shade {i}", "file": f"{i}.png"}))
+        archive.writestr("captions.jsonl", "\n".join(lines) + "\n")
+    return path
 
 
 def _database_url() -> str:
@@ -51,19 +56,35 @@ def worker(redis_url, transactional_db, media_root, tmp_path):
     process.wait(timeout=20)
 
 
-def test_worker_imports_a_corpus_sent_through_redis(worker, workspace, redis_url, tmp_path, media_root):
-    folder = _write_corpus(tmp_path / "corpus", 4)
-    with app.connection_for_write(redis_url) as broker:
-        corpus_import_task.apply_async(args=[workspace.pk, "via-worker", str(folder)], connection=broker)
+def test_worker_imports_a_corpus_sent_through_redis(worker, workspace, redis_url, tmp_path, media_root,
+                                                     monkeypatch):
+    sent = []
+
+    def through_redis(*args):
+        """What `delay` does, on the worker's broker rather than this process's."""
+        with app.connection_for_write(redis_url) as broker:
+            sent.append(import_job_task.apply_async(args=args, connection=broker))
+
+    monkeypatch.setattr(import_job_task, "delay", through_redis)
+    archive = _write_corpus(tmp_path / "corpus.zip", 4)
+    with archive.open("rb") as upload:
+        job = jobs.import_job_create(
+            kind=ImportJob.Kind.CORPUS, workspace=workspace, upload=File(upload), filename="corpus.zip",
+            total=4, name="via-worker",
+        )
+    assert len(sent) == 1  # the job's task, enqueued when its row was committed
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and worker.poll() is None:
-        corpus = Corpus.objects.filter(name="via-worker").first()
-        if corpus is not None:
+        job.refresh_from_db()
+        if job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
             break
         time.sleep(0.2)
     assert worker.poll() is None, "the worker exited"
-    assert corpus is not None, "the worker did not import the corpus within 60 s"
+    assert job.status == ImportJob.Status.SUCCEEDED, f"the job is {job.status} after 60 s: {job.error}"
+    corpus = Corpus.objects.get(name="via-worker")
+    assert (job.corpus_id, job.created, corpus.source) == (corpus.pk, 4, "corpus.zip")
+    assert not list((media_root / jobs.UPLOADS).rglob("*.zip")), "the upload outlived its job"
     assert corpus.items.count() == 4
     assert sorted(corpus.items.values_list("key", flat=True)) == ["k0", "k1", "k2", "k3"]
     assert all((media_root / item.image.name).is_file() for item in corpus.items.all())

@@ -43,7 +43,6 @@ def test_build_factorises_labels_and_derives_columns():
     assert judgments.chose_generated.tolist() == [True, False, False, False]
     assert judgments.correct.tolist() == [False, False, False, True]
     assert judgments.order.tolist() == [0, 1, 0, 1]
-    assert len(judgments.select(judgments.annotator == 0)) == 2
 
 
 def test_unknown_kinds_are_refused():
