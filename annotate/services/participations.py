@@ -28,10 +28,11 @@ def participation_enter(
     browser's `session_key` is kept for `participation_release`.
     """
     with transaction.atomic():
-        participation, _ = Participation.objects.get_or_create(study=study, annotator=annotator)
+        # Locked when binding: two browsers entering with one id at once bind one of them.
+        rows = Participation.objects.select_for_update() if browser_key else Participation.objects
+        participation, _ = rows.get_or_create(study=study, annotator=annotator)
         changed = []
         if browser_key:
-            participation = Participation.objects.select_for_update().get(pk=participation.pk)
             if participation.browser_key and participation.browser_key != browser_key:
                 raise ParticipationTaken(
                     "This Prolific ID is already taking part in this study in another browser."
