@@ -22,14 +22,13 @@ import logging
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from analysis import exports
 from annotate import selectors, study_settings
-from generation.api import NoNegotiation
+from workspaces.drf import NoNegotiation
 
 log = logging.getLogger(__name__)
 FORMATS = {
@@ -103,13 +102,6 @@ HTML_EXAMPLE = (
 )
 
 
-class ReportFailed(APIException):
-    """Building the report raised: the analysis' fault, not the request's (see the module docstring)."""
-
-    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
-    default_code = "report_failed"
-
-
 class ReportQuery(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=list(FORMATS), default="json",
@@ -156,12 +148,12 @@ class StudyReport(APIView):
         file_format = query.validated_data["format"]
         try:
             snapshot = services.report_snapshot_current(study=study)
-        except services.ReportBuildFailed as exc:  # logged with its traceback when it failed
-            raise ReportFailed(f"The report could not be built: {exc}") from exc
+        except services.ReportBuildFailed:  # logged with its traceback when it failed
+            raise
         except Exception as exc:  # numerical code on any data: a JSON error, never Django's HTML page
             log.exception("report of study %s failed", study.slug)
             reason = services.one_line(f"{type(exc).__name__}: {exc}")
-            raise ReportFailed(f"The report could not be built: {reason}") from exc
+            raise services.ReportBuildFailed(reason) from exc
         body = {"json": snapshot.report_json, "csv": snapshot.report_csv, "html": snapshot.report_html}[file_format]
         content_type, extension = FORMATS[file_format]
         response = HttpResponse(body, content_type=content_type)

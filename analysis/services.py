@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from http import HTTPStatus
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -31,6 +32,7 @@ from analysis.report_html import report_pages
 from analysis.reports import Report, ReportOptions, analyse, report_from_input
 from analysis.stats import generators_done
 from annotate.models import Study
+from workspaces.errors import ParityError
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,16 @@ def study_plan_update(*, study: Study, options: ReportOptions = STORED_OPTIONS) 
     return list(study.generators_done)
 
 
-class ReportBuildFailed(Exception):
-    """A report build already failed on the study's data as they are; the message is its error."""
+class ReportBuildFailed(ParityError):
+    """A report build failed on the study's data as they are: the analysis' fault, not the
+    request's, so a 500 with the error in one line (`reason`), logged with its traceback."""
+
+    code = "report_failed"
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, reason: str):
+        super().__init__(f"The report could not be built: {reason}")
+        self.reason = reason
 
 
 def one_line(text: str) -> str:

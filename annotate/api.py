@@ -9,7 +9,7 @@ progress) and the raw judgments export.
 
 Studies come from `annotate.selectors.studies_for`, so another workspace's study is a
 404 like one that does not exist; writes need a role other than viewer in the study's
-workspace (`generation.api.WorkspaceWriteAccess`, as for generators) and go through
+workspace (`workspaces.drf.WorkspaceWriteAccess`, as for generators) and go through
 `annotate.services`, like the CLI's.
 
 `?format=` names the file format here. DRF would otherwise read it as its own
@@ -45,14 +45,8 @@ from annotate.serializers import (
     StudyProgressSerializer,
     StudySerializer,
 )
-from generation.api import (
-    WORKSPACE_PARAM,
-    NoNegotiation,
-    ScopedPermissions,
-    filter_workspace,
-    require_write,
-)
 from generation.models import Generator
+from workspaces.drf import WORKSPACE_PARAM, NoNegotiation, ScopedPermissions, filter_workspace, require_write
 
 CSV_EXAMPLE = (
     "judgment,study,trial,kind,generator,generator_id,item_key,reference_side,choice,chose_generated,"

@@ -8,8 +8,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
+from workspaces.models import Workspace
 
 
 def default_presentation_policy() -> dict:

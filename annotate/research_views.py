@@ -19,7 +19,7 @@ from annotate.errors import InviteRefused, ParticipantUnknown
 from annotate.forms import InviteForm, ReleaseForm
 from annotate.models import Study
 from annotate.services import participation_invite, participation_release, study_close, study_open
-from generation.errors import ParityError
+from workspaces.errors import ParityError
 
 ACTIONS = {"open": study_open, "close": study_close}
 

@@ -28,7 +28,8 @@ from annotate.models import (
     Study,
     Trial,
 )
-from generation.models import Generator, Membership
+from generation.models import Generator
+from workspaces.access import readable, workspace_can_write
 
 IMAGE_KEY_SALT = "annotate.image-key"
 SLOTS = (Side.LEFT, Side.RIGHT)
@@ -42,14 +43,10 @@ def studies_for(*, user) -> QuerySet[Study]:
     Each has its trial counts by kind: `trials_generated`, `trials_catch`,
     `trials_calibration`, `trials_practice`.
     """
-    if not user or not user.is_authenticated:
-        return Study.objects.none()
     studies = Study.objects.select_related("workspace", "corpus").prefetch_related(
         Prefetch("generators", queryset=Generator.objects.order_by("pk").only("pk"))
     )
-    if not user.is_superuser:
-        studies = studies.filter(workspace__memberships__user=user)
-    return studies.annotate(
+    return readable(studies, user=user).annotate(
         **{f"trials_{kind}": Count("trials", filter=Q(trials__kind=kind)) for kind in Trial.Kind.values}
     )
 
@@ -95,23 +92,12 @@ def study_for_user(*, user, slug: str) -> Study | None:
     None both for a study that does not exist and for one the user may not see, so a
     page can answer 404 to either and reveal nothing.
     """
-    if not user.is_authenticated:
-        return None
-    studies = Study.objects.select_related("corpus", "workspace").filter(slug=slug)
-    if not user.is_superuser:
-        studies = studies.filter(workspace__members=user)
-    return studies.first()
+    return readable(Study.objects.select_related("corpus", "workspace").filter(slug=slug), user=user).first()
 
 
 def study_can_manage(*, user, study: Study) -> bool:
     """Whether `user` may open or close the study: a superuser, or a member who is not a viewer."""
-    if user.is_superuser:
-        return True
-    return (
-        Membership.objects.filter(workspace_id=study.workspace_id, user=user)
-        .exclude(role=Membership.Role.VIEWER)
-        .exists()
-    )
+    return workspace_can_write(user=user, workspace_id=study.workspace_id)
 
 
 def study_progress(*, study: Study, now: datetime | None = None) -> dict:

@@ -18,8 +18,8 @@ from annotate.models import Study, Trial
 from annotate.study_settings import StudySetting
 from generation import selectors as generation_selectors
 from generation.presentation import PresentationPolicy
-from generation.serializers import StrictFieldsMixin, WorkspaceField
 from generation.untrusted import JSONField
+from workspaces.serializers import StrictFieldsMixin, WorkspaceField, request_user
 
 # The configuration fields a client sets: what the study compares, and its settings
 # (`study_settings`); everything else of a study is read-only.
@@ -36,22 +36,18 @@ def setting_kwargs(setting: StudySetting) -> dict:
     return kwargs
 
 
-def _user(field) -> object:
-    return field.context["request"].user
-
-
 class CorpusField(serializers.PrimaryKeyRelatedField):
     """A corpus of the requesting user's workspaces, by id."""
 
     def get_queryset(self):
-        return generation_selectors.corpora_for(user=_user(self))
+        return generation_selectors.corpora_for(user=request_user(self))
 
 
 class GeneratorField(serializers.PrimaryKeyRelatedField):
     """A generator of the requesting user's workspaces, by id."""
 
     def get_queryset(self):
-        return generation_selectors.generators_for(user=_user(self))
+        return generation_selectors.generators_for(user=request_user(self))
 
 
 class TrialCountsSerializer(serializers.Serializer):

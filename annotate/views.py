@@ -1,8 +1,7 @@
 """The annotator's pages: invite or Prolific entry, consent, practice, trials (htmx), images, completion.
 
 Views stay thin: they read the session, call one service of the assignment engine
-and render. Every error of the annotate domain becomes a friendly message through
-`ERROR_MESSAGES`, the one place that maps them.
+and render. Every error of the annotate domain carries the friendly message the page shows.
 """
 
 import hashlib
@@ -18,8 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from annotate import selectors
 from annotate.errors import (
-    AssignmentExpired,
-    AssignmentNotYours,
+    AnnotateError,
     AssignmentUnknown,
     ParticipationTaken,
     QuotaReached,
@@ -38,7 +36,7 @@ from annotate.services import (
     practice_finish,
     practice_next,
 )
-from generation.errors import ParityError
+from workspaces.errors import ParityError
 
 # A random token per browser, signed, that a Prolific participation is bound to.
 BROWSER_COOKIE = "parity_browser"
@@ -54,23 +52,10 @@ QUESTIONS = {
     Study.Question.REALISM: "Which image is a real photograph?",
 }
 
-# (message, HTTP status) for every error an annotator can run into.
-ERROR_MESSAGES: dict[type[ParityError], tuple[str, int]] = {
-    StudyClosed: ("This study is not accepting answers right now. Thank you for your interest.", 200),
-    QuotaReached: ("You have answered all the trials this study asks of you.", 200),
-    AssignmentExpired: ("That trial timed out before your answer arrived, so it was not recorded. "
-                        "Here is the next one.", 200),
-    AssignmentUnknown: ("That answer did not match any trial, so it was not recorded. Here is the next one.", 200),
-    AssignmentNotYours: ("That trial belongs to another participant, so your answer was not recorded.", 403),
-}
-DEFAULT_ERROR = ("Something went wrong with that answer; it was not recorded.", 400)
-
-
 def error_message(exc: ParityError) -> tuple[str, int]:
-    for cls in type(exc).__mro__:
-        if cls in ERROR_MESSAGES:
-            return ERROR_MESSAGES[cls]
-    return DEFAULT_ERROR
+    """What the page says of `exc`, and its status: each annotate error carries its own."""
+    shown = exc if isinstance(exc, AnnotateError) else AnnotateError
+    return shown.annotator_message, shown.annotator_status
 
 
 # ------------------------------------------------------------------------------

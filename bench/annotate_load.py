@@ -66,7 +66,8 @@ def build_study(*, control_rate: float, analyze: bool = True) -> tuple[str, dict
 
     from annotate.models import Study, Trial
     from annotate.services import study_build_trials, study_open
-    from generation.models import Corpus, Generator, Item, Sample, Workspace
+    from generation.models import Corpus, Generator, Item, Sample
+    from workspaces.models import Workspace
 
     timings = {}
     started = time.perf_counter()

@@ -44,7 +44,8 @@ def build(rows: int) -> dict:
     from django.db import connection
 
     from annotate.models import Annotator, Assignment, Judgment, Study, Trial
-    from generation.models import Corpus, Generator, Item, Sample, Workspace
+    from generation.models import Corpus, Generator, Item, Sample
+    from workspaces.models import Workspace
 
     timings = {}
     started = time.perf_counter()

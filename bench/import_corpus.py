@@ -40,8 +40,8 @@ def main() -> None:
     from django.db import connection
 
     from demo.scenes import write_webdataset
-    from generation.models import Workspace
     from generation.services import corpus_import
+    from workspaces.models import Workspace
 
     shards = OUT / f"scenes-{args.items}-{args.size}"
     if not (shards / "done").exists():

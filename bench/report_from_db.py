@@ -72,7 +72,8 @@ def build(judgments: int, seed: int = 0) -> dict[str, float]:
     from django.db import connection, transaction
 
     from annotate.models import Annotator, Assignment, Judgment, Study, Trial
-    from generation.models import Corpus, Generator, Item, Sample, Series, Workspace
+    from generation.models import Corpus, Generator, Item, Sample, Series
+    from workspaces.models import Workspace
 
     rng = np.random.default_rng(seed)
     timings = {}

@@ -75,8 +75,9 @@ def child(case: str, path: Path, database: str) -> None:
     with django_on(database, prefix="parity-bench-bounds-"):
         from generation.errors import IngestError
         from generation.ingest.archives import archive_format, archive_image_count
-        from generation.models import Corpus, Workspace
+        from generation.models import Corpus
         from generation.services import archive_limits, corpus_import
+        from workspaces.models import Workspace
 
         workspace = Workspace.objects.create(name="bench", slug="bench")
         ready = peak_mb()
@@ -148,8 +149,8 @@ def over_http(files: dict[str, Path], database: str) -> None:
         from django.contrib.auth import get_user_model
         from django.db import connections
 
-        from generation.models import Membership, Workspace
         from parity.tokens import token_create
+        from workspaces.models import Membership, Workspace
 
         user = get_user_model().objects.create_user(username="bench", password="bench-bounds-password")
         workspace = Workspace.objects.create(name="bench", slug="bench")

@@ -1,13 +1,12 @@
-"""generation endpoints of the researcher API: workspaces, corpora and their items,
-series, generators. Samples and import jobs are in `generation.api_imports`.
+"""generation endpoints of the researcher API: corpora and their items, series,
+generators. Samples and import jobs are in `generation.api_imports`.
 
 Every queryset comes from `generation.selectors`, so an object outside the
 requesting user's workspaces is a 404 like one that does not exist; writes also
-need a role other than viewer in the object's workspace (`WorkspaceWriteAccess`).
+need a role other than viewer in the object's workspace (`workspaces.drf`).
 Writes go through `generation.services`, like the CLI's.
 """
 
-from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -17,10 +16,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import generics, mixins, pagination, permissions, viewsets
-from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.settings import api_settings
+from rest_framework import generics, mixins, pagination, viewsets
 
 from generation import selectors, services
 from generation.errors import NameTaken
@@ -33,97 +29,9 @@ from generation.serializers import (
     ImportResultSerializer,
     ItemSerializer,
     SeriesSerializer,
-    WorkspaceSerializer,
 )
 from generation.uploads import SKIP_BAD_PARAM, UploadView, import_upload, skip_bad_param
-
-VIEWER_MESSAGE = "Viewers of this workspace cannot change it."
-
-
-class WorkspaceWriteAccess(permissions.BasePermission):
-    """Reads for every member; writes for a member who is not a viewer (or a superuser)."""
-
-    message = VIEWER_MESSAGE
-
-    def has_object_permission(self, request, view, obj) -> bool:
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return selectors.workspace_can_write(user=request.user, workspace_id=obj.workspace_id)
-
-
-def require_write(request, workspace) -> None:
-    """For creation, where there is no object yet to check: the target workspace's role."""
-    if not selectors.workspace_can_write(user=request.user, workspace_id=workspace.pk):
-        raise PermissionDenied(VIEWER_MESSAGE)
-
-
-class ScopedPermissions:
-    """A view mixin: the project's default permissions (who may call the API at all) plus the
-    workspace role. The defaults are read for each request, not when this module loads, so
-    that a change of settings.REST_FRAMEWORK reaches these views as it reaches every other."""
-
-    def get_permissions(self) -> list[permissions.BasePermission]:
-        return [permission() for permission in (*api_settings.DEFAULT_PERMISSION_CLASSES, WorkspaceWriteAccess)]
-
-
-class NoNegotiation(BaseContentNegotiation):
-    """Always the view's first renderer (JSON, for errors), whatever ?format= or Accept say.
-
-    For views where `?format=` names a file format of their own rather than DRF's
-    renderer override (URL_FORMAT_OVERRIDE), which would answer 404 for a format it has
-    no renderer for.
-    """
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-def filter_workspace(queryset: QuerySet, value: str | None) -> QuerySet:
-    """`?workspace=` by slug or id; a workspace that is not the user's simply matches nothing."""
-    if not value:
-        return queryset
-    match = Q(workspace__slug=value)
-    if value.isdigit():
-        match |= Q(workspace_id=int(value))
-    return queryset.filter(match)
-
-
-def id_param(request, name: str) -> int | None:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    if not value.isdigit():
-        raise ValidationError({name: [f"Give the {name}'s id, a whole number."]})
-    return int(value)
-
-
-WORKSPACE_PARAM = OpenApiParameter("workspace", OpenApiTypes.STR, description="Only this workspace's (slug or id).")
-
-# ------------------------------------------------------------------------------
-# Workspaces
-# ------------------------------------------------------------------------------
-
-
-@extend_schema(
-    tags=["workspaces"],
-    summary="Your workspaces, with your role in each",
-    examples=[
-        OpenApiExample(
-            "Workspaces",
-            value=[{"id": 1, "slug": "lab", "name": "Lab", "role": "owner", "created_at": "2025-01-30T09:12:00Z"}],
-            response_only=True,
-        )
-    ],
-)
-class WorkspaceList(generics.ListAPIView):
-    serializer_class = WorkspaceSerializer
-
-    def get_queryset(self):
-        return selectors.workspaces_for(user=self.request.user).order_by("name")
-
+from workspaces.drf import WORKSPACE_PARAM, ScopedPermissions, filter_workspace, id_param, require_write
 
 # ------------------------------------------------------------------------------
 # Corpora and items

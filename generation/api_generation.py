@@ -19,9 +19,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from generation import heartbeat, selectors, services
-from generation.api import id_param, require_write
 from generation.models import GenerationJob
 from generation.serializers import GenerationJobSerializer
+from workspaces.drf import id_param, require_write
 
 ON_THE_WORKER = (
     "A GPU worker picks the job up (`queued` → `running`), makes the samples that do not exist yet in batches, "

@@ -18,12 +18,6 @@ from rest_framework import generics, pagination, status
 from rest_framework.response import Response
 
 from generation import jobs, selectors, services
-from generation.api import (
-    WORKSPACE_PARAM,
-    ScopedPermissions,
-    filter_workspace,
-    require_write,
-)
 from generation.errors import IngestError
 from generation.models import ImportJob
 from generation.serializers import (
@@ -40,6 +34,7 @@ from generation.uploads import (
     skip_bad_param,
     too_large,
 )
+from workspaces.drf import WORKSPACE_PARAM, ScopedPermissions, filter_workspace, require_write
 
 SAMPLE_EXAMPLE = {
     "id": 41, "generator": 7, "corpus": 3, "item_key": "0001", "seed": 0,

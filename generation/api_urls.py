@@ -12,7 +12,6 @@ router.register("generators", api.GeneratorViewSet, basename="generator")
 router.register("generation-jobs", api_generation.GenerationJobViewSet, basename="generation-job")
 
 urlpatterns = [
-    path("workspaces/", api.WorkspaceList.as_view(), name="workspace-list"),
     path("corpora/<int:corpus_id>/items/", api.ItemList.as_view(), name="corpus-items"),
     path("generators/<int:generator_id>/samples/", api_imports.GeneratorSamples.as_view(), name="generator-samples"),
     path(

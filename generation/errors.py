@@ -1,20 +1,19 @@
-"""The error family of the generation domain.
+"""The error family of the generation domain, below `workspaces.errors.ParityError`."""
 
-`ParityError` is the root every domain error derives from; the API and the htmx
-pages map it once to a clear message, and the CLI prints it without a traceback.
-"""
-
-
-class ParityError(Exception):
-    """An error a user can act on; its message says what is wrong and where."""
+from workspaces.errors import Conflict, ParityError
 
 
 class IngestError(ParityError):
     """An import was refused; nothing of it was written."""
 
+    code = "import_refused"
+
     def __init__(self, message: str, *, rejections: list["Rejection"] | None = None):
         super().__init__(message)
         self.rejections = rejections or []
+
+    def details(self) -> list | None:
+        return [rejection.as_dict() for rejection in self.rejections] or None
 
 
 class Rejection(ParityError):
@@ -35,36 +34,49 @@ class Rejection(ParityError):
         return {"origin": self.origin, "reason": self.reason}
 
 
-class NameTaken(ParityError):
+class NameTaken(Conflict):
     """Another object of the workspace already has this name (a series, a generator)."""
+
+    code = "name_taken"
 
     def __init__(self, message: str, *, field: str = "name"):
         super().__init__(message)
         self.field = field
 
 
-class InUse(ParityError):
+class InUse(Conflict):
     """The object cannot be deleted: something that must be kept refers to it (a study's trials)."""
 
+    code = "in_use"
 
-class Duplicate(ParityError):
+
+class Duplicate(Conflict):
     """The object exists already (a sample for the same generator, item and seed)."""
+
+    code = "duplicate"
 
     def __init__(self, message: str, *, existing_id: int):
         super().__init__(message)
         self.existing_id = existing_id
+
+    def details(self) -> dict:
+        return {"existing_id": self.existing_id}
 
 
 class ImportCancelled(ParityError):
     """A running import job was cancelled; its transaction is rolled back."""
 
 
-class NotCancellable(ParityError):
+class NotCancellable(Conflict):
     """The job has finished, or runs where it cannot be stopped."""
 
+    code = "not_cancellable"
 
-class NotResumable(ParityError):
+
+class NotResumable(Conflict):
     """Only an interrupted generation job is resumed: this one is queued, running or has ended."""
+
+    code = "not_resumable"
 
 
 class BackendError(ParityError):

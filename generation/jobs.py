@@ -24,15 +24,11 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from generation.errors import (
-    ImportCancelled,
-    IngestError,
-    NotCancellable,
-    ParityError,
-    Rejection,
-)
-from generation.models import Corpus, Generator, ImportJob, Workspace
+from generation.errors import ImportCancelled, IngestError, NotCancellable, Rejection
+from generation.models import Corpus, Generator, ImportJob
 from generation.services import ImportResult, corpus_import, samples_import
+from workspaces.errors import ParityError
+from workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
 

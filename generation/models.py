@@ -1,54 +1,13 @@
 """Corpora of real text-image pairs, and the generators and samples compared with them.
 
-`Workspace` lives here because everything else hangs off it and this app is the
-bottom of the dependency chain (annotate and analysis both import generation).
+Each belongs to a workspace (`workspaces.models`), the app below this one.
 """
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-
-class Workspace(models.Model):
-    """A team: every corpus, generator and study belongs to one."""
-
-    name = models.CharField(max_length=200, unique=True)
-    slug = models.SlugField(max_length=100, unique=True)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class Membership(models.Model):
-    class Role(models.TextChoices):
-        OWNER = "owner"
-        MEMBER = "member"
-        VIEWER = "viewer"
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user"),
-            models.CheckConstraint(
-                condition=Q(role__in=["owner", "member", "viewer"]), name="membership_role_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.user} in {self.workspace} ({self.role})"
+from workspaces.models import Workspace
 
 
 class Corpus(models.Model):

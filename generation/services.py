@@ -18,28 +18,14 @@ from django.utils import timezone
 
 from generation import selectors
 from generation.backends import backend_check
-from generation.errors import (
-    Duplicate,
-    IngestError,
-    InUse,
-    NameTaken,
-    NotCancellable,
-    ParityError,
-    Rejection,
-)
+from generation.errors import Duplicate, IngestError, InUse, NameTaken, NotCancellable, Rejection
 from generation.heartbeat import generation_jobs_interrupt_lost
 from generation.ingest.archives import ArchiveLimits
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
-from generation.models import (
-    Corpus,
-    GenerationJob,
-    Generator,
-    Item,
-    Sample,
-    Series,
-    Workspace,
-)
+from generation.models import Corpus, GenerationJob, Generator, Item, Sample, Series
+from workspaces.errors import ParityError
+from workspaces.models import Workspace
 
 BATCH = 256
 SHOWN_REJECTIONS = 20

@@ -17,8 +17,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from generation import heartbeat, selectors, services
-from generation.errors import ParityError
 from generation.models import Corpus, GenerationJob, Generator
+from workspaces.access import workspace_can_write
+from workspaces.errors import ParityError
 
 SHOWN_JOBS = 20
 
@@ -47,7 +48,7 @@ def _job_of(generator: Generator, job_id: int) -> GenerationJob:
 
 
 def _can_write(request: HttpRequest, generator: Generator) -> bool:
-    return selectors.workspace_can_write(user=request.user, workspace_id=generator.workspace_id)
+    return workspace_can_write(user=request.user, workspace_id=generator.workspace_id)
 
 
 @login_required

@@ -67,6 +67,6 @@ def chromium_path():
 
 @pytest.fixture
 def workspace(db):
-    from generation.models import Workspace
+    from workspaces.models import Workspace
 
     return Workspace.objects.create(name="Lab", slug="lab")

@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from PIL import Image
 
+from annotate import study_settings
 from annotate.controls import control_name, corrupted_png
 from annotate.errors import (
     StudyClosed,
@@ -16,11 +17,11 @@ from annotate.errors import (
     StudyNotDraft,
     StudyNotReady,
 )
-from annotate import study_settings
 from annotate.models import CONTROL_KINDS, Study, Trial
 from generation.errors import InUse, NameTaken
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
+from workspaces.models import Workspace
 
 SHUFFLE_RANGE = 2**31 - 1
 

@@ -6,8 +6,8 @@ Imported by `ParityConfig.ready`, so the extension is registered before any sche
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from parity.api import error_body
 from parity.auth import BearerTokenAuthentication
+from workspaces.drf import error_body
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -18,6 +18,7 @@ class UnknownPath(APIView):
 
 
 urlpatterns = [
+    path("", include("workspaces.api_urls")),
     path("", include("generation.api_urls")),
     path("", include("annotate.api_urls")),
     path("", include("analysis.api_urls")),

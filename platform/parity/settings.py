@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     # Only for its system checks of the cache; annotate/ratelimits.py does the counting.
     "django_ratelimit",
     "parity",
+    "workspaces",
     "generation",
     "annotate",
     "analysis",
@@ -398,7 +399,8 @@ PARITY_REPORT_REFRESH_SECONDS = env_int("PARITY_REPORT_REFRESH_SECONDS", 30)
 # Django REST framework
 # ------------------------------------------------------------------------------
 # What every endpoint shares (auth, who may call, errors, the write limit) is in
-# platform/parity/api.py; who sees which object is in generation/selectors.py.
+# workspaces/drf.py and platform/parity/api.py; who sees which object is in
+# workspaces/access.py.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # A personal token (scripts) first, then the browser's session.
@@ -406,10 +408,10 @@ REST_FRAMEWORK = {
         "parity.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["parity.api.IsResearcher"],
+    "DEFAULT_PERMISSION_CLASSES": ["workspaces.drf.IsResearcher"],
     "DEFAULT_THROTTLE_CLASSES": ["parity.api.TokenWriteThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "parity.api.PageNumberPagination",
-    "EXCEPTION_HANDLER": "parity.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "workspaces.drf.PageNumberPagination",
+    "EXCEPTION_HANDLER": "workspaces.drf.exception_handler",
     # DRF's, with every string, key and nesting level of a body checked (generation/untrusted.py).
     "DEFAULT_PARSER_CLASSES": [
         "generation.untrusted.JSONParser",
@@ -428,7 +430,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     # The schema and its pages are for researchers only, like the API itself.
-    "SERVE_PERMISSIONS": ["parity.api.IsResearcher"],
+    "SERVE_PERMISSIONS": ["workspaces.drf.IsResearcher"],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -13,8 +13,8 @@ from annotate.models import Study
 from annotate.ratelimits import login_limit
 from annotate.selectors import invitations_for_user
 from generation.models import Corpus, Generator
-from generation.selectors import user_is_researcher
 from parity.tokens import token_create, token_revoke, tokens_for_user
+from workspaces.access import readable, user_is_researcher
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,10 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
         Generator.objects.select_related("series").annotate(sample_count=Count("samples")).order_by("name")
     )
     studies = Study.objects.select_related("corpus").order_by("name")
-    if request.user.is_authenticated and not request.user.is_superuser:
-        corpora = corpora.filter(workspace__members=request.user)
-        generators = generators.filter(workspace__members=request.user)
-        studies = studies.filter(workspace__members=request.user)
+    corpora, generators, studies = (readable(rows, user=request.user) for rows in (corpora, generators, studies))
     if not researcher:  # an invited account's page is its invitations
         corpora, generators, studies = corpora.none(), generators.none(), studies.none()
     context = {

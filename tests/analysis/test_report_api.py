@@ -12,9 +12,9 @@ from analysis import services
 from analysis.exports import CSV_COLUMNS
 from analysis.models import ReportSnapshot
 from annotate.models import Annotator
-from generation.models import Membership, Workspace
 from tests.analysis.builders import add_annotators, planted_study
 from tests.api.conftest import make_user, member, session_client, token_client
+from workspaces.models import Membership, Workspace
 
 pytestmark = pytest.mark.usefixtures("cheap_reports")
 URL = "/api/v1/studies/{}/report/"

@@ -14,8 +14,8 @@ from django.test import Client
 from analysis import services, tasks
 from analysis.models import ReportSnapshot
 from annotate.models import Study
-from generation.models import Membership
 from tests.analysis.builders import add_annotators, planted_study
+from workspaces.models import Membership
 
 pytestmark = pytest.mark.usefixtures("cheap_reports")
 PANEL = "/studies/{}/analysis/panel/"

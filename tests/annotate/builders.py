@@ -12,7 +12,8 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from annotate.models import Annotator, Study
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
+from workspaces.models import Workspace
 
 
 def reference_png(index: int, size: int = 24) -> bytes:

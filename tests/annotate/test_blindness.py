@@ -45,7 +45,8 @@ from annotate.models import Assignment, Study
 from annotate.services import study_build_trials, study_open
 from demo.scenes import draw_scene
 from generation import presentation
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
+from workspaces.models import Workspace
 
 SLOTS = ("left", "right")
 SOURCE_SIZE = 64  # every original, reference or sample, is 64x64: only content differs

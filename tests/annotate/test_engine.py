@@ -26,9 +26,9 @@ from annotate.services import (
     study_close,
     study_open,
 )
-from generation.errors import ParityError
 from tests.annotate.builders import annotators, build_study
 from tests.annotate.invariants import assert_invariants
+from workspaces.errors import ParityError
 
 
 def opened(**kwargs):

@@ -29,10 +29,11 @@ from django.test import Client
 from annotate import exports
 from annotate.exports import COLUMNS
 from annotate.models import Annotator, Assignment, Judgment, Side, Study, Trial
-from generation.models import Generator, Item, Membership, Sample, Workspace
+from generation.models import Generator, Item, Sample
 from parity.tokens import token_create
 from tests.annotate.builders import _facts, build_study
 from tests.conftest import service_missing
+from workspaces.models import Membership, Workspace
 
 URL = "/api/v1/studies/{}/judgments/"
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from django.utils import timezone
 from annotate.errors import InviteRefused
 from annotate.models import Annotator, Participation, Study
 from annotate.services import participation_invite, study_build_trials, study_close, study_open
-from generation.models import Membership
 from tests.annotate.builders import build_study
+from workspaces.models import Membership
 
 User = get_user_model()
 

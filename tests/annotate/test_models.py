@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotate.models import AppendOnlyError, Annotator, Assignment, Judgment, Study, Trial
+from annotate.models import Annotator, AppendOnlyError, Assignment, Judgment, Study, Trial
 from generation.models import Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
 

@@ -1,8 +1,8 @@
 """Practice trials through Django's test client: consent, practice with feedback, then the study."""
 
 import re
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders

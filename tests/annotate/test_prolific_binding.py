@@ -15,9 +15,9 @@ from django.test import Client
 
 from annotate.models import Assignment, Judgment, Participation
 from annotate.views import BROWSER_COOKIE
-from generation.models import Membership
 from tests.annotate.test_pages import PID, enter, opened, post_choice, same_browser, trial_page
 from tests.annotate.test_research_pages import member
+from workspaces.models import Membership
 
 IMAGE = re.compile(r'<img src="([^"]+/img/[^"]+)"')
 

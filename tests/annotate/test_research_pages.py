@@ -8,8 +8,8 @@ from django.test import Client
 from annotate.models import Side, Study, Trial
 from annotate.selectors import study_progress
 from annotate.services import assignment_next, judgment_record, participation_finish, study_build_trials, study_open
-from generation.models import Membership
 from tests.annotate.builders import annotators, build_study
+from workspaces.models import Membership
 
 OTHER = {Side.LEFT: Side.RIGHT, Side.RIGHT: Side.LEFT}
 

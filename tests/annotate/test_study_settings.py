@@ -29,8 +29,9 @@ from annotate.errors import StudyNotDraft
 from annotate.models import Study
 from annotate.serializers import StudySerializer
 from annotate.study_settings import NUMERIC, SETTINGS
-from generation.models import Corpus, Workspace
+from generation.models import Corpus
 from generation.presentation import PresentationPolicy
+from workspaces.models import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a study has besides its settings: what names and compares, its state, what the analysis writes.

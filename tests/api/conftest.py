@@ -6,8 +6,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from annotate.models import Annotator
-from generation.models import Corpus, Generator, Item, Membership, Series, Workspace
+from generation.models import Corpus, Generator, Item, Series
 from parity.tokens import token_create
+from workspaces.models import Membership, Workspace
 
 
 def make_user(name: str, **extra):

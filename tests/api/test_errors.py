@@ -5,9 +5,9 @@ import pytest
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from annotate.errors import AssignmentNotYours, StudyClosed
-from generation.errors import InUse, IngestError, Rejection
-from parity.api import exception_handler, first_error
+from generation.errors import IngestError, InUse, Rejection
 from tests.api.conftest import session_client, token_client
+from workspaces.drf import exception_handler, first_error
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,10 @@ import pytest
 from django.utils import timezone
 
 from generation import services
-from generation.errors import ParityError
 from generation.models import Corpus, GenerationJob, Generator
 from generation.tasks import generation_job_run
 from tests.api.conftest import token_client
+from workspaces.errors import ParityError
 
 pytestmark = pytest.mark.django_db
 

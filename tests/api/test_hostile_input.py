@@ -19,9 +19,10 @@ from django.test import Client
 
 from annotate import services
 from annotate.models import Annotator, Participation
-from generation.models import GenerationJob, ImportJob, Membership, Series
+from generation.models import GenerationJob, ImportJob, Series
 from tests.annotate.builders import build_study
 from tests.api.conftest import member, token_client
+from workspaces.models import Membership
 
 # The sweeps need PostgreSQL, whose DataError on a NUL was the 500; the examples run anywhere.
 postgres = pytest.mark.usefixtures("postgres_only")

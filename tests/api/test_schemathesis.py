@@ -36,11 +36,12 @@ from schemathesis.specs.openapi.checks import (
 
 from annotate import services
 from annotate.models import Annotator
-from generation.models import GenerationJob, ImportJob, Membership, Series
+from generation.models import GenerationJob, ImportJob, Series
 from parity.tokens import token_create
 from parity.wsgi import application
 from tests.annotate.builders import build_study
 from tests.api.conftest import member
+from workspaces.models import Membership
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Small, so that the whole API runs in about a minute on two cores.

@@ -10,10 +10,11 @@ from django.core.files.storage import default_storage
 
 from annotate import services
 from annotate.models import Annotator, Study, Trial
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
 from tests.annotate.builders import reference_png
 from tests.api.conftest import session_client, token_client
+from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
 

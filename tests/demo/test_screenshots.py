@@ -20,11 +20,12 @@ from analysis import services as analysis_services
 from annotate.controls import control_name, corrupted_png
 from annotate.models import Annotator, Assignment, Judgment, Trial
 from annotate.services import study_open
-from generation.models import Item, Membership
+from generation.models import Item
 from tests.analysis.builders import add_annotators, study_with_trials
 from tests.analysis.conftest import TEST_OPTIONS
 from tests.annotate.builders import reference_png
 from tests.annotate.test_pages import servable
+from workspaces.models import Membership
 
 PASSWORD = "a-long-test-password"
 

@@ -37,8 +37,9 @@ from demo.simulation.population import (
 )
 from demo.simulation.server import local_server
 from demo.simulation.session import Eyes, visit
-from generation.models import Corpus, Generator, Item, Membership, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
+from workspaces.models import Membership, Workspace
 
 SIZE = 64
 # Each annotator judges every item left after practice, about a third of them in

@@ -9,7 +9,7 @@ drf-spectacular-sidecar package, served with the other static files.
 import pytest
 from django.contrib.auth import get_user_model
 
-from generation.models import Membership, Workspace
+from workspaces.models import Membership, Workspace
 
 PASSWORD = "a-long-test-password"
 

@@ -16,10 +16,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from analysis import services as analysis_services
-from generation.models import GenerationJob, Membership
+from generation.models import GenerationJob
 from tests.analysis.builders import add_annotators, study_with_trials
 from tests.analysis.conftest import TEST_OPTIONS
 from tests.annotate.test_pages import opened, servable
+from workspaces.models import Membership
 
 PASSWORD = "a-long-test-password"
 # Runs in every document before its own scripts, and is not subject to its policy.

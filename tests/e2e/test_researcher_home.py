@@ -6,7 +6,8 @@ The researcher is not staff: the sign-in form is Parity's own, not the admin's.
 import pytest
 from django.contrib.auth import get_user_model
 
-from generation.models import Corpus, Membership, Workspace
+from generation.models import Corpus
+from workspaces.models import Membership, Workspace
 
 
 @pytest.fixture

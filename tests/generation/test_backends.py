@@ -12,9 +12,9 @@ from generation import backends, services
 from generation.backends.function import Backend as CallableBackend
 from generation.errors import BackendError
 from generation.generate import generation_job_run
-from generation.models import Corpus, Generator, Item, Membership, Sample
+from generation.models import Corpus, Generator, Item, Sample
 from tests.generation import backend_functions
-
+from workspaces.models import Membership
 
 # ------------------------------------------------------------------------------
 # Names and checks

@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from generation.models import Corpus, GenerationJob, Generator, Item, Membership, Workspace
+from generation.models import Corpus, GenerationJob, Generator, Item
 from generation.tasks import generation_job_run
+from workspaces.models import Membership, Workspace
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from generation.models import Corpus, Generator, Item, Sample, Workspace
+from generation.models import Corpus, Generator, Item, Sample
 from tests.generation import builders as b
+from workspaces.models import Workspace
 
 
 def run(*args, **options) -> tuple[str, str]:

@@ -8,16 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotate.models import Annotator, Assignment, Judgment, Participation, Study, Trial
-from generation.models import (
-    Corpus,
-    GenerationJob,
-    Generator,
-    ImportJob,
-    Item,
-    Membership,
-    Sample,
-    Series,
-)
+from generation.models import Corpus, GenerationJob, Generator, ImportJob, Item, Sample, Series
+from workspaces.models import Membership
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from django.test import Client
 
 from analysis import services as analysis_services
 from analysis.reports import ReportOptions
-from generation.models import Membership
 from tests.annotate.test_pages import opened
 from tests.parity.conftest import REPO
+from workspaces.models import Membership
 
 SITE_POLICY = {
     "default-src": {"'self'"},
@@ -42,7 +42,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
-from generation.models import Membership
+from workspaces.models import Membership
 from tests.annotate.test_pages import IMAGES, enter, opened, servable, trial_page
 
 call_command("migrate", verbosity=0)

@@ -11,8 +11,8 @@ from django.test import Client
 
 from annotate.ratelimits import LOGIN_MESSAGE
 from annotate.services import participation_invite, study_build_trials, study_open
-from generation.models import Membership
 from tests.annotate.builders import build_study
+from workspaces.models import Membership
 
 User = get_user_model()
 PASSWORD = "a long enough password"

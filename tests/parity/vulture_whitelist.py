@@ -8,7 +8,9 @@ no entry: the test reads those from the sources.
 
 # Django: a model's Meta options, an app's AppConfig (found by subclassing), URL namespaces.
 abstract, constraints, ordering, verbose_name, verbose_name_plural
-AnalysisConfig, AnnotateConfig, DemoConfig, GenerationConfig, ParityConfig
+AnalysisConfig, AnnotateConfig, DemoConfig, GenerationConfig, ParityConfig, WorkspacesConfig
+# A member of TextChoices is one of the field's choices even where no code names it.
+VIEWER
 app_name
 
 # Django admin: a ModelAdmin's options, hooks and assets.

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.models import Study
 from annotate.selectors import study_links
 from annotate.services import study_build_trials, study_open
-from generation.errors import ParityError
+from workspaces.errors import ParityError
 
 
 class Command(BaseCommand):

@@ -44,10 +44,11 @@ from annotate.models import Assignment, Judgment, Study
 from annotate.services import study_build_trials, study_create, study_open
 from demo.scenes import write_webdataset
 from generation.heartbeat import generation_jobs_interrupt_lost
-from generation.management.commands._progress import progress_bar
-from generation.models import Corpus, GenerationJob, Generator, Membership, Sample, Series, Workspace
+from generation.models import Corpus, GenerationJob, Generator, Sample, Series
 from generation.selectors import held_out
 from generation.services import corpus_import
+from workspaces.cli import progress_bar
+from workspaces.models import Membership, Workspace
 
 DEMO_USER = "researcher"
 DEMO_PASSWORD = "parity-demo"

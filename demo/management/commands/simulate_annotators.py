@@ -32,7 +32,7 @@ from annotate.services import annotator_mark_simulated
 from demo.simulation.population import PROFILES, population
 from demo.simulation.server import local_server
 from demo.simulation.session import Eyes, Visit, visit
-from generation.management.commands._progress import progress_bar
+from workspaces.cli import progress_bar
 
 TOKENS_PER_QUERY = 500
 

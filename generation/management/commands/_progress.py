@@ -1,24 +1,12 @@
-"""Shared pieces of the commands: a progress bar, the rejection report, finding a named row."""
+"""Shared pieces of generation's commands: the rejection report, finding a named row.
+(The progress bar every app's commands share is `workspaces.cli.progress_bar`.)"""
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.core.management.base import CommandError
-from tqdm import tqdm
 
 from generation.errors import Rejection
-
-
-@contextmanager
-def progress_bar(description: str, *, disable: bool = False, total: int | None = None, unit: str = " files"):
-    """Yield an `on_progress(count)` callback that drives a tqdm bar on stderr (out of `total`, if known)."""
-    with tqdm(desc=description, unit=unit, total=total, disable=disable, dynamic_ncols=True) as bar:
-
-        def on_progress(count: int) -> None:
-            bar.update(count - bar.n)
-
-        yield on_progress
 
 
 def write_report(path: Path, rejections: list[Rejection]) -> None:

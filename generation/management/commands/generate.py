@@ -10,11 +10,12 @@ interrupted job. A resumed job makes only the samples still missing.
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import heartbeat, services
-from generation.errors import ParityError
 from generation.generate import DEFAULT_WORKERS, generation_job_run
 from generation.models import Corpus, GenerationJob, Generator
+from workspaces.cli import progress_bar
+from workspaces.errors import ParityError
 
-from ._progress import one_named, progress_bar
+from ._progress import one_named
 
 SHOWN_ERRORS = 10
 # `--resume` without a job id: the generator's newest interrupted job.

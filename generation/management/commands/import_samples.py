@@ -3,11 +3,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
-from generation.errors import ParityError
-from generation.models import Corpus, Generator, Workspace
+from generation.models import Corpus, Generator
 from generation.services import samples_import
+from workspaces.cli import progress_bar
+from workspaces.errors import ParityError
+from workspaces.models import Workspace
 
-from ._progress import progress_bar, write_report
+from ._progress import write_report
 
 
 class Command(BaseCommand):

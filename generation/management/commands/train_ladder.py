@@ -25,11 +25,12 @@ from django.utils.text import slugify
 from PIL import Image
 
 from generation import services
-from generation.selectors import held_out
-from generation.errors import ParityError
 from generation.models import Corpus, Generator, Item, Series
+from generation.selectors import held_out
+from workspaces.cli import progress_bar
+from workspaces.errors import ParityError
 
-from ._progress import one_named, progress_bar
+from ._progress import one_named
 
 
 def comma_list(value: str) -> list[str]:
