@@ -45,9 +45,8 @@ def instant(prompts, seeds, **settings):
 
 
 def measure(args) -> None:
-    from generation.generate import generation_job_run
     from generation.models import Corpus, Item
-    from generation.services import generation_job_create, generator_create
+    from generation.services import generation_job_create, generation_job_run, generator_create
     from workspaces.models import Workspace
 
     workspace = Workspace.objects.create(slug="bench", name="bench")

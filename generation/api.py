@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
 from rest_framework import generics, mixins, pagination, viewsets
 
 from generation import selectors, services
+from generation.api_uploads import SKIP_BAD_PARAM, UploadView, import_upload, skip_bad_param
 from generation.errors import NameTaken
 from generation.models import Corpus, ImportJob
 from generation.serializers import (
@@ -30,7 +31,6 @@ from generation.serializers import (
     ItemSerializer,
     SeriesSerializer,
 )
-from generation.uploads import SKIP_BAD_PARAM, UploadView, import_upload, skip_bad_param
 from workspaces.drf import WORKSPACE_PARAM, ScopedPermissions, filter_workspace, id_param, require_write
 
 # ------------------------------------------------------------------------------

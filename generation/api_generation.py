@@ -2,9 +2,9 @@
 over a corpus, follow its progress, cancel it, resume it once its worker is gone.
 
 A new job is sent to a GPU worker (the Celery queue `gpu`), which makes the samples in
-batches and writes its progress on the job (generation/generate.py). A job's workspace
-is its generator's: jobs are read through `selectors.generation_jobs_for`, and changed
-only by an owner or member of that workspace.
+batches and writes its progress on the job (generation/services/generation_run.py). A
+job's workspace is its generator's: jobs are read through `selectors.generation_jobs_for`,
+and changed only by an owner or member of that workspace.
 """
 
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +18,7 @@ from rest_framework import generics, mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from generation import heartbeat, selectors, services
+from generation import selectors, services
 from generation.models import GenerationJob
 from generation.serializers import GenerationJobSerializer
 from workspaces.drf import id_param, require_write
@@ -78,7 +78,7 @@ class GenerationJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
 
     def get_queryset(self):
         found = selectors.generation_jobs_for(user=self.request.user).order_by("-created_at", "-pk")
-        heartbeat.generation_jobs_interrupt_lost(jobs=found)  # a job whose worker is gone is shown as it is
+        services.generation_jobs_interrupt_lost(jobs=found)  # a job whose worker is gone is shown as it is
         if self.action != "list":
             return found
         if (generator := id_param(self.request, "generator")) is not None:
@@ -148,4 +148,4 @@ class GenerationJobCancel(generics.GenericAPIView):
 class GenerationJobResume(GenerationJobCancel):
     @staticmethod
     def act(*, job: GenerationJob) -> GenerationJob:
-        return heartbeat.generation_job_resume(job=job)
+        return services.generation_job_resume(job=job)

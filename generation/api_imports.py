@@ -1,7 +1,7 @@
 """Upload endpoints of the researcher API: a generator's samples (one image, or a bundle),
 and the import jobs that large uploads become.
 
-Uploads are streamed to disk and capped (`generation.uploads`); what is uploaded goes
+Uploads are streamed to disk and capped (`generation.api_uploads`); what is uploaded goes
 through the CLI's imports, with their validation and all-or-nothing rule.
 """
 
@@ -17,7 +17,14 @@ from drf_spectacular.utils import (
 from rest_framework import generics, pagination, status
 from rest_framework.response import Response
 
-from generation import jobs, selectors, services
+from generation import selectors, services
+from generation.api_uploads import (
+    SKIP_BAD_PARAM,
+    UploadView,
+    import_upload,
+    skip_bad_param,
+    too_large,
+)
 from generation.errors import IngestError
 from generation.models import ImportJob
 from generation.serializers import (
@@ -26,13 +33,6 @@ from generation.serializers import (
     SampleBundleSerializer,
     SampleSerializer,
     SampleUploadSerializer,
-)
-from generation.uploads import (
-    SKIP_BAD_PARAM,
-    UploadView,
-    import_upload,
-    skip_bad_param,
-    too_large,
 )
 from workspaces.drf import WORKSPACE_PARAM, ScopedPermissions, filter_workspace, require_write
 
@@ -230,5 +230,5 @@ class ImportJobCancel(ScopedPermissions, generics.GenericAPIView):
         return selectors.import_jobs_for(user=self.request.user)
 
     def post(self, request, pk: int):
-        job = jobs.import_job_cancel(job=self.get_object())
+        job = services.import_job_cancel(job=self.get_object())
         return Response(ImportJobSerializer(job).data)

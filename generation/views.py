@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from generation import heartbeat, selectors, services
+from generation import selectors, services
 from generation.models import Corpus, GenerationJob, Generator
 from workspaces.access import workspace_can_write
 from workspaces.errors import ParityError
@@ -59,7 +59,7 @@ def generator_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _page(request: HttpRequest, generator: Generator, form: JobForm, status: int = 200) -> HttpResponse:
-    heartbeat.generation_jobs_interrupt_lost(jobs=generator.jobs.all())
+    services.generation_jobs_interrupt_lost(jobs=generator.jobs.all())
     context = {
         "generator": generator,
         "sample_count": generator.samples.count(),
@@ -96,7 +96,7 @@ def generation_job_start(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def generation_job_progress(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     generator = _visible_generator(request, pk)
-    heartbeat.generation_jobs_interrupt_lost(jobs=generator.jobs.filter(pk=job_id))
+    services.generation_jobs_interrupt_lost(jobs=generator.jobs.filter(pk=job_id))
     context = {"generator": generator, "job": _job_of(generator, job_id), "can_write": _can_write(request, generator)}
     return render(request, "generation/partials/job.html", context)
 
@@ -114,7 +114,7 @@ def generation_job_cancel(request: HttpRequest, pk: int, job_id: int) -> HttpRes
 @require_POST
 def generation_job_resume(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     return _job_action(
-        request, pk, job_id, heartbeat.generation_job_resume, refused="viewers cannot resume jobs",
+        request, pk, job_id, services.generation_job_resume, refused="viewers cannot resume jobs",
         done=lambda job: f"Job {job.pk} is queued again: the GPU worker makes the samples still missing.",
     )
 

@@ -70,3 +70,21 @@ def workspace(db):
     from workspaces.models import Workspace
 
     return Workspace.objects.create(name="Lab", slug="lab")
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """The (name, args) of each task sent to the workers, in place of sending it.
+
+    A name that no worker would run fails the test where it is sent.
+    """
+    from parity.celery import app
+
+    sent = []
+
+    def send_task(name, args=(), **options):
+        assert name in app.tasks, f"no task {name}"
+        sent.append((name, tuple(args)))
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return sent

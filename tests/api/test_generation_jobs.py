@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from generation import services
 from generation.models import Corpus, GenerationJob, Generator
-from generation.tasks import generation_job_run
+from generation.tasks import generation_job_run_task
 from tests.api.conftest import token_client
 from workspaces.errors import ParityError
 
@@ -58,9 +58,7 @@ def job_in(state: str, generator, corpus, **counts) -> GenerationJob:
 # ------------------------------------------------------------------------------
 
 
-def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_commit_callbacks, monkeypatch):
-    sent = []
-    monkeypatch.setattr(generation_job_run, "delay", sent.append)
+def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_commit_callbacks, sent_tasks):
     with django_capture_on_commit_callbacks(execute=True):
         response = create(api, generator=generator.pk, corpus=corpus.pk)
     assert response.status_code == 201, response.json()
@@ -72,7 +70,7 @@ def test_create_a_job_over_every_item(api, generator, corpus, django_capture_on_
         "failed": 0, "errors": [], "error_count": 0, "device": "", "batch_size": None, "images_per_second": None,
         "created_at": body["created_at"], "started_at": None, "heartbeat_at": None, "finished_at": None,
     }
-    assert sent == [job.pk]  # sent to the GPU worker once committed
+    assert sent_tasks == [(generation_job_run_task.name, (job.pk,))]  # sent to the GPU worker once committed
     assert api.get(f"{URL}{job.pk}/").json() == body
 
 
@@ -284,25 +282,22 @@ def test_reading_a_job_whose_worker_is_gone_shows_it_interrupted(api, generator,
     assert (lost.status, lost.finished_at) == ("interrupted", None)
 
 
-def test_resume_queues_an_interrupted_job_again(api, generator, corpus, monkeypatch,
+def test_resume_queues_an_interrupted_job_again(api, generator, corpus, sent_tasks,
                                                 django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr(generation_job_run, "delay", sent.append)
     job = job_in("interrupted", generator, corpus, done=1)
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(f"{URL}{job.pk}/resume/")
     assert response.status_code == 200, response.json()
     assert (response.json()["status"], response.json()["done"]) == ("queued", 1)
-    assert sent == [job.pk]
+    assert sent_tasks == [(generation_job_run_task.name, (job.pk,))]
 
     again = api.post(f"{URL}{job.pk}/resume/")
     assert (again.status_code, error(again)["code"]) == (409, "not_resumable")
     assert "is queued" in error(again)["message"]
-    assert sent == [job.pk]
+    assert sent_tasks == [(generation_job_run_task.name, (job.pk,))]
 
 
-def test_a_running_job_whose_worker_is_gone_is_resumed(api, generator, corpus, monkeypatch):
-    monkeypatch.setattr(generation_job_run, "delay", lambda job_id: None)
+def test_a_running_job_whose_worker_is_gone_is_resumed(api, generator, corpus, sent_tasks):
     job = silent_for(job_in("running", generator, corpus), 3600)
     assert api.post(f"{URL}{job.pk}/resume/").json()["status"] == "queued"
 

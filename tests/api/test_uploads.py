@@ -11,8 +11,9 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 
-from generation import jobs, services, uploads
+from generation import api_uploads
 from generation.models import Corpus, ImportJob, Item, Sample
+from generation.services import import_jobs, imports
 from generation.tasks import import_job_task
 from tests.api.conftest import token_client
 from tests.generation import builders as b
@@ -33,7 +34,7 @@ def generator(content):
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch):
     """Store samples one at a time, so a refused import has really stored some to undo."""
-    monkeypatch.setattr(services, "BATCH", 1)
+    monkeypatch.setattr(imports, "BATCH", 1)
 
 
 def image(name="s.png", data=None):
@@ -125,7 +126,7 @@ def test_image_over_the_cap_is_413_while_streaming(api, generator, settings):
     """Content-Length says nothing wrong (a form overhead); the handler stops the stream itself."""
     settings.PARITY_MAX_IMAGE_BYTES = 20_000
     data = b.noisy_jpeg()
-    assert 20_000 < len(data) < 20_000 + uploads.FORM_OVERHEAD
+    assert 20_000 < len(data) < 20_000 + api_uploads.FORM_OVERHEAD
     response = api.post(samples_url(generator), {"file": image("big.jpg", data), "item_key": "0001", "seed": 0},
                         format="multipart")
     assert response.status_code == 413
@@ -260,8 +261,8 @@ def test_bundle_over_the_upload_cap_is_413(api, generator, tmp_path, settings, m
 def test_uploads_are_streamed_to_disk(api, generator, tmp_path, settings, monkeypatch):
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000
     seen = []
-    received = uploads.received_archive
-    monkeypatch.setattr(uploads, "received_archive", lambda upload: seen.append(upload) or received(upload))
+    received = api_uploads.received_archive
+    monkeypatch.setattr(api_uploads, "received_archive", lambda upload: seen.append(upload) or received(upload))
     bundle = tar_bundle(tmp_path, good_entries())
     assert bundle.size > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
     assert api.post(samples_url(generator, bundle=True), {"file": bundle}, format="multipart").status_code == 201
@@ -321,7 +322,7 @@ def test_refused_job_reports_the_rejections(api, generator, tmp_path, inline_max
 
 def test_a_job_keeps_the_first_rejections_and_their_count(api, generator, tmp_path, inline_max, monkeypatch,
                                                            django_capture_on_commit_callbacks):
-    monkeypatch.setattr(jobs, "MAX_STORED_REJECTIONS", 2)
+    monkeypatch.setattr(import_jobs, "MAX_STORED_REJECTIONS", 2)
     entries = [b.Entry(f"nope-{i}", 0, b.png(50 + i)) for i in range(4)]
     job = queue_bundle(api, generator, tmp_path, entries, django_capture_on_commit_callbacks).json()
     assert import_job_task(job["id"]) == "failed"
@@ -348,7 +349,7 @@ def test_cancel_a_running_job_rolls_it_back(api, generator, tmp_path, inline_max
                                             django_capture_on_commit_callbacks):
     """The cancel arrives while the import runs: it stops at the next tick and writes nothing."""
     job = queue_bundle(api, generator, tmp_path, good_entries(), django_capture_on_commit_callbacks).json()
-    monkeypatch.setattr(jobs, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 1)
     ticks = []
 
     def cancel_on_second_tick(work):
@@ -357,7 +358,7 @@ def test_cancel_a_running_job_rolls_it_back(api, generator, tmp_path, inline_max
             ImportJob.objects.filter(pk=job["id"]).update(cancel_requested=True)
         return work()
 
-    monkeypatch.setattr(jobs, "_outside_import", cancel_on_second_tick)
+    monkeypatch.setattr(import_jobs, "_outside_import", cancel_on_second_tick)
     assert import_job_task(job["id"]) == "cancelled"
     assert len(ticks) == 2
     assert_nothing_written(media_root)

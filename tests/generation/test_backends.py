@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 from generation import backends, services
 from generation.backends.function import Backend as CallableBackend
 from generation.errors import BackendError
-from generation.generate import generation_job_run
 from generation.models import Corpus, Generator, Item, Sample
 from tests.generation import backend_functions
 from workspaces.models import Membership
@@ -400,7 +399,7 @@ def test_a_job_stores_the_diffusers_pipelines_samples(pipelines, workspace):
     )
     job = services.generation_job_create(generator=generator, corpus=corpus, seeds_per_item=2, enqueue=False)
 
-    job = generation_job_run(job_id=job.pk, device="cpu", batch_size=4)
+    job = services.generation_job_run(job_id=job.pk, device="cpu", batch_size=4)
 
     assert (job.status, job.done, job.failed, job.batch_size, job.device) == ("succeeded", 6, 0, 4, "cpu")
     samples = Sample.objects.filter(generator=generator)

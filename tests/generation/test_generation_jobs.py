@@ -12,9 +12,11 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from generation import generate, services
+from generation import services
 from generation.models import Corpus, GenerationJob, Generator, Item, Sample
-from generation.tasks import generation_job_run as generation_job_task
+from generation.services import enqueue, generation_run
+from generation.tasks import generation_job_run_task, import_job_task
+from parity.celery import app
 from tests.generation import backend_functions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("callables", "no_interruption")]
@@ -47,7 +49,7 @@ def make_job(generator, corpus, **fields) -> GenerationJob:
 
 
 def run(job, **options) -> GenerationJob:
-    return generate.generation_job_run(job_id=job.pk, **options)
+    return generation_run.generation_job_run(job_id=job.pk, **options)
 
 
 def pairs(generator) -> list[tuple[str, int]]:
@@ -56,7 +58,7 @@ def pairs(generator) -> list[tuple[str, int]]:
 
 def expected_pairs(generator, keys, seeds_per_item=1) -> list[tuple[str, int]]:
     return sorted(
-        (key, generate.sample_seed(generator_id=generator.pk, item_key=key, index=index))
+        (key, generation_run.sample_seed(generator_id=generator.pk, item_key=key, index=index))
         for key in keys for index in range(seeds_per_item)
     )
 
@@ -67,12 +69,12 @@ def expected_pairs(generator, keys, seeds_per_item=1) -> list[tuple[str, int]]:
 
 
 def test_seeds_depend_on_generator_item_and_index_only():
-    seed = generate.sample_seed(generator_id=3, item_key="k0", index=0)
-    assert seed == generate.sample_seed(generator_id=3, item_key="k0", index=0)
+    seed = generation_run.sample_seed(generator_id=3, item_key="k0", index=0)
+    assert seed == generation_run.sample_seed(generator_id=3, item_key="k0", index=0)
     others = {
-        generate.sample_seed(generator_id=4, item_key="k0", index=0),
-        generate.sample_seed(generator_id=3, item_key="k1", index=0),
-        generate.sample_seed(generator_id=3, item_key="k0", index=1),
+        generation_run.sample_seed(generator_id=4, item_key="k0", index=0),
+        generation_run.sample_seed(generator_id=3, item_key="k1", index=0),
+        generation_run.sample_seed(generator_id=3, item_key="k0", index=1),
     }
     assert seed not in others and len(others) == 3
     assert all(0 <= s < 2**63 for s in others | {seed})
@@ -138,8 +140,8 @@ def test_a_sample_another_run_made_meanwhile_is_skipped_and_the_others_are_store
 
 
 def test_rows_beyond_a_group_are_inserted_by_the_next_and_crowded_stores_wait(workspace, corpus, monkeypatch):
-    monkeypatch.setattr(generate, "MAX_GROUP_ROWS", 2)
-    monkeypatch.setattr(generate, "MAX_PENDING_ROWS", 0)  # every store waits for the writer
+    monkeypatch.setattr(generation_run, "MAX_GROUP_ROWS", 2)
+    monkeypatch.setattr(generation_run, "MAX_PENDING_ROWS", 0)  # every store waits for the writer
     generator = make_generator(workspace)
 
     job = run(make_job(generator, corpus, seeds_per_item=3), batch_size=4, workers=3)
@@ -150,7 +152,7 @@ def test_rows_beyond_a_group_are_inserted_by_the_next_and_crowded_stores_wait(wo
 
 def test_the_celery_task_runs_the_job(workspace, corpus):
     job = make_job(make_generator(workspace), corpus)
-    assert generation_job_task(job.pk) == "succeeded"
+    assert generation_job_run_task(job.pk) == "succeeded"
     assert Sample.objects.filter(job=job).count() == 5
 
 
@@ -205,7 +207,7 @@ def test_a_failing_item_is_reported_and_the_others_are_stored(workspace, corpus)
     job = run(make_job(generator, corpus), batch_size=5)
 
     assert (job.status, job.done, job.failed, job.error_count) == ("succeeded", 4, 1, 1)
-    seed = generate.sample_seed(generator_id=generator.pk, item_key="k2", index=0)
+    seed = generation_run.sample_seed(generator_id=generator.pk, item_key="k2", index=0)
     assert job.errors == [{"item_key": "k2", "seed": seed, "error": "ValueError: cannot draw 'broken' prompts"}]
     assert pairs(generator) == expected_pairs(generator, ["k0", "k1", "k3", "k4"])
 
@@ -214,7 +216,7 @@ def test_a_job_whose_writer_is_behind_still_counts_its_samples(workspace, corpus
     # The writer inserts nothing until the pipeline has ended, as when the database is
     # slower than the device: the status must not be read from counters still at zero
     # (a CI run once saw "failed: 5 made, 1 failed").
-    monkeypatch.setattr(generate._Run, "_insert_pending", lambda self: None)
+    monkeypatch.setattr(generation_run._Run, "_insert_pending", lambda self: None)
     generator = make_generator(workspace, function="broken_on")
     job = run(make_job(generator, corpus), batch_size=5)
 
@@ -223,7 +225,7 @@ def test_a_job_whose_writer_is_behind_still_counts_its_samples(workspace, corpus
 
 
 def test_a_job_keeps_the_first_errors_and_counts_them_all(workspace, corpus, monkeypatch):
-    monkeypatch.setattr(generate, "MAX_STORED_ERRORS", 2)
+    monkeypatch.setattr(generation_run, "MAX_STORED_ERRORS", 2)
     generator = make_generator(workspace, function="broken_on", word="e")
     job = run(make_job(generator, corpus, item_keys=["k0", "k1", "k2", "k3"]), batch_size=2)
 
@@ -342,9 +344,18 @@ def test_a_job_cancelled_while_its_worker_was_lost_is_not_resumed(workspace, cor
 # ------------------------------------------------------------------------------
 
 
-def test_a_new_job_is_sent_to_the_worker_once_committed(workspace, corpus, monkeypatch):
-    sent = []
-    monkeypatch.setattr(generation_job_task, "delay", lambda job_id: sent.append(job_id))
+def test_a_new_job_is_sent_to_the_worker_once_committed(workspace, corpus, sent_tasks):
     generator = make_generator(workspace)
     job = services.generation_job_create(generator=generator, corpus=corpus)
-    assert sent == [job.pk]
+    assert sent_tasks == [(generation_job_run_task.name, (job.pk,))]
+
+
+def test_the_services_send_the_tasks_by_their_own_names_to_their_queues():
+    # Sent by name, not through the task's object: a renamed task must be renamed here too.
+    assert (enqueue.GENERATION_JOB_RUN_TASK, enqueue.IMPORT_JOB_TASK) == (
+        generation_job_run_task.name, import_job_task.name,
+    )
+    queue = {name: app.amqp.router.route({}, name)["queue"].name for name in (
+        enqueue.GENERATION_JOB_RUN_TASK, enqueue.IMPORT_JOB_TASK,
+    )}
+    assert queue == {enqueue.GENERATION_JOB_RUN_TASK: "gpu", enqueue.IMPORT_JOB_TASK: "celery"}

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from generation.models import Corpus, GenerationJob, Generator, Item
-from generation.tasks import generation_job_run
+from generation.tasks import generation_job_run_task
 from workspaces.models import Membership, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -85,17 +85,15 @@ def test_cancel_a_running_job_from_the_page(client, workspace, django_user_model
     assert "has ended (succeeded)" in client.get(page_url(generator)).content.decode()
 
 
-def test_start_a_job_from_the_page(client, workspace, django_user_model, generator, corpus, monkeypatch,
+def test_start_a_job_from_the_page(client, workspace, django_user_model, generator, corpus, sent_tasks,
                                   django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr(generation_job_run, "delay", sent.append)
     client = signed_in(client, workspace, django_user_model)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/generators/{generator.pk}/jobs/", {"corpus": corpus.pk, "seeds_per_item": 3})
     assert response.status_code == 302
     job = GenerationJob.objects.get()
     assert (job.corpus, job.total, job.status) == (corpus, 6, "queued")
-    assert sent == [job.pk]
+    assert sent_tasks == [(generation_job_run_task.name, (job.pk,))]
     assert "is queued: 6 samples" in client.get(page_url(generator)).content.decode()
 
 
@@ -119,10 +117,8 @@ def test_a_generator_of_another_workspace_is_not_found(client, workspace, django
 
 
 def test_a_job_whose_worker_is_gone_is_shown_interrupted_and_resumed_from_the_page(
-    client, workspace, django_user_model, generator, corpus, settings, monkeypatch, django_capture_on_commit_callbacks
+    client, workspace, django_user_model, generator, corpus, settings, sent_tasks, django_capture_on_commit_callbacks
 ):
-    sent = []
-    monkeypatch.setattr(generation_job_run, "delay", sent.append)
     settings.PARITY_JOB_HEARTBEAT_TIMEOUT = 30
     silent = timezone.now() - timedelta(seconds=31)
     job = GenerationJob.objects.create(
@@ -141,7 +137,7 @@ def test_a_job_whose_worker_is_gone_is_shown_interrupted_and_resumed_from_the_pa
     assert response.status_code == 200
     html = response.content.decode()
     assert 'data-status="queued"' in html and "every 1s" in html and ">Resume</button>" not in html
-    assert sent == [job.pk]
+    assert sent_tasks == [(generation_job_run_task.name, (job.pk,))]
 
     again = client.post(f"/generators/{generator.pk}/jobs/{job.pk}/resume/")
     assert again.status_code == 302

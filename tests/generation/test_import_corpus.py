@@ -10,7 +10,7 @@ from PIL import Image
 from generation import services
 from generation.errors import IngestError
 from generation.models import Corpus, Item, Sample
-from generation.services import corpus_import
+from generation.services import corpus_import, imports
 from tests.generation import builders as b
 
 
@@ -39,7 +39,7 @@ def assert_item_matches(item: Item, pair: b.Pair, *, fmt: str, mode: str, size: 
 @pytest.fixture
 def small_batches(monkeypatch):
     """Write rows in batches of one, so a refused import has really inserted rows to undo."""
-    monkeypatch.setattr(services, "BATCH", 1)
+    monkeypatch.setattr(imports, "BATCH", 1)
 
 
 # ------------------------------------------------------------------------------

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from generation import services
 from generation.errors import IngestError
 from generation.models import Corpus, Generator, Item, Sample
-from generation.services import corpus_import, samples_import
+from generation.services import corpus_import, imports, samples_import
 from tests.generation import builders as b
 
 KEYS = ["k000", "k001", "k002"]
@@ -35,7 +34,7 @@ def corpus_files(corpus, media_root):
 @pytest.fixture
 def small_batches(monkeypatch):
     """Store samples one at a time, so a refused import has really stored some to undo."""
-    monkeypatch.setattr(services, "BATCH", 1)
+    monkeypatch.setattr(imports, "BATCH", 1)
 
 
 def entries(seed: int = 0) -> list[b.Entry]:

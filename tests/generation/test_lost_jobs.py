@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 from django.utils import timezone
 
-from generation import generate, heartbeat, services
+from generation import services
 from generation.models import Corpus, GenerationJob, Item, Sample
 from generation.tasks import generation_jobs_interrupt_lost_task
 from parity.celery import app
@@ -61,7 +61,7 @@ def in_a_thread():
 
         def target():
             try:
-                ended.append(generate.generation_job_run(job_id=job.pk, batch_size=1, workers=1))
+                ended.append(services.generation_job_run(job_id=job.pk, batch_size=1, workers=1))
             finally:
                 connections.close_all()
 
@@ -100,7 +100,7 @@ def test_a_batch_longer_than_the_timeout_keeps_its_job_running(workspace, corpus
     started = timezone.now()
 
     time.sleep(1.3)  # past the timeout, inside the first batch
-    assert heartbeat.generation_jobs_interrupt_lost() == 0
+    assert services.generation_jobs_interrupt_lost() == 0
     job.refresh_from_db()
     assert job.status == "running" and job.heartbeat_at > started
 
@@ -128,11 +128,11 @@ def test_a_job_is_claimed_once_queued_or_interrupted_never_while_its_worker_beat
         generator=make_generator(workspace, seconds=0), corpus=corpus, enqueue=False
     )
     silent_for(job, 5)
-    assert generate.generation_job_run(job_id=job.pk).status == "running"
+    assert services.generation_job_run(job_id=job.pk).status == "running"
     assert not Sample.objects.exists()
 
     silent_for(job, 31)
-    job = generate.generation_job_run(job_id=job.pk)
+    job = services.generation_job_run(job_id=job.pk)
     assert (job.status, job.done) == ("succeeded", 4)
 
 
@@ -220,7 +220,7 @@ def test_ctrl_c_interrupts_and_resume_makes_only_the_missing_samples(workspace, 
     made_now = drawn(log)[2:]
     assert len(made_now) == 2 and not set(made_now) & set(before)
     assert sorted(before + made_now) == sorted(
-        generate.sample_seed(generator_id=generator.pk, item_key=f"k{i}", index=0) for i in range(4)
+        services.sample_seed(generator_id=generator.pk, item_key=f"k{i}", index=0) for i in range(4)
     )
 
 

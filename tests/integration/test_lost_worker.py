@@ -17,9 +17,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from generation import generate, heartbeat, services
+from generation import services
 from generation.models import Corpus, GenerationJob, Item, Sample
-from generation.tasks import generation_job_run
+from generation.tasks import generation_job_run_task
 from parity.celery import app
 from tests.generation import backend_functions
 from tests.integration.test_worker import _database_url
@@ -75,9 +75,9 @@ def corpus(workspace):
 
 
 def send(job: GenerationJob, redis_url: str) -> None:
-    """What the job's commit sends: its task, routed to the `gpu` queue, through Redis."""
+    """What the job's commit sends: its task by name, routed to the `gpu` queue, through Redis."""
     with app.connection_for_write(redis_url) as broker:
-        generation_job_run.apply_async(args=[job.pk], connection=broker)
+        app.send_task(generation_job_run_task.name, args=[job.pk], connection=broker)
 
 
 def wait_for(condition, what: str, seconds: float = 90.0):
@@ -133,7 +133,7 @@ def test_a_job_whose_worker_is_killed_is_interrupted_and_resumed_and_a_cancel_en
     assert 2 <= len(made) < ITEMS
     drawn_before = len(drawn(log))
 
-    job = heartbeat.generation_job_resume(job=job, enqueue=False)  # enqueued below, through Redis
+    job = services.generation_job_resume(job=job, enqueue=False)  # enqueued below, through Redis
     assert job.status == "queued"
     send(job, redis_url)
     job = wait_for(
@@ -141,7 +141,7 @@ def test_a_job_whose_worker_is_killed_is_interrupted_and_resumed_and_a_cancel_en
     )
 
     assert restarted.poll() is None
-    every = {generate.sample_seed(generator_id=generator.pk, item_key=f"k{i}", index=0) for i in range(ITEMS)}
+    every = {services.sample_seed(generator_id=generator.pk, item_key=f"k{i}", index=0) for i in range(ITEMS)}
     assert (job.done, job.skipped, job.failed, job.total) == (ITEMS, 0, 0, ITEMS)
     assert set(Sample.objects.filter(job=job).values_list("seed", flat=True)) == every
     assert Sample.objects.count() == ITEMS

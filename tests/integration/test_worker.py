@@ -12,9 +12,9 @@ from django.core.files import File
 from django.db import connection
 from PIL import Image
 
-from generation import jobs
+from generation import services
 from generation.models import Corpus, ImportJob
-from generation.tasks import import_job_task
+from generation.services import import_jobs
 from parity.celery import app
 
 
@@ -59,16 +59,17 @@ def worker(redis_url, transactional_db, media_root, tmp_path):
 def test_worker_imports_a_corpus_sent_through_redis(worker, workspace, redis_url, tmp_path, media_root,
                                                      monkeypatch):
     sent = []
+    send_task = app.send_task
 
-    def through_redis(*args):
-        """What `delay` does, on the worker's broker rather than this process's."""
+    def through_redis(name, args):
+        """What the service sends, on the worker's broker rather than this process's."""
         with app.connection_for_write(redis_url) as broker:
-            sent.append(import_job_task.apply_async(args=args, connection=broker))
+            sent.append(send_task(name, args=args, connection=broker))
 
-    monkeypatch.setattr(import_job_task, "delay", through_redis)
+    monkeypatch.setattr(app, "send_task", through_redis)
     archive = _write_corpus(tmp_path / "corpus.zip", 4)
     with archive.open("rb") as upload:
-        job = jobs.import_job_create(
+        job = services.import_job_create(
             kind=ImportJob.Kind.CORPUS, workspace=workspace, upload=File(upload), filename="corpus.zip",
             total=4, name="via-worker",
         )
@@ -84,7 +85,7 @@ def test_worker_imports_a_corpus_sent_through_redis(worker, workspace, redis_url
     assert job.status == ImportJob.Status.SUCCEEDED, f"the job is {job.status} after 60 s: {job.error}"
     corpus = Corpus.objects.get(name="via-worker")
     assert (job.corpus_id, job.created, corpus.source) == (corpus.pk, 4, "corpus.zip")
-    assert not list((media_root / jobs.UPLOADS).rglob("*.zip")), "the upload outlived its job"
+    assert not list((media_root / import_jobs.UPLOADS).rglob("*.zip")), "the upload outlived its job"
     assert corpus.items.count() == 4
     assert sorted(corpus.items.values_list("key", flat=True)) == ["k0", "k1", "k2", "k3"]
     assert all((media_root / item.image.name).is_file() for item in corpus.items.all())

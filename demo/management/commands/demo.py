@@ -43,10 +43,9 @@ from django.utils.text import slugify
 from annotate.models import Assignment, Judgment, Study
 from annotate.services import study_build_trials, study_create, study_open
 from demo.scenes import write_webdataset
-from generation.heartbeat import generation_jobs_interrupt_lost
 from generation.models import Corpus, GenerationJob, Generator, Sample, Series
 from generation.selectors import held_out
-from generation.services import corpus_import
+from generation.services import corpus_import, generation_jobs_interrupt_lost
 from workspaces.cli import progress_bar
 from workspaces.models import Membership, Workspace
 

@@ -1,6 +1,6 @@
 """`python manage.py generate`: run a generator's backend over a corpus's items in this process.
 
-The same run as a GPU worker's (generation/generate.py), with a progress bar; the job
+The same run as a GPU worker's (generation/services/generation_run.py), with a progress bar; the job
 is recorded like any other, so the generator page and the API show it. Ctrl-C leaves
 the job interrupted. `--resume N` resumes job N here, a job interrupted by Ctrl-C or
 whose worker was lost; `--generator NAME --resume` resumes that generator's newest
@@ -9,8 +9,7 @@ interrupted job. A resumed job makes only the samples still missing.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation import heartbeat, services
-from generation.generate import DEFAULT_WORKERS, generation_job_run
+from generation import services
 from generation.models import Corpus, GenerationJob, Generator
 from workspaces.cli import progress_bar
 from workspaces.errors import ParityError
@@ -36,8 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--seeds", type=int, default=1, help="samples per item, each with its own seed (default 1)")
         parser.add_argument("--batch-size", type=int, help="images per backend call (default: the backend's)")
         parser.add_argument("--device", help="cuda, cuda:1, cpu… (default: the backend's choice, a GPU if any)")
-        parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                            help=f"threads encoding and storing images (default {DEFAULT_WORKERS})")
+        parser.add_argument("--workers", type=int, default=services.DEFAULT_WORKERS,
+                            help=f"threads encoding and storing images (default {services.DEFAULT_WORKERS})")
         parser.add_argument("--job", type=int, help="run this queued or interrupted job instead of starting one")
         parser.add_argument(
             "--resume", nargs="?", const=NEWEST, metavar="JOB",
@@ -64,7 +63,7 @@ class Command(BaseCommand):
                 f"Generating {job_obj.generator.name}", total=job_obj.total, unit=" images",
                 disable=options["verbosity"] == 0,
             ) as on_progress:
-                job_obj = generation_job_run(
+                job_obj = services.generation_job_run(
                     job_id=job_obj.pk, device=device, batch_size=batch_size, workers=workers, on_progress=on_progress
                 )
         except KeyboardInterrupt:
@@ -76,7 +75,7 @@ class Command(BaseCommand):
 
     def _job(self, job_id: int) -> GenerationJob:
         jobs = GenerationJob.objects.select_related("generator", "corpus").filter(pk=job_id)
-        heartbeat.generation_jobs_interrupt_lost(jobs=jobs)
+        services.generation_jobs_interrupt_lost(jobs=jobs)
         job = jobs.first()
         if job is None:
             raise CommandError(f"no generation job {job_id}")
@@ -93,7 +92,7 @@ class Command(BaseCommand):
             if not name:
                 raise CommandError("give --resume JOB, or --generator with --resume for its newest interrupted job")
             generator = self._generator(name, workspace)
-            heartbeat.generation_jobs_interrupt_lost(jobs=generator.jobs.all())
+            services.generation_jobs_interrupt_lost(jobs=generator.jobs.all())
             job = generator.jobs.filter(status=GenerationJob.Status.INTERRUPTED).order_by("-created_at", "-pk").first()
             if job is None:
                 raise CommandError(f"generator {generator.name!r} has no interrupted job")
@@ -105,7 +104,7 @@ class Command(BaseCommand):
             if job is None:
                 raise CommandError(f"no generation job {resume}")
         try:
-            heartbeat.generation_job_resume(job=job, enqueue=False)
+            services.generation_job_resume(job=job, enqueue=False)
         except ParityError as exc:
             raise CommandError(str(exc)) from None
         return GenerationJob.objects.select_related("generator", "corpus").get(pk=job.pk)

@@ -1,4 +1,4 @@
-"""Writes of the generation domain: corpus and sample imports; series and generators.
+"""Corpus and sample imports: the CLI's, and the upload's underneath.
 
 An import is all-or-nothing by default: every record is validated, every problem is
 collected, and if any record is bad nothing is written — no rows (one transaction)
@@ -13,18 +13,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
-from django.utils import timezone
 
-from generation import selectors
-from generation.backends import backend_check
-from generation.errors import Duplicate, IngestError, InUse, NameTaken, NotCancellable, Rejection
-from generation.heartbeat import generation_jobs_interrupt_lost
+from generation.errors import Duplicate, IngestError, Rejection
 from generation.ingest.archives import ArchiveLimits
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
-from generation.models import Corpus, GenerationJob, Generator, Item, Sample, Series
-from workspaces.errors import ParityError
+from generation.models import Corpus, Generator, Item, Sample
 from workspaces.models import Workspace
 
 BATCH = 256
@@ -303,127 +297,3 @@ class _StoredFiles:
         for name in self.created:
             self.storage.delete(name)
         self.created.clear()
-
-
-# ------------------------------------------------------------------------------
-# Series and generators
-# ------------------------------------------------------------------------------
-# Fields of a generator that `generator_update` may change; its workspace is fixed.
-GENERATOR_FIELDS = (
-    "name", "description", "series", "params", "train_images", "train_flops", "train_step",
-    "settings", "metrics", "backend", "backend_config",
-)
-
-
-def series_create(*, workspace: Workspace, name: str, description: str = "") -> Series:
-    try:
-        with transaction.atomic():
-            return Series.objects.create(workspace=workspace, name=name, description=description)
-    except IntegrityError:
-        raise NameTaken(f"workspace {workspace.slug!r} already has a series named {name!r}") from None
-
-
-def generator_create(*, workspace: Workspace, name: str, **fields) -> Generator:
-    """A new generator of `workspace`; `fields` are any of `GENERATOR_FIELDS`."""
-    generator = Generator(workspace=workspace, name=name)
-    return generator_update(generator=generator, **fields)
-
-
-def generator_update(*, generator: Generator, **fields) -> Generator:
-    unknown = set(fields) - set(GENERATOR_FIELDS)
-    if unknown:
-        raise TypeError(f"not a generator field: {', '.join(sorted(unknown))}")
-    for name, value in fields.items():
-        setattr(generator, name, value)
-    backend_check(backend=generator.backend, config=generator.backend_config, settings=generator.settings)
-    if generator.series is not None and generator.series.workspace_id != generator.workspace_id:
-        raise ParityError(f"series {generator.series.name!r} belongs to another workspace")
-    try:
-        with transaction.atomic():
-            generator.save()
-    except IntegrityError:
-        if Generator.objects.filter(workspace=generator.workspace_id, name=generator.name).exclude(
-            pk=generator.pk
-        ).exists():
-            raise NameTaken(f"the workspace already has a generator named {generator.name!r}") from None
-        raise
-    return generator
-
-
-def generator_delete(*, generator: Generator) -> None:
-    """Delete a generator with its samples and jobs; refused while a study's trials use them."""
-    try:
-        with transaction.atomic():
-            generator.delete()
-    except ProtectedError:
-        raise InUse(f"generator {generator.name!r} has trials in a study; it cannot be deleted") from None
-
-
-# ------------------------------------------------------------------------------
-# Generation jobs
-# ------------------------------------------------------------------------------
-# A generator whose samples are uploaded has no backend to run.
-UPLOAD_BACKEND = "upload"
-# `GenerationJob.total` is a PositiveIntegerField: the largest value every database stores.
-MAX_JOB_SAMPLES = 2**31 - 1
-
-
-def generation_job_create(
-    *,
-    generator: Generator,
-    corpus: Corpus,
-    item_keys: list[str] | None = None,
-    seeds_per_item: int = 1,
-    enqueue: bool = True,
-) -> GenerationJob:
-    """Queue a run of `generator`'s backend over `corpus`'s items: those of `item_keys`, or every item.
-
-    `total` is the samples the job is to make, items × `seeds_per_item`, counted now.
-    The job is sent to the `gpu` queue once the transaction commits; `enqueue=False`
-    leaves it for the caller to run (the `generate` command runs it in-process).
-    """
-    keys = list(item_keys or [])
-    if generator.backend == UPLOAD_BACKEND:
-        raise ParityError(f"generator {generator.name!r} has no backend to run: its samples are uploaded")
-    if corpus.workspace_id != generator.workspace_id:
-        raise ParityError(f"corpus {corpus.name!r} belongs to another workspace than generator {generator.name!r}")
-    if seeds_per_item < 1:
-        raise ParityError("a job makes at least one seed per item")
-    if len(set(keys)) != len(keys):
-        raise ParityError("an item key is listed twice")
-    if keys and (missing := selectors.item_keys_missing(corpus=corpus, keys=keys)):
-        raise ParityError(f"corpus {corpus.name!r} has no item with key {missing[0]!r}")
-    items = len(keys) if keys else corpus.items.count()
-    if items == 0:
-        raise ParityError(f"corpus {corpus.name!r} has no items")
-    total = items * seeds_per_item
-    if total > MAX_JOB_SAMPLES:
-        raise ParityError(f"a job makes at most {MAX_JOB_SAMPLES:,} samples; this one would make {total:,}")
-    job = GenerationJob.objects.create(
-        generator=generator, corpus=corpus, item_keys=keys, seeds_per_item=seeds_per_item, total=total
-    )
-    if enqueue:
-        from generation.tasks import generation_job_run  # tasks import this module
-
-        transaction.on_commit(lambda: generation_job_run.delay(job.pk))
-    return job
-
-
-def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
-    """Cancel a queued or interrupted job at once; ask a running one to stop, which its worker
-    does between batches.
-
-    A running job whose worker is gone (generation/heartbeat.py) is cancelled at once, and
-    one whose worker goes silent after the request ends cancelled when the loss is seen.
-    A job that has ended cannot be cancelled (`NotCancellable`); asking twice is harmless.
-    """
-    jobs = GenerationJob.objects.filter(pk=job.pk)
-    generation_jobs_interrupt_lost(jobs=jobs)
-    cancelled = jobs.filter(status__in=[GenerationJob.Status.QUEUED, GenerationJob.Status.INTERRUPTED]).update(
-        status=GenerationJob.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    )
-    if not cancelled and not jobs.filter(status=GenerationJob.Status.RUNNING).update(cancel_requested=True):
-        job.refresh_from_db()
-        raise NotCancellable(f"generation job {job.pk} has ended ({job.status}); there is nothing to cancel")
-    job.refresh_from_db()
-    return job

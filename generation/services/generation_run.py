@@ -1,6 +1,6 @@
 """Running a generation job: a generator's backend over a corpus's items, on a worker.
 
-The Celery task (`generation.tasks.generation_job_run`, queue `gpu`) and the
+The Celery task (`generation.tasks.generation_job_run_task`, queue `gpu`) and the
 `generate` command both call `generation_job_run`. The engine's
 `generate_pipelined` samples batch after batch on this thread while the previous
 batches are encoded as PNG (in processes, for a CUDA backend) and stored by a
@@ -24,7 +24,7 @@ Resuming. A run makes only the (item, seed) pairs that have no sample yet; pairs
 that have one are counted as `skipped` (or, when this job made them in an earlier
 run, as `done`). So a job whose worker was killed half-way is simply run again. The
 run writes the job's heartbeat every few seconds from a timer thread; a job whose
-heartbeat stops is marked `interrupted` (generation/heartbeat.py) and is resumed
+heartbeat stops is marked `interrupted` (heartbeat.py) and is resumed
 from the page, the API or `generate --resume`, or by its task delivered again (it
 acks late). A run claims a queued or interrupted job, never one whose heartbeat is
 fresh. Two runs of one job at once cannot make a sample twice (the unique
@@ -55,8 +55,8 @@ from django.utils import timezone
 
 from generation.backends import backend_load
 from generation.errors import BackendError
-from generation.heartbeat import generation_jobs_interrupt_lost, heartbeat_every
 from generation.models import GenerationJob, Item, Sample
+from generation.services.heartbeat import generation_jobs_interrupt_lost, heartbeat_every
 
 log = logging.getLogger(__name__)
 

@@ -5,15 +5,11 @@ upload handler, `CappedTemporaryFileUploadHandler`: Django's temporary-file hand
 so no upload is ever held whole in memory, counting the bytes so that a body past its
 cap stops with 413 as soon as the cap is passed, whatever Content-Length claimed.
 
-A bundle is imported by the CLI's services (`generation.jobs.bundle_import`): during
-the request when it holds at most PARITY_API_INLINE_IMPORT_MAX images (201), else by
-a worker as an `ImportJob` (202, with the job's URL in Location).
+A bundle is imported by the CLI's services: during the request when it holds at most
+PARITY_API_INLINE_IMPORT_MAX images (201, `upload_import`), else by a worker as an
+`ImportJob` (202, with the job's URL in Location).
 """
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +23,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from generation import jobs, services
+from generation import services
 from generation.errors import IngestError
 from generation.ingest.archives import archive_format, archive_image_count
 from generation.serializers import ImportJobSerializer, ImportResultSerializer
@@ -138,28 +134,15 @@ def import_upload(*, request, upload, kind: str, workspace, generator=None, corp
     fields = {"kind": kind, "workspace": workspace, "generator": generator, "corpus": corpus, "name": name,
               "description": description, "skip_bad": skip_bad}
     if archive.images <= settings.PARITY_API_INLINE_IMPORT_MAX:
-        with _named(archive) as source:
-            try:
-                corpus, result = jobs.bundle_import(source=source, label=archive.name, **fields)
-            except IngestError as exc:
-                raise jobs.shown_error(exc, str(Path(source).parent)) from None
-        folder = str(Path(source).parent)
+        corpus, result = services.upload_import(path=archive.upload.temporary_file_path(), label=archive.name, **fields)
         body = {
             "corpus": corpus.pk if corpus else None, "created": result.created, "skipped": result.skipped,
-            "converted": result.converted, "rejected": [jobs.shown_rejection(r, folder) for r in result.rejected],
+            "converted": result.converted, "rejected": result.rejected,
         }
         return Response(ImportResultSerializer(body).data, status=status.HTTP_201_CREATED)
-    job = jobs.import_job_create(
+    job = services.import_job_create(
         upload=upload, filename=archive.name, total=archive.images, created_by=request.user, **fields
     )
     url = reverse("import-job-detail", args=[job.pk], request=request)
     return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
-
-@contextmanager
-def _named(archive: ReceivedArchive) -> Iterator[str]:
-    """The temporary file under the upload's own name, which the readers go by (a link, not a copy)."""
-    with tempfile.TemporaryDirectory(prefix="parity-upload-") as folder:
-        path = os.path.join(folder, archive.name)
-        os.symlink(archive.upload.temporary_file_path(), path)
-        yield path

@@ -26,7 +26,8 @@ from django.utils import timezone
 
 from generation.errors import ImportCancelled, IngestError, NotCancellable, Rejection
 from generation.models import Corpus, Generator, ImportJob
-from generation.services import ImportResult, corpus_import, samples_import
+from generation.services.enqueue import IMPORT_JOB_TASK, enqueue_on_commit
+from generation.services.imports import ImportResult, corpus_import, samples_import
 from workspaces.errors import ParityError
 from workspaces.models import Workspace
 
@@ -90,9 +91,7 @@ def import_job_create(
                 description=description, skip_bad=skip_bad, upload=stored, filename=filename,
                 total=total, created_by=created_by,
             )
-            from generation.tasks import import_job_task  # tasks import this module
-
-            transaction.on_commit(lambda: import_job_task.delay(job.pk))
+            enqueue_on_commit(IMPORT_JOB_TASK, job.pk)
     except BaseException:
         _discard(stored)
         raise

@@ -1,7 +1,7 @@
 """Generation jobs whose worker is gone: found by their heartbeat, marked interrupted, resumed.
 
 A run writes its job's `heartbeat_at` when it claims the job and then every sixth of
-PARITY_JOB_HEARTBEAT_TIMEOUT from a timer thread (generation/generate.py), so a long
+PARITY_JOB_HEARTBEAT_TIMEOUT from a timer thread (generation_run.py), so a long
 batch or a slow backend load does not look dead. A `running` job whose heartbeat is
 older than the timeout has lost its worker (killed, its machine gone): nothing
 would ever end it, and with the filesystem broker no task is delivered again. Such
@@ -12,20 +12,19 @@ worker's start, each read of jobs by the API and the generator page, a cancel, a
 resume and a claim. It writes only when it finds one: on SQLite an update, even of
 no row, would wait for the write lock that a running job's writer holds.
 
-Resuming an interrupted job queues it again; its run makes only the samples still
-missing (seeds are fixed per generator and item, and existing samples are skipped).
+Resuming an interrupted job (`generation_job_resume`) queues it again; its run makes
+only the samples still missing (seeds are fixed per generator and item, and existing
+samples are skipped).
 """
 
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from generation.errors import NotResumable
 from generation.models import GenerationJob, Sample
 
 log = logging.getLogger(__name__)
@@ -72,27 +71,3 @@ def generation_jobs_interrupt_lost(*, jobs: QuerySet[GenerationJob] | None = Non
             found, settings.PARITY_JOB_HEARTBEAT_TIMEOUT, interrupted, cancelled,
         )
     return cancelled + interrupted
-
-
-def generation_job_resume(*, job: GenerationJob, enqueue: bool = True) -> GenerationJob:
-    """Queue an interrupted job again; its run makes only the samples still missing.
-
-    The job is sent to the `gpu` queue once the transaction commits; `enqueue=False`
-    leaves it for the caller to run (the `generate` command runs it in-process). A job
-    that is not interrupted (`NotResumable`) says what it is instead.
-    """
-    jobs = GenerationJob.objects.filter(pk=job.pk)
-    generation_jobs_interrupt_lost(jobs=jobs)
-    if not jobs.filter(status=Status.INTERRUPTED).update(status=Status.QUEUED, heartbeat_at=None):
-        job.refresh_from_db()
-        state = {
-            Status.QUEUED: "is queued: a worker will run it",
-            Status.RUNNING: "is running: its worker writes its heartbeat",
-        }.get(job.status, f"has ended ({job.status}); a new job makes only the samples that are missing")
-        raise NotResumable(f"generation job {job.pk} {state}")
-    if enqueue:
-        from generation.tasks import generation_job_run  # tasks import this module
-
-        transaction.on_commit(lambda: generation_job_run.delay(job.pk))
-    job.refresh_from_db()
-    return job
