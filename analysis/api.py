@@ -4,10 +4,13 @@
 
 For anyone who can see the study (`annotate.selectors.study_for_user`: a member of its
 workspace, any role, or a superuser); another workspace's study is a 404 like one
-that does not exist. The stored report is served while it matches the data;
-otherwise one is built during the request (a second or two for a small study; for
-a study of a million judgments, about 6 s on two cores, `bench/report_from_db.py`:
-`manage.py report` does the same offline).
+that does not exist. The stored report is served while it matches the data; otherwise
+the study page's rule applies (`analysis.services.report_delivery`): a study of at most
+`PARITY_REPORT_INLINE_MAX` judgments has its report built during the request (a
+second or two), a larger one by a worker. Until that worker is done the answer is a
+202 Accepted with a JSON body `{"status": "building", "message": ...}` and a
+`Retry-After` header, for any format; a later GET gets the report (`manage.py
+report` builds one offline).
 A build writes the study's generators done when it has a target half-width.
 A build that fails is a 500 with the error body (code `report_failed`, the error in
 one line as its message), logged with its traceback; the same data are not tried
@@ -21,9 +24,10 @@ import logging
 
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis import exports
@@ -100,6 +104,12 @@ HTML_EXAMPLE = (
     '<!doctype html>\n<html lang="en">\n<head>…inline CSS…</head>\n'
     "<body>…tables and inline SVG plots…</body>\n</html>\n"
 )
+# As often as the study page polls its panel.
+RETRY_AFTER_SECONDS = 10
+BUILDING = {
+    "status": "building",
+    "message": "The report is being built by a worker: ask again after Retry-After seconds.",
+}
 
 
 class ReportQuery(serializers.Serializer):
@@ -121,7 +131,13 @@ class StudyReport(APIView):
         summary="A study's report",
         description=(__doc__ or "") + "\n\n" + (exports.__doc__ or ""),
         tags=["studies"],
-        parameters=[ReportQuery],
+        parameters=[
+            ReportQuery,
+            OpenApiParameter(
+                "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[202],
+                description="Seconds to wait before asking again.",
+            ),
+        ],
         responses={
             (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT, description="Everything in the report.",
@@ -135,6 +151,12 @@ class StudyReport(APIView):
                 OpenApiTypes.STR, description="One self-contained page: inline CSS and SVG, nothing fetched.",
                 examples=[OpenApiExample("html", value=HTML_EXAMPLE, media_type="text/html")],
             ),
+            (202, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="A study of more than PARITY_REPORT_INLINE_MAX judgments whose report a worker is "
+                "building, whatever the format: ask again after Retry-After seconds.",
+                examples=[OpenApiExample("building", value=BUILDING, media_type="application/json")],
+            ),
         },
     )
     def get(self, request, slug: str):
@@ -147,13 +169,19 @@ class StudyReport(APIView):
         query.is_valid(raise_exception=True)
         file_format = query.validated_data["format"]
         try:
-            snapshot = services.report_snapshot_current(study=study)
-        except services.ReportBuildFailed:  # logged with its traceback when it failed
-            raise
+            delivery = services.report_delivery(study=study)
         except Exception as exc:  # numerical code on any data: a JSON error, never Django's HTML page
             log.exception("report of study %s failed", study.slug)
             reason = services.one_line(f"{type(exc).__name__}: {exc}")
             raise services.ReportBuildFailed(reason) from exc
+        if delivery.how == services.Delivery.BUILDING:
+            return Response(
+                BUILDING, status=status.HTTP_202_ACCEPTED,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
+            )
+        snapshot = delivery.snapshot
+        if delivery.how == services.Delivery.FAILED:  # logged with its traceback when it failed
+            raise services.ReportBuildFailed(services.one_line(snapshot.error))
         body = {"json": snapshot.report_json, "csv": snapshot.report_csv, "html": snapshot.report_html}[file_format]
         content_type, extension = FORMATS[file_format]
         response = HttpResponse(body, content_type=content_type)

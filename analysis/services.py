@@ -2,7 +2,7 @@
 
 Planning (ARCHITECTURE.md: analysis writes plain values onto annotate's models, the
 assignment engine only reads them): for a study with a target half-width, every
-report build and the periodic `tasks.plan_update_open_studies` write
+report build and the periodic `tasks.plan_update_open_studies_task` write
 `Study.generators_done`, the ids of generators whose interval is already narrow
 enough (`stats.generators_done`: at most the target with at least 100 judgments).
 The engine stops serving them. The list is recomputed from scratch each time, so a
@@ -10,8 +10,12 @@ generator whose interval widens again (an exclusion rule changed) is served agai
 A study without a target is left as it is.
 
 Stored reports (`models.ReportSnapshot`): the study page and the API serve the last
-report while its fingerprint (`selectors.study_fingerprint`) still matches; a large
-study's is rebuilt by a worker (`report_snapshot_request`).
+report while its fingerprint (`selectors.study_fingerprint`) still matches, and both
+ask `report_delivery` what to do otherwise: build it during the request for a small
+study, ask a worker for a large one (`report_snapshot_request`).
+
+Work for a worker goes through `task_send`, by the task's name: `analysis.tasks`
+imports this module, so this module never imports it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from http import HTTPStatus
 
+from celery import current_app
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -40,6 +47,15 @@ log = logging.getLogger(__name__)
 STORED_OPTIONS = ReportOptions()
 # An error message short enough for one line of an API answer.
 ERROR_LINE_CHARS = 300
+
+
+def task_send(*, name: str, args: tuple = ()) -> None:
+    """Send the task `analysis.tasks.<name>` with `args` once the current transaction commits.
+
+    By name, through the Celery app: the tasks module imports this one, so importing it
+    here would close a cycle. After the commit, so that a worker reads what the request wrote.
+    """
+    transaction.on_commit(lambda: current_app.send_task(f"analysis.tasks.{name}", args=args))
 
 
 def study_generators_done_write(*, study: Study, done_ids) -> bool:
@@ -75,6 +91,16 @@ def study_report(
         study_generators_done_write(study=study, done_ids=report.done_ids)
         report.configuration["generators_done"] = list(study.generators_done)
     return replace(report, seconds=report.seconds + loaded)
+
+
+def study_plan_update_request_open() -> int:
+    """Ask workers to update the generators done of each open study with a target; how many."""
+    ids = list(
+        Study.objects.filter(status=Study.Status.OPEN, target_half_width__isnull=False).values_list("pk", flat=True)
+    )
+    for study_id in ids:
+        task_send(name="study_plan_update_task", args=(study_id,))
+    return len(ids)
 
 
 def study_plan_update(*, study: Study, options: ReportOptions = STORED_OPTIONS) -> list[int] | None:
@@ -123,7 +149,7 @@ def report_snapshot_build(*, study: Study) -> ReportSnapshot:
     """Build the study's report now and store it in every format.
 
     A build that fails is recorded with the fingerprint of its data (and the error
-    raised again): `report_snapshot_stale` does not try those data again.
+    raised again): `report_delivery` does not try those data again.
     """
     started = time.perf_counter()
     # Taken before reading: judgments that arrive during the build change it, so the
@@ -149,13 +175,6 @@ def report_snapshot_build(*, study: Study) -> ReportSnapshot:
     return snapshot
 
 
-def report_snapshot_stale(*, snapshot: ReportSnapshot | None, fingerprint: str) -> bool:
-    """The stored report does not match the data, and its build did not already fail on them."""
-    if snapshot is None:
-        return True
-    return snapshot.fingerprint != fingerprint and snapshot.failed_fingerprint != fingerprint
-
-
 def report_snapshot_current(*, study: Study) -> ReportSnapshot:
     """The stored report if it matches the data, else one built now.
 
@@ -175,11 +194,9 @@ def report_snapshot_request(*, study: Study) -> bool:
     """Ask a worker to rebuild the stored report; False when a build is already under way.
 
     Marks the snapshot as building (one UPDATE that only succeeds where no recent
-    build is marked, so two requests never both enqueue) and enqueues
+    build is marked, so two requests never both enqueue) and sends
     `tasks.report_snapshot_task` once the transaction commits.
     """
-    from analysis.tasks import report_snapshot_task
-
     snapshot = _snapshot_row(study)
     now = timezone.now()
     claimed = (
@@ -188,5 +205,59 @@ def report_snapshot_request(*, study: Study) -> bool:
         .update(building_since=now)
     )
     if claimed:
-        transaction.on_commit(lambda: report_snapshot_task.delay(study.pk))
+        task_send(name="report_snapshot_task", args=(study.pk,))
     return bool(claimed)
+
+
+class Delivery(StrEnum):
+    """How a request for a study's report is answered."""
+
+    STORED = "stored"  # the stored report, current (or recent enough for the caller)
+    BUILT = "built"  # it was stale and the study small: built during the request
+    BUILDING = "building"  # a worker builds a current one; the stored one, if any, is older
+    FAILED = "failed"  # its build failed on these data, which are not tried again until they change
+
+
+@dataclass(frozen=True)
+class ReportDelivery:
+    """What `report_delivery` decided, with the report to show."""
+
+    how: Delivery
+    snapshot: ReportSnapshot | None  # None before the first build
+    judgments: int | None = None  # the study's judgments, where they had to be counted
+
+
+def _younger_than(snapshot: ReportSnapshot | None, seconds: float) -> bool:
+    if snapshot is None or snapshot.built_at is None:
+        return False
+    return (timezone.now() - snapshot.built_at).total_seconds() < seconds
+
+
+def report_delivery(*, study: Study, max_age: float = 0) -> ReportDelivery:
+    """The one rule by which the study page and the API deliver a study's report.
+
+    While a worker builds, what is stored is all there is (BUILDING). A report younger
+    than `max_age` seconds is served without checking the data, which costs a scan of
+    the study's judgments: a page that polls passes its refresh period, a download
+    passes nothing and gets a report of the data as they are. Otherwise a report that
+    matches the data is STORED, one whose build failed on them FAILED, and a stale one
+    is rebuilt: during the request (BUILT) for a study of at most
+    `settings.PARITY_REPORT_INLINE_MAX` judgments, by a worker (BUILDING) for a larger one.
+
+    A build during the request that fails raises its own error, after recording it on
+    the snapshot (`report_snapshot_build`).
+    """
+    snapshot = ReportSnapshot.objects.filter(study=study).first()
+    if snapshot is not None and snapshot.building:
+        return ReportDelivery(Delivery.BUILDING, snapshot)
+    if _younger_than(snapshot, max_age):
+        return ReportDelivery(Delivery.STORED, snapshot)
+    fingerprint, count = selectors.study_fingerprint(study=study, extra=STORED_OPTIONS.as_dict())
+    if snapshot is not None and snapshot.fingerprint == fingerprint:
+        return ReportDelivery(Delivery.STORED, snapshot, count)
+    if snapshot is not None and snapshot.failed_fingerprint == fingerprint:
+        return ReportDelivery(Delivery.FAILED, snapshot, count)
+    if count > settings.PARITY_REPORT_INLINE_MAX:
+        report_snapshot_request(study=study)
+        return ReportDelivery(Delivery.BUILDING, snapshot, count)
+    return ReportDelivery(Delivery.BUILT, report_snapshot_build(study=study), count)

@@ -37,11 +37,6 @@ def study_plan_update_task(study_id: int) -> list[int] | None:
 
 
 @shared_task
-def plan_update_open_studies() -> int:
+def plan_update_open_studies_task() -> int:
     """Run by beat (settings.CELERY_BEAT_SCHEDULE): one plan update per open study with a target."""
-    ids = list(
-        Study.objects.filter(status=Study.Status.OPEN, target_half_width__isnull=False).values_list("pk", flat=True)
-    )
-    for study_id in ids:
-        study_plan_update_task.delay(study_id)
-    return len(ids)
+    return services.study_plan_update_request_open()

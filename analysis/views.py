@@ -1,13 +1,12 @@
 """The analysis panel of the researcher's study page: the report's plots and tables, kept live by htmx.
 
-The page polls the panel every `POLL_SECONDS`. The stored report is shown as it is
-while a worker builds a newer one or while it is younger than
-`settings.PARITY_REPORT_REFRESH_SECONDS`; after that the data are checked
-(`selectors.study_fingerprint`), and a stale report is rebuilt during the request
-when the study has at most `settings.PARITY_REPORT_INLINE_MAX` judgments, or by a
-worker otherwise, while the page shows the last one with its time and a "building"
-note. A poll that would show what the page already shows answers 204, which htmx
-leaves alone.
+The page polls the panel every `POLL_SECONDS` and shows what `services.report_delivery`
+decides, the rule the report API follows too: the stored report as it is while a
+worker builds a newer one or while it is younger than
+`settings.PARITY_REPORT_REFRESH_SECONDS`; after that the data are checked, and a
+stale report is rebuilt during the request for a small study, or by a worker while
+the page shows the last one with its time and a "building" note. A poll that would
+show what the page already shows answers 204, which htmx leaves alone.
 
 Visibility goes through `annotate.selectors.study_for_user`, like the rest of the
 study page: a study the user may not see is a 404.
@@ -19,7 +18,6 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from analysis.models import ReportSnapshot
@@ -30,39 +28,23 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 10
 
 
-def _recent(snapshot: ReportSnapshot | None) -> bool:
-    if snapshot is None or snapshot.built_at is None:
-        return False
-    return (timezone.now() - snapshot.built_at).total_seconds() < settings.PARITY_REPORT_REFRESH_SECONDS
-
-
 @login_required
 @require_GET
 def study_panel(request: HttpRequest, slug: str) -> HttpResponse:
     # Imported here: the analysis brings scipy (tens of MB and a second of import per web
     # worker), which workers serving only annotators never need.
-    from analysis import selectors, services
+    from analysis import services
 
     study = annotate_selectors.study_for_user(user=request.user, slug=slug)
     if study is None:
         raise Http404("no such study")
-    snapshot = ReportSnapshot.objects.filter(study=study).first()
-    building = snapshot is not None and snapshot.building
-    count = None
-    # While a worker builds, or a report is fresh, the page shows what there is without
-    # counting the judgments (a scan of the study's judgments: a second at a million).
-    if not building and not _recent(snapshot):
-        fingerprint, count = selectors.study_fingerprint(study=study, extra=services.STORED_OPTIONS.as_dict())
-        stale = services.report_snapshot_stale(snapshot=snapshot, fingerprint=fingerprint)
-        if stale and count > settings.PARITY_REPORT_INLINE_MAX:
-            services.report_snapshot_request(study=study)
-            building = True
-        elif stale:
-            try:
-                services.report_snapshot_build(study=study)
-            except Exception:  # numerical code on any data: a message (stored by the service), never a traceback
-                log.exception("analysis of study %s failed", study.slug)
-            snapshot = ReportSnapshot.objects.filter(study=study).first()
+    try:
+        delivery = services.report_delivery(study=study, max_age=settings.PARITY_REPORT_REFRESH_SECONDS)
+        snapshot, count = delivery.snapshot, delivery.judgments
+        building = delivery.how == services.Delivery.BUILDING
+    except Exception:  # numerical code on any data: a message (stored by the service), never a traceback
+        log.exception("analysis of study %s failed", study.slug)
+        snapshot, count, building = ReportSnapshot.objects.filter(study=study).first(), None, False
     error = snapshot.error if snapshot is not None and not building else ""
     built = snapshot is not None and snapshot.built_at is not None
     shown = f"{snapshot.pk}-{snapshot.built_at.timestamp():.0f}-{int(building)}-{bool(error):d}" if built else ""

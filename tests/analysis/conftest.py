@@ -15,3 +15,4 @@ def cheap_reports(monkeypatch):
 
     monkeypatch.setattr(services, "STORED_OPTIONS", TEST_OPTIONS)
     return TEST_OPTIONS
+

@@ -1,4 +1,5 @@
-"""GET /api/v1/studies/<slug>/report/?format=json|csv|html: formats, who may get it, stored reports."""
+"""GET /api/v1/studies/<slug>/report/?format=json|csv|html: formats, who may get it, stored reports,
+the 202 of a study built by a worker."""
 
 import csv
 import io
@@ -6,9 +7,10 @@ import logging
 
 import numpy as np
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
-from analysis import services
+from analysis import api, services, tasks
 from analysis.exports import CSV_COLUMNS
 from analysis.models import ReportSnapshot
 from annotate.models import Annotator
@@ -110,3 +112,65 @@ def test_a_failed_build_is_a_json_error_logged_with_its_traceback_and_not_retrie
     assert len(calls) == 1
     add_annotators(planted, 1, seed=9)
     assert client.get(URL.format("ladder")).status_code == 500 and len(calls) == 2
+
+
+def test_a_large_study_is_accepted_while_a_worker_builds_it_then_served(
+        planted, researcher, settings, sent_tasks, django_capture_on_commit_callbacks):
+    settings.PARITY_REPORT_INLINE_MAX = 12 * len(planted.items) - 1
+    client = token_client(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = client.get(URL.format("ladder"), {"format": "csv"})
+        again = client.get(URL.format("ladder"))
+    for response in (accepted, again):
+        assert response.status_code == 202 and response["Content-Type"] == "application/json"
+        assert response.json() == api.BUILDING and "error" not in response.json()
+        assert int(response["Retry-After"]) > 0 and response["Cache-Control"] == "no-store"
+    assert sent_tasks == [("analysis.tasks.report_snapshot_task", (planted.study.pk,))]  # once
+    assert not ReportSnapshot.objects.get(study=planted.study).report_json  # nothing built in the request
+    assert tasks.report_snapshot_task(planted.study.pk) == "built"
+    served = client.get(URL.format("ladder"), {"format": "csv"})
+    assert served.status_code == 200 and served["Content-Type"] == "text/csv; charset=utf-8"
+    assert len(list(csv.DictReader(io.StringIO(served.content.decode())))) == 8
+
+
+def test_a_study_of_inline_max_judgments_is_built_in_the_request(planted, researcher, settings, sent_tasks):
+    settings.PARITY_REPORT_INLINE_MAX = 12 * len(planted.items)
+    response = token_client(researcher).get(URL.format("ladder"))
+    assert response.status_code == 200 and response.json()["counts"]["judgments"] == 12 * len(planted.items)
+    assert sent_tasks == []
+
+
+def test_a_failed_worker_build_is_a_500_with_its_error(planted, researcher, settings, sent_tasks, monkeypatch,
+                                                         django_capture_on_commit_callbacks):
+    settings.PARITY_REPORT_INLINE_MAX = 0
+    monkeypatch.setattr(services, "study_report", lambda **kwargs: (_ for _ in ()).throw(ValueError("bad data")))
+    client = token_client(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.get(URL.format("ladder")).status_code == 202
+    assert tasks.report_snapshot_task(planted.study.pk) == "failed"
+    response = client.get(URL.format("ladder"))
+    assert response.status_code == 500
+    assert response.json()["error"] == {
+        "code": "report_failed", "message": "The report could not be built: ValueError: bad data", "field": None,
+    }
+    assert len(sent_tasks) == 1  # the same data are not tried again
+
+
+@pytest.mark.parametrize("page_first", [True, False])
+@pytest.mark.parametrize("inline_max", [0, 10_000])
+def test_the_page_and_the_api_deliver_a_report_by_one_rule(planted, researcher, settings, sent_tasks, inline_max,
+                                                          page_first, django_capture_on_commit_callbacks):
+    settings.PARITY_REPORT_INLINE_MAX = inline_max
+    page = Client()
+    page.force_login(researcher)
+    answers = {}
+    asks = {"page": lambda: page.get("/studies/ladder/analysis/panel/").content.decode(),
+            "api": lambda: token_client(researcher).get(URL.format("ladder"))}
+    with django_capture_on_commit_callbacks(execute=True):
+        for asker in ("page", "api") if page_first else ("api", "page"):
+            answers[asker] = asks[asker]()
+    panel, response = answers["page"], answers["api"]
+    on_worker = 'id="analysis-building"' in panel
+    assert on_worker == (inline_max == 0) == (response.status_code == 202)
+    assert ("<svg" in panel) == (response.status_code == 200) == (not on_worker)
+    assert len(sent_tasks) == int(on_worker)  # whichever asks second finds the first one's build

@@ -21,6 +21,11 @@ pytestmark = pytest.mark.usefixtures("cheap_reports")
 PANEL = "/studies/{}/analysis/panel/"
 
 
+def build_sent(planted):
+    """The task a worker is sent to build the study's report."""
+    return ("analysis.tasks.report_snapshot_task", (planted.study.pk,))
+
+
 @pytest.fixture
 def planted(workspace):
     return planted_study(workspace=workspace, annotators=12)
@@ -69,15 +74,13 @@ def test_new_judgments_rebuild_a_small_study_at_most_every_refresh_period(plante
     assert snapshot.built_at > first and snapshot.judgments == 13 * len(planted.items)
 
 
-def test_a_large_study_is_built_by_the_worker_while_the_page_says_so(planted, client, settings, monkeypatch,
+def test_a_large_study_is_built_by_the_worker_while_the_page_says_so(planted, client, settings, sent_tasks,
                                                                     django_capture_on_commit_callbacks):
     settings.PARITY_REPORT_INLINE_MAX = 10
-    sent = []
-    monkeypatch.setattr(tasks.report_snapshot_task, "delay", sent.append)
     with django_capture_on_commit_callbacks(execute=True):
         html = client.get(PANEL.format("ladder")).content.decode()
         again = client.get(PANEL.format("ladder")).content.decode()
-    assert sent == [planted.study.pk]  # once, however often the page polls
+    assert sent_tasks == [build_sent(planted)]  # once, however often the page polls
     assert 'id="analysis-building"' in html and "<svg" not in html and 'id="analysis-building"' in again
     assert tasks.report_snapshot_task(planted.study.pk) == "built"
     html = client.get(PANEL.format("ladder")).content.decode()
@@ -88,7 +91,7 @@ def test_a_large_study_is_built_by_the_worker_while_the_page_says_so(planted, cl
     settings.PARITY_REPORT_REFRESH_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=True):
         html = client.get(PANEL.format("ladder")).content.decode()
-    assert "<svg" in html and 'id="analysis-building"' in html and sent == [planted.study.pk] * 2
+    assert "<svg" in html and 'id="analysis-building"' in html and sent_tasks == [build_sent(planted)] * 2
 
 
 def test_inline_builds_are_bounded_by_fifty_thousand_judgments_by_default(tmp_path):
@@ -102,19 +105,17 @@ def test_inline_builds_are_bounded_by_fifty_thousand_judgments_by_default(tmp_pa
 
 
 def test_a_study_of_inline_max_judgments_is_built_in_the_request_and_one_more_by_the_worker(
-        planted, client, settings, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr(tasks.report_snapshot_task, "delay", sent.append)
+        planted, client, settings, sent_tasks, django_capture_on_commit_callbacks):
     settings.PARITY_REPORT_INLINE_MAX = 12 * len(planted.items)
     with django_capture_on_commit_callbacks(execute=True):
         html = client.get(PANEL.format("ladder")).content.decode()
-    assert "<svg" in html and 'id="analysis-building"' not in html and sent == []
+    assert "<svg" in html and 'id="analysis-building"' not in html and sent_tasks == []
     add_annotators(planted, 1, seed=9)
     settings.PARITY_REPORT_REFRESH_SECONDS = 0
     settings.PARITY_REPORT_INLINE_MAX = 13 * len(planted.items) - 1
     with django_capture_on_commit_callbacks(execute=True):
         html = client.get(PANEL.format("ladder")).content.decode()
-    assert 'id="analysis-building"' in html and sent == [planted.study.pk]
+    assert 'id="analysis-building"' in html and sent_tasks == [build_sent(planted)]
     assert ReportSnapshot.objects.get(study=planted.study).judgments == 12 * len(planted.items)
 
 
@@ -137,11 +138,9 @@ def test_a_failed_build_is_a_message_not_a_traceback_and_is_not_retried_on_the_s
     assert len(calls) == 2
 
 
-def test_a_failed_worker_build_is_shown_and_not_requested_again(planted, client, monkeypatch, settings,
+def test_a_failed_worker_build_is_shown_and_not_requested_again(planted, client, monkeypatch, settings, sent_tasks,
                                                                  django_capture_on_commit_callbacks):
     settings.PARITY_REPORT_INLINE_MAX = 0
-    sent = []
-    monkeypatch.setattr(tasks.report_snapshot_task, "delay", sent.append)
     monkeypatch.setattr(services, "study_report", lambda **kwargs: (_ for _ in ()).throw(ValueError("bad data")))
     with django_capture_on_commit_callbacks(execute=True):
         client.get(PANEL.format("ladder"))
@@ -151,7 +150,7 @@ def test_a_failed_worker_build_is_shown_and_not_requested_again(planted, client,
     with django_capture_on_commit_callbacks(execute=True):
         html = client.get(PANEL.format("ladder")).content.decode()
     assert "could not be built: ValueError: bad data" in html and 'id="analysis-building"' not in html
-    assert sent == [planted.study.pk]
+    assert sent_tasks == [build_sent(planted)]
 
 
 def test_the_panel_is_for_members_only(planted, db):
@@ -162,13 +161,14 @@ def test_the_panel_is_for_members_only(planted, db):
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
 
 
-def test_beat_updates_the_plan_of_open_studies_with_a_target(planted, workspace, monkeypatch):
-    sent = []
-    monkeypatch.setattr(tasks.study_plan_update_task, "delay", sent.append)
+def test_beat_updates_the_plan_of_open_studies_with_a_target(planted, workspace, sent_tasks,
+                                                            django_capture_on_commit_callbacks):
     Study.objects.filter(pk=planted.study.pk).update(status=Study.Status.OPEN, target_half_width=0.5)
     draft = planted_study(slug="draft", annotators=4, workspace=workspace)
     Study.objects.filter(pk=draft.study.pk).update(target_half_width=0.5)
-    assert tasks.plan_update_open_studies() == 1 and sent == [planted.study.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.plan_update_open_studies_task() == 1
+    assert sent_tasks == [("analysis.tasks.study_plan_update_task", (planted.study.pk,))]
     done = tasks.study_plan_update_task(planted.study.pk)
     assert done == sorted(g.pk for g in planted.generators)  # a half-width of 0.5 is met at 100 judgments
     assert Study.objects.get(pk=planted.study.pk).generators_done == done
