@@ -1,7 +1,8 @@
 """The annotator's pages: invite or Prolific entry, consent, practice, trials (htmx), images, completion.
 
-Views stay thin: they read the session, call one service of the assignment engine
-and render. Every error of the annotate domain carries the friendly message the page shows.
+Views stay thin: they read the request, ask the annotator's journey
+(`services/journey.py`) what comes next and render it. Every error of the annotate
+domain carries the friendly message the page shows.
 """
 
 import hashlib
@@ -16,25 +17,21 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from annotate import selectors
-from annotate.errors import (
-    AnnotateError,
-    AssignmentUnknown,
-    ParticipationTaken,
-    QuotaReached,
-    StudyClosed,
-)
-from annotate.models import Annotator, Side, Study
+from annotate.errors import AnnotateError
+from annotate.models import Side, Study
 from annotate.ratelimits import join_limit, submit_limit
 from annotate.services import (
-    assignments_next,
+    Answer,
+    JourneyMemory,
+    Next,
+    ProlificEntry,
+    Step,
     image_present,
-    judgment_record,
-    judgment_record_and_next,
-    participation_consent,
-    participation_enter,
-    participation_finish,
-    practice_finish,
-    practice_next,
+    journey_consent,
+    journey_done,
+    journey_enter,
+    journey_practice,
+    journey_trial,
 )
 from workspaces.errors import ParityError
 
@@ -51,6 +48,14 @@ QUESTIONS = {
     Study.Question.PREFERENCE: "Which image do you prefer for this caption?",
     Study.Question.REALISM: "Which image is a real photograph?",
 }
+# The page that shows each step, for a request to another page that the journey answers with it.
+PAGES = {
+    Step.ENTRY: "annotate:entry",
+    Step.PRACTICE: "annotate:practice",
+    Step.TRIAL: "annotate:trial",
+    Step.DONE: "annotate:done",
+}
+
 
 def error_message(exc: ParityError) -> tuple[str, int]:
     """What the page says of `exc`, and its status: each annotate error carries its own."""
@@ -58,16 +63,39 @@ def error_message(exc: ParityError) -> tuple[str, int]:
     return shown.annotator_message, shown.annotator_status
 
 
-# ------------------------------------------------------------------------------
-# Session
-# ------------------------------------------------------------------------------
-def _key(study: Study, name: str) -> str:
-    return f"annotate:{study.pk}:{name}"
+def _refusal(exc: Exception | None) -> tuple[str, int]:
+    """What the page says of an answer that was not recorded, and its status."""
+    if exc is None:
+        return "", 200
+    if isinstance(exc, ParityError):
+        return error_message(exc)
+    return "Please choose the left or the right image.", 400
 
 
-def _session_annotator(request: HttpRequest, study: Study) -> Annotator | None:
-    annotator_id = request.session.get(_key(study, "annotator"))
-    return Annotator.objects.filter(pk=annotator_id).first() if annotator_id else None
+# ------------------------------------------------------------------------------
+# Request and response
+# ------------------------------------------------------------------------------
+def _memory(request: HttpRequest, study: Study) -> JourneyMemory:
+    return JourneyMemory(request.session, study)
+
+
+def _answer(request: HttpRequest) -> Answer | None:
+    if request.method != "POST":
+        return None
+    return Answer(
+        token=request.POST.get("token", ""),
+        choice=request.POST.get("choice", ""),
+        client_response_ms=_client_ms(request.POST.get("client_ms")),
+    )
+
+
+def _client_ms(raw: str | None) -> int | None:
+    try:
+        value = int(float(raw))
+    except (TypeError, ValueError):
+        return None
+    # Negative or absurd (over a day) values are a broken clock, not a response time.
+    return value if 0 <= value <= 86_400_000 else None
 
 
 def _study_or_404(request: HttpRequest, slug: str) -> Study:
@@ -75,6 +103,31 @@ def _study_or_404(request: HttpRequest, slug: str) -> Study:
     if study is None:
         raise Http404("no such study")
     return study
+
+
+def _question(study: Study) -> str:
+    return QUESTIONS.get(study.question, study.question_text)
+
+
+def _template(request: HttpRequest, name: str) -> str:
+    """The page, or under htmx its partial that replaces the trial's part of the page."""
+    return f"annotate/partials/{name}.html" if request.htmx else f"annotate/{name}.html"
+
+
+def _image_url(study: Study, assignment, slot: str) -> str:
+    return reverse("annotate:image", args=[study.slug, selectors.image_key(assignment=assignment, slot=slot)])
+
+
+def _navigate(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect that also works when the request came from htmx (a full page load)."""
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _go(request: HttpRequest, study: Study, then: Next) -> HttpResponse:
+    """On to the page of a step that this page does not show."""
+    if then.step is Step.FULL:
+        return _full(request, study)
+    return _navigate(request, reverse(PAGES[then.step], args=[study.slug]))
 
 
 def _not_open(request: HttpRequest, study: Study) -> HttpResponse:
@@ -101,50 +154,27 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     study = selectors.study_by_slug(slug=slug)
     if study is None:
         return render(request, "annotate/unknown.html", status=404)
-    if study.status != Study.Status.OPEN:
-        return _not_open(request, study)
     pid = request.GET.get("PROLIFIC_PID", "").strip()[:200]
-    # A Prolific link wins over an invited account: Prolific pays by its own id.
-    invited = None if pid else selectors.invited_annotator(study=study, user=request.user)
-    browser_token = None
+    browser_token = _browser_token(request) if pid else None
+    prolific = None
     if pid:
-        annotator, _ = Annotator.objects.get_or_create(source=Annotator.Source.PROLIFIC, external_id=pid)
-        browser_token = _browser_token(request)
-        if request.session.session_key is None:
-            request.session.save()  # its key is what a release ends
-        try:
-            participation_enter(
-                study=study,
-                annotator=annotator,
-                prolific_study_id=request.GET.get("STUDY_ID", "").strip()[:200],
-                prolific_session_id=request.GET.get("SESSION_ID", "").strip()[:200],
-                browser_key=hashlib.sha256(browser_token.encode()).hexdigest(),
-                session_key=request.session.session_key,
-            )
-        except ParticipationTaken:
-            response = render(request, "annotate/taken.html", {"study": study}, status=409)
-            return _with_browser_cookie(response, browser_token)
-        if request.session.get(_key(study, "annotator")) != annotator.pk:
-            request.session[_key(study, "consented")] = False
-        request.session[_key(study, "annotator")] = annotator.pk
-    elif invited is not None:
-        annotator = invited
-        if request.session.get(_key(study, "annotator")) != annotator.pk:
-            request.session[_key(study, "consented")] = False
-        request.session[_key(study, "annotator")] = annotator.pk
-    else:
-        annotator = _session_annotator(request, study)
-        if annotator is None:
-            annotator = Annotator.objects.create(source=Annotator.Source.INVITE)
-            request.session[_key(study, "annotator")] = annotator.pk
-        participation_enter(study=study, annotator=annotator)
-    if selectors.study_full_for(study=study, annotator=annotator):
+        prolific = ProlificEntry(
+            participant_id=pid,
+            study_id=request.GET.get("STUDY_ID", "").strip()[:200],
+            session_id=request.GET.get("SESSION_ID", "").strip()[:200],
+            browser_key=hashlib.sha256(browser_token.encode()).hexdigest(),
+        )
+    then = journey_enter(study=study, memory=_memory(request, study), prolific=prolific, user=request.user)
+    if then.step is Step.NOT_OPEN:
+        return _not_open(request, study)
+    if then.step is Step.TAKEN:
+        response = render(request, "annotate/taken.html", {"study": study}, status=409)
+    elif then.step is Step.FULL:
         response = _full(request, study)
-    elif _consented(request, study, annotator):
+    elif then.step is Step.PRACTICE:
         response = redirect("annotate:practice", slug=study.slug)
     else:
-        question = QUESTIONS.get(study.question, study.question_text)
-        response = render(request, "annotate/consent.html", {"study": study, "question": question})
+        response = render(request, "annotate/consent.html", {"study": study, "question": _question(study)})
     return _with_browser_cookie(response, browser_token)
 
 
@@ -168,22 +198,8 @@ def _with_browser_cookie(response: HttpResponse, token: str | None) -> HttpRespo
 @join_limit("consent")
 def consent(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study_or_404(request, slug)
-    annotator = _session_annotator(request, study)
-    if annotator is None:
-        return redirect("annotate:entry", slug=study.slug)
-    participation_consent(study=study, annotator=annotator)
-    request.session[_key(study, "consented")] = True
-    return redirect("annotate:practice", slug=study.slug)
-
-
-def _consented(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
-    """Consent from the session's cache, else from the database (another browser's consent)."""
-    if request.session.get(_key(study, "consented")):
-        return True
-    if selectors.annotator_has_consented(study=study, annotator=annotator):
-        request.session[_key(study, "consented")] = True
-        return True
-    return False
+    then = journey_consent(study=study, memory=_memory(request, study))
+    return redirect(PAGES[then.step], slug=study.slug)
 
 
 # ------------------------------------------------------------------------------
@@ -199,64 +215,41 @@ def practice(request: HttpRequest, slug: str) -> HttpResponse:
     records the answer and shows the feedback, whose button asks for the next one.
     """
     study = _study_or_404(request, slug)
-    annotator = _session_annotator(request, study)
-    if annotator is None or not _consented(request, study, annotator):
-        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
-    if _practiced_in_session(request, study, annotator):
-        return _navigate(request, reverse("annotate:trial", args=[study.slug]))
-    message, status = "", 200
-    if request.method == "POST":
-        try:
-            return _practice_feedback(request, study, annotator)
-        except ParityError as exc:
-            message, status = error_message(exc)
-        except ValueError:
-            message, status = "Please choose the left or the right image.", 400
-    try:
-        assignment = practice_next(study=study, annotator=annotator)
-    except StudyClosed:
-        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
-    if assignment is None:
-        _practice_over(request, study, annotator)
-        return _navigate(request, reverse("annotate:trial", args=[study.slug]))
+    then = journey_practice(study=study, memory=_memory(request, study), answer=_answer(request))
+    if then.step is Step.FEEDBACK:
+        return _feedback_page(request, study, then)
+    if then.step is not Step.PRACTICE:
+        return _go(request, study, then)
+    return _practice_page(request, study, then)
+
+
+def _practice_page(request: HttpRequest, study: Study, then: Next) -> HttpResponse:
+    assignment = then.assignment
+    message, status = _refusal(then.refused)
     position, total = selectors.practice_position(assignment=assignment)
     context = {
         "study": study,
         "assignment": assignment,
         "caption": assignment.item.caption,
-        "question": QUESTIONS.get(study.question, study.question_text),
+        "question": _question(study),
         "position": position,
         "total": total,
         "left_url": _image_url(study, assignment, Side.LEFT),
         "right_url": _image_url(study, assignment, Side.RIGHT),
         "message": message,
     }
-    template = "annotate/partials/practice.html" if request.htmx else "annotate/practice.html"
-    return render(request, template, context, status=status)
+    return render(request, _template(request, "practice"), context, status=status)
 
 
-def _practice_feedback(request: HttpRequest, study: Study, annotator: Annotator) -> HttpResponse:
-    """Record a practice answer and say whether it found the real photograph."""
-    assignment = selectors.practice_assignment(study=study, token=request.POST.get("token", ""))
-    if assignment is None:
-        # Feedback reveals the sides, so only a practice assignment may get it.
-        raise AssignmentUnknown("no practice assignment of this study has this token")
-    judgment = judgment_record(
-        assignment_token=assignment.token,
-        annotator=annotator,
-        choice=request.POST.get("choice", ""),
-        client_response_ms=_client_ms(request.POST.get("client_ms")),
-    )
-    last = selectors.practice_remaining(study=study, annotator=annotator) == 0
-    if last:
-        _practice_over(request, study, annotator)
+def _feedback_page(request: HttpRequest, study: Study, then: Next) -> HttpResponse:
+    """Whether the practice answer found the real photograph."""
+    assignment, judgment = then.assignment, then.judgment
     position, total = selectors.practice_position(assignment=assignment)
     context = {
         "study": study,
         "caption": assignment.item.caption,
         "position": position,
         "total": total,
-        # A repeated submit gets the first answer's feedback: the judgment is the first one.
         "correct": judgment.choice == assignment.reference_side,
         "reference_side": assignment.reference_side,
         "panels": [
@@ -268,31 +261,9 @@ def _practice_feedback(request: HttpRequest, study: Study, annotator: Annotator)
             }
             for slot in (Side.LEFT, Side.RIGHT)
         ],
-        "last": last,
+        "last": then.last,
     }
-    template = "annotate/partials/feedback.html" if request.htmx else "annotate/feedback.html"
-    return render(request, template, context)
-
-
-def _practice_over(request: HttpRequest, study: Study, annotator: Annotator) -> None:
-    practice_finish(study=study, annotator=annotator)
-    request.session[_key(study, "practiced")] = annotator.pk
-
-
-def _practiced_in_session(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
-    # Keyed to the annotator, so that another Prolific id entering this browser does
-    # not inherit the practice of the one before.
-    return request.session.get(_key(study, "practiced")) == annotator.pk
-
-
-def _practice_pending(request: HttpRequest, study: Study, annotator: Annotator) -> bool:
-    """Practice before the trials, from the database until "done" is cached in the session."""
-    if _practiced_in_session(request, study, annotator):
-        return False
-    if selectors.practice_pending(study=study, annotator=annotator):
-        return True
-    request.session[_key(study, "practiced")] = annotator.pk
-    return False
+    return render(request, _template(request, "feedback"), context)
 
 
 # ------------------------------------------------------------------------------
@@ -302,95 +273,37 @@ def _practice_pending(request: HttpRequest, study: Study, annotator: Annotator) 
 @submit_limit("trial")
 def trial(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study_or_404(request, slug)
-    annotator_id = request.session.get(_key(study, "annotator"))
-    # The engine needs only the annotator's key: no row is read for it.
-    annotator = Annotator(pk=annotator_id) if annotator_id else None
-    if annotator is None or not _consented(request, study, annotator):
-        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
-    if _practice_pending(request, study, annotator):
-        return _navigate(request, reverse("annotate:practice", args=[study.slug]))
-    message, status = "", 200
-    judged = issued = None
-    if request.method == "POST":
-        submitted = {
-            "assignment_token": request.POST.get("token", ""),
-            "annotator": annotator,
-            "choice": request.POST.get("choice", ""),
-            "client_response_ms": _client_ms(request.POST.get("client_ms")),
-        }
-        try:
-            if request.htmx:
-                # The answer carries the next trial: one transaction for both.
-                judgment, issued = judgment_record_and_next(study=study, **submitted)
-            else:
-                judgment = judgment_record(**submitted)
-        except ParityError as exc:
-            message, status = error_message(exc)
-        except ValueError:
-            message, status = "Please choose the left or the right image.", 400
-        if not message:
-            judged = judgment.annotator_judged
-            if judged is None:  # a practice trial's token posted here
-                judged = selectors.annotator_judged_count(study=study, annotator=annotator)
-            if selectors.break_due(study=study, judged=judged):
-                # The next assignment is issued only on Continue, so a break does not
-                # run down its timeout.
-                context = {"study": study, "judged": judged, "quota": study.quota_per_annotator}
-                template = "annotate/partials/break.html" if request.htmx else "annotate/break.html"
-                return render(request, template, context)
-            if not request.htmx:
-                return redirect("annotate:trial", slug=study.slug)
-    if judged is None:
-        judged = selectors.annotator_judged_count(study=study, annotator=annotator)
-    # One ahead, so that the page can preload the next trial's images; none when a
-    # break comes next, so that no assignment's timeout runs during the break.
-    ahead = 0 if selectors.break_due(study=study, judged=judged + 1) else 1
-    try:
-        if issued is None:
-            issued = assignments_next(study=study, annotator=annotator, ahead=ahead)
-        current, *upcoming = issued or [None]
-    except StudyClosed:
-        return _navigate(request, reverse("annotate:entry", args=[study.slug]))
-    except QuotaReached:
-        current, upcoming = None, []
-    if current is None and judged == 0 and selectors.study_full_for(study=study, annotator=annotator):
-        return _full(request, study)
-    if current is None:
-        participation_finish(study=study, annotator=annotator)
-        request.session[_key(study, "finished")] = True
-        return _navigate(request, reverse("annotate:done", args=[study.slug]))
+    then = journey_trial(
+        study=study,
+        memory=_memory(request, study),
+        answer=_answer(request),
+        # Under htmx the answer's response is the next trial: one transaction for both.
+        issue_with_answer=bool(request.htmx),
+    )
+    if then.step is Step.BREAK:
+        context = {"study": study, "judged": then.judged, "quota": study.quota_per_annotator}
+        return render(request, _template(request, "break"), context)
+    if then.step is not Step.TRIAL or then.assignment is None:
+        return _go(request, study, then)
+    return _trial_page(request, study, then)
+
+
+def _trial_page(request: HttpRequest, study: Study, then: Next) -> HttpResponse:
+    current = then.assignment
+    message, status = _refusal(then.refused)
     context = {
         "study": study,
         "assignment": current,
         "caption": current.item.caption,
-        "question": QUESTIONS.get(study.question, study.question_text),
-        "judged": judged,
+        "question": _question(study),
+        "judged": then.judged,
         "quota": study.quota_per_annotator,
         "left_url": _image_url(study, current, Side.LEFT),
         "right_url": _image_url(study, current, Side.RIGHT),
-        "preload_urls": [_image_url(study, a, slot) for a in upcoming for slot in (Side.LEFT, Side.RIGHT)],
+        "preload_urls": [_image_url(study, a, slot) for a in then.upcoming for slot in (Side.LEFT, Side.RIGHT)],
         "message": message,
     }
-    template = "annotate/partials/trial.html" if request.htmx else "annotate/trial.html"
-    return render(request, template, context, status=status)
-
-
-def _navigate(request: HttpRequest, url: str) -> HttpResponse:
-    """A redirect that also works when the request came from htmx (a full page load)."""
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
-def _client_ms(raw: str | None) -> int | None:
-    try:
-        value = int(float(raw))
-    except (TypeError, ValueError):
-        return None
-    # Negative or absurd (over a day) values are a broken clock, not a response time.
-    return value if 0 <= value <= 86_400_000 else None
-
-
-def _image_url(study: Study, assignment, slot: str) -> str:
-    return reverse("annotate:image", args=[study.slug, selectors.image_key(assignment=assignment, slot=slot)])
+    return render(request, _template(request, "trial"), context, status=status)
 
 
 # ------------------------------------------------------------------------------
@@ -407,7 +320,7 @@ def image(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     if resolved is None or resolved[0].study.slug != slug:
         raise Http404("no such image")
     assignment, slot = resolved
-    annotator = _session_annotator(request, assignment.study)
+    annotator = _memory(request, assignment.study).annotator()
     if annotator is None or annotator.pk != assignment.annotator_id:
         return HttpResponse("This image belongs to another participant's trial.", status=403,
                             content_type="text/plain; charset=utf-8")
@@ -423,11 +336,11 @@ def image(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 @require_GET
 def done(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study_or_404(request, slug)
-    annotator = _session_annotator(request, study)
-    if annotator is None or not request.session.get(_key(study, "finished")):
+    then = journey_done(study=study, memory=_memory(request, study))
+    if then.step is not Step.DONE:
         return redirect("annotate:entry", slug=study.slug)
     prolific_url = ""
-    if annotator.source == Annotator.Source.PROLIFIC and study.completion_code:
-        prolific_url = PROLIFIC_COMPLETE_URL.format(code=quote(study.completion_code, safe=""))
+    if then.completion_code:
+        prolific_url = PROLIFIC_COMPLETE_URL.format(code=quote(then.completion_code, safe=""))
     context = {"study": study, "prolific_url": prolific_url, "redirect_seconds": PROLIFIC_REDIRECT_SECONDS}
     return render(request, "annotate/done.html", context)

@@ -1,9 +1,12 @@
 """Writes of the annotate domain (ARCHITECTURE.md: services), one module per concern.
 
 - `studies`: creating and changing a study, building its trials, opening and closing it.
-- `participations`: entering, consent, finishing; invites of named accounts; marking simulated annotators.
+- `participations`: annotators of a link, entering, consent, finishing; invites of named accounts;
+  marking simulated annotators.
 - `engine`: the assignment engine — issuing, judging, expiring and releasing (path 4: Assign and judge).
 - `practice`: practice trials before the study.
+- `journey`: the annotator's way through a study (entry, consent, practice, trials,
+  breaks, done) as one state machine that the annotator pages ask what comes next.
 - `images`: the bytes an assignment's images are served as, their framings stored on first use.
 
 Callers import from `annotate.services`.
@@ -19,7 +22,21 @@ from annotate.services.engine import (
     judgment_record_and_next,
 )
 from annotate.services.images import image_present
+from annotate.services.journey import (
+    Answer,
+    JourneyMemory,
+    Next,
+    ProlificEntry,
+    Step,
+    journey_consent,
+    journey_done,
+    journey_enter,
+    journey_practice,
+    journey_trial,
+)
 from annotate.services.participations import (
+    annotator_for_invite,
+    annotator_for_prolific,
     annotator_mark_simulated,
     participation_consent,
     participation_enter,
@@ -40,6 +57,13 @@ from annotate.services.studies import (
 
 __all__ = [
     "SIDE_BLOCK_SIZES",
+    "Answer",
+    "JourneyMemory",
+    "Next",
+    "ProlificEntry",
+    "Step",
+    "annotator_for_invite",
+    "annotator_for_prolific",
     "annotator_mark_simulated",
     "assignment_next",
     "assignments_expire",
@@ -48,6 +72,11 @@ __all__ = [
     "image_present",
     "judgment_record",
     "judgment_record_and_next",
+    "journey_consent",
+    "journey_done",
+    "journey_enter",
+    "journey_practice",
+    "journey_trial",
     "participation_consent",
     "participation_enter",
     "participation_finish",

@@ -1,4 +1,4 @@
-"""Participations: entering a study, consent, finishing, and invites of named accounts."""
+"""Participations: who enters a study, consent, finishing, and invites of named accounts."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -50,6 +50,17 @@ def participation_enter(
         if changed:
             participation.save(update_fields=changed)
     return participation
+
+
+def annotator_for_prolific(*, external_id: str) -> Annotator:
+    """The annotator of a Prolific participant, created on their first entry to any study."""
+    annotator, _ = Annotator.objects.get_or_create(source=Annotator.Source.PROLIFIC, external_id=external_id)
+    return annotator
+
+
+def annotator_for_invite() -> Annotator:
+    """A new anonymous annotator, for a browser that came by the study's invite link."""
+    return Annotator.objects.create(source=Annotator.Source.INVITE)
 
 
 def participation_release(*, study: Study, external_id: str) -> Participation:
