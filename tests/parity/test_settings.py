@@ -6,6 +6,7 @@ environment of its own.
 
 import json
 import secrets
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,44 @@ def production_env(app_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
         # Nothing connects to it during the checks.
         "CACHE_URL": "redis://redis.example:6379/1",
     }
+
+
+# Runs each file as Python, as Django imports settings and gunicorn executes its conf,
+# once per environment, in one interpreter; what it observes is every public value
+# the file leaves behind, or the error it raised.
+_OBSERVE = r"""
+import json, os, runpy, sys, types
+*paths, cases = sys.argv[1:]
+
+def plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+def observe(path, env):
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        names = runpy.run_path(path)
+    except BaseException as exc:  # gunicorn.conf.py refuses a bad value with SystemExit
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {
+        name: plain(value) for name, value in names.items()
+        if not name.startswith("_") and not callable(value) and not isinstance(value, types.ModuleType)
+    }
+
+with open(cases) as file:
+    print(json.dumps([{path: observe(path, env) for path in paths} for env in json.load(file)]))
+"""
+SETTINGS_FILE = REPO / "platform" / "parity" / "settings.py"
+
+
+def observe(run_python, paths: list[str], envs: list[dict[str, str]]) -> list[dict[str, dict]]:
+    """For each environment, exactly that environment: {path: the values the file sets, or {"error": ...}}."""
+    with tempfile.TemporaryDirectory() as folder:
+        cases = Path(folder) / "cases.json"
+        cases.write_text(json.dumps(envs))
+        result = run_python("-c", _OBSERVE, *map(str, paths), str(cases))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def read_settings(run_python, env: dict[str, str]) -> dict:
