@@ -303,7 +303,7 @@ STORAGES = {
 PARITY_MAX_IMAGE_BYTES = env_int("PARITY_MAX_IMAGE_BYTES", 32 * 1024 * 1024)
 PARITY_MAX_IMAGE_PIXELS = env_int("PARITY_MAX_IMAGE_PIXELS", 40_000_000)
 PARITY_MAX_CAPTION_CHARS = env_int("PARITY_MAX_CAPTION_CHARS", 2000)
-# Uploads to the API (generation/uploads.py) are streamed to a temporary file, never
+# Uploads to the API (generation/api_uploads.py) are streamed to a temporary file, never
 # held in memory, and refused with 413 past this size (one image: PARITY_MAX_IMAGE_BYTES).
 PARITY_MAX_UPLOAD_BYTES = env_int("PARITY_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
 # A tar or zip with more members is refused while they are counted, by any import:
@@ -319,7 +319,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_TEMP_DIR = os.environ.get("DJANGO_FILE_UPLOAD_TEMP_DIR") or None
 
 # ------------------------------------------------------------------------------
-# Generation (generation/backends, generation/generate.py)
+# Generation (generation/backends, generation/services/generation_run.py)
 # ------------------------------------------------------------------------------
 # `train_ladder` writes checkpoints here, and a built-in generator's relative
 # checkpoint path is read from here: every GPU worker must see the same folder.
@@ -370,12 +370,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {"generation.tasks.generation_job_run": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"generation.tasks.generation_job_run_task": {"queue": "gpu"}}
 # Beat (`make run`'s embedded worker runs it with -B; compose has a `beat` service):
 # the analysis writes the generators done of open studies with a target half-width.
 CELERY_BEAT_SCHEDULE = {
     "analysis-plan-update": {
-        "task": "analysis.tasks.plan_update_open_studies",
+        "task": "analysis.tasks.plan_update_open_studies_task",
         "schedule": float(env_int("PARITY_PLAN_UPDATE_SECONDS", 300)),
     },
     # Generation jobs whose worker stopped writing its heartbeat become `interrupted`.
@@ -389,8 +389,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # ------------------------------------------------------------------------------
 # Analysis (analysis/views.py, analysis/services.py)
 # ------------------------------------------------------------------------------
-# The study page builds its analysis panel during the request up to this many
-# judgments; a larger study's is built by a worker while the page shows the last one.
+# The study page and the report API build a study's report during the request up to
+# this many judgments (`analysis.services.report_delivery`); a larger study's is built
+# by a worker while the page shows the last one and the API answers 202.
 PARITY_REPORT_INLINE_MAX = env_int("PARITY_REPORT_INLINE_MAX", 50_000)
 # While judgments keep arriving, a small study's panel is rebuilt at most this often.
 PARITY_REPORT_REFRESH_SECONDS = env_int("PARITY_REPORT_REFRESH_SECONDS", 30)
