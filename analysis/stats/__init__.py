@@ -6,11 +6,11 @@ Modules, by question:
 - rates        preference rate per generator, position-balanced, clustered intervals
 - bootstrap    the vectorised two-way (prompt x annotator) cluster bootstrap
 - sandwich     Cameron-Gelbach-Miller two-way cluster-robust variance
-- proportions  Wilson interval and exact binomial tests (no clustering)
+- proportions  Wilson and Clopper-Pearson intervals, exact binomial tests (no clustering)
 - calibration  calibration rate, side bias, drift over sessions
 - quality      annotator quality; agreement: Fleiss' kappa, Krippendorff's alpha
 - exclusions   exclusion rules applied at analysis time, exclusion-rate jumps
-- fits, forms, optimize   scaling-law fits (batched L-BFGS) with prompt bootstrap
+- fits, forms, optimize   scaling-law fits (batched L-BFGS) with two-way bootstrap
 - alignment    rank correlation of human rates with automatic metrics
 - planning     judgments and prompts needed for a target interval half-width
 - marginal     from logit-scale effects to marginal rates
@@ -45,7 +45,7 @@ from .marginal import intercept_for_rate, marginal_rate
 from .mixed import MixedModelRates, mixed_model_rates
 from .optimize import BatchResult, lbfgs
 from .planning import Plan, generators_done, plan_judgments
-from .proportions import binomial_test_half, two_proportion_test, wilson_interval
+from .proportions import binomial_test_half, clopper_pearson_interval, two_proportion_test, wilson_interval
 from .quality import AnnotatorQuality, annotator_quality
 from .rates import RateTable, balanced_rates, preference_rates
 from .sandwich import ClusterVariance, cluster_variance
@@ -85,6 +85,7 @@ __all__ = [
     "balanced_rates",
     "binomial_test_half",
     "calibration_rate",
+    "clopper_pearson_interval",
     "cluster_variance",
     "cluster_weights",
     "compare_forms",

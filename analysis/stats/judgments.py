@@ -12,6 +12,7 @@ so that side bias and drift can be computed on all kinds of trials alike.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,58 @@ import numpy as np
 
 KINDS = ("generated", "catch", "calibration")
 GENERATED, CATCH, CALIBRATION = 0, 1, 2
+# Columns checked value by value: what a cast would silently turn into a choice or a code.
+FLAGS = ("chose_generated", "generated_left", "chose_left", "correct")
+INTEGERS = ("generator", "item", "annotator", "kind", "order")
+
+
+def _refuse(name: str, array: np.ndarray, bad: np.ndarray, wanted: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = array[row].item() if isinstance(array[row], np.generic) else array[row]
+        raise ValueError(f"column {name}: row {row} holds {value!r}, not {wanted}")
+
+
+def _flag_column(name: str, values) -> np.ndarray:
+    """`values` as a bool column, refusing anything but booleans, 0 and 1.
+
+    A plain ``astype(bool)`` reads NaN, 0.5 and None as choices (NaN as True), so
+    that a gap in the data would count as a win.
+    """
+    array = np.asarray(values).reshape(-1)
+    if array.dtype == bool:
+        return array
+    if array.dtype.kind in "US" and not isinstance(values, np.ndarray):
+        # numpy turns a list mixing booleans and text into text throughout: True would
+        # read as "True" and the first bad row be lost.
+        array = np.asarray(values, dtype=object).reshape(-1)
+    if array.dtype.kind in "iuf":
+        bad = (array != 0) & (array != 1)
+    elif array.dtype == object:
+        bad = np.array([not (isinstance(v, (bool, np.bool_))
+                             or (isinstance(v, numbers.Real) and v in (0, 1))) for v in array], dtype=bool)
+    else:
+        bad = np.ones(len(array), dtype=bool)
+    _refuse(name, array, bad, "a boolean (True/False or 0/1)")
+    return array.astype(bool)
+
+
+def _integer_column(name: str, values) -> np.ndarray:
+    array = np.asarray(values).reshape(-1)
+    if array.dtype.kind == "f":
+        # Casting NaN or 2.5 to int64 gives a code (a huge negative one for NaN) silently.
+        _refuse(name, array, ~np.isfinite(array) | (array != np.round(array)), "an integer code")
+    return array
+
+
+def _time_column(name: str, values, *, allow_negative: bool) -> np.ndarray:
+    """A float column where NaN means unknown and infinities (or negatives) are refused."""
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    bad = np.isinf(array)
+    if not allow_negative:
+        bad |= array < 0
+    _refuse(name, array, bad, "a finite time" if allow_negative else "a finite, non-negative time (NaN if unknown)")
+    return array
 
 
 def factorize(values: Sequence | np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -84,6 +137,10 @@ class Judgments:
     rt_ms : float64, client response time in milliseconds (NaN where unknown).
     order : int64, position of the judgment within its annotator's session.
     time_s : float64, submission time in seconds on any clock (NaN where unknown).
+
+    Bad values are refused with a ValueError naming the column and the first bad row:
+    a flag that is not a boolean, 0 or 1 (NaN, None, 0.5), a code that is not an
+    integer, an infinite time, a negative response time.
     """
 
     generator: np.ndarray
@@ -112,7 +169,14 @@ class Judgments:
             "time_s": np.float64,
         }
         for name, dtype in dtypes.items():
-            column = np.asarray(getattr(self, name)).reshape(-1).astype(dtype, copy=False)
+            column = getattr(self, name)
+            if name in FLAGS:
+                column = _flag_column(name, column)
+            elif name in INTEGERS:
+                column = _integer_column(name, column)
+            else:
+                column = _time_column(name, column, allow_negative=name == "time_s")
+            column = column.astype(dtype, copy=False)
             if len(column) != n:
                 raise ValueError(f"column {name} has {len(column)} rows, item has {n}")
             object.__setattr__(self, name, column)
@@ -178,12 +242,14 @@ class Judgments:
         if len(named):
             codes, generator_labels = factorize(named)
             generator_codes[is_generated] = codes[:int(is_generated.sum())]
-        generated_left = np.asarray(generated_left, dtype=bool)
+        generated_left = _flag_column("generated_left", generated_left)
         if chose_generated is None and chose_left is None:
             raise ValueError("give chose_generated or chose_left")
+        if chose_left is not None:
+            chose_left = _flag_column("chose_left", chose_left)
         if chose_generated is None:
-            chose_generated = np.asarray(chose_left, dtype=bool) == generated_left
-        chose_generated = np.asarray(chose_generated, dtype=bool)
+            chose_generated = chose_left == generated_left
+        chose_generated = _flag_column("chose_generated", chose_generated)
         if chose_left is None:
             chose_left = chose_generated == generated_left
         if correct is None:
@@ -194,7 +260,7 @@ class Judgments:
             annotator=annotator_codes,
             chose_generated=chose_generated,
             generated_left=generated_left,
-            chose_left=np.asarray(chose_left, dtype=bool),
+            chose_left=chose_left,
             kind=kinds,
             correct=correct,
             rt_ms=np.full(n, np.nan) if rt_ms is None else rt_ms,

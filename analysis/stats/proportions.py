@@ -1,4 +1,5 @@
-"""Binomial proportions that ignore clustering: the Wilson interval and exact tests.
+"""Binomial proportions that ignore clustering: the Wilson and Clopper-Pearson intervals
+and exact tests.
 
 They are reported beside the clustered intervals for comparison (and are correct for
 a single annotator's own choices, where the judgments are that annotator's trials).
@@ -25,7 +26,8 @@ def wilson_interval(successes, trials, level: float = 0.95) -> tuple[np.ndarray,
 
     Wilson, E. B. (1927). Probable inference, the law of succession, and statistical
     inference. JASA 22, 209-212. Equals statsmodels' ``proportion_confint(...,
-    method="wilson")``. NaN where n = 0.
+    method="wilson")`` inside [0, 1]; the bounds are clamped to [0, 1], with the lower
+    exactly 0 at k = 0 and the upper exactly 1 at k = n. NaN where n = 0.
     """
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
@@ -35,7 +37,40 @@ def wilson_interval(successes, trials, level: float = 0.95) -> tuple[np.ndarray,
         denominator = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denominator
         half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
+    # centre - half is exactly 0 at k = 0 only in exact arithmetic: rounding leaves a
+    # bound like -3e-18 that a CSV prints as such.
+    return _clamp(centre - half, centre + half, k, n)
+
+
+def clopper_pearson_interval(successes, trials, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson ("exact") interval of a binomial proportion, elementwise.
+
+    With alpha = 1 - level, the bounds are Beta quantiles:
+
+        low  = B^-1(alpha / 2; k, n - k + 1)      (0 at k = 0)
+        high = B^-1(1 - alpha / 2; k + 1, n - k)  (1 at k = n)
+
+    Clopper, C. J. and Pearson, E. S. (1934). The use of confidence or fiducial limits
+    illustrated in the case of the binomial. Biometrika 26, 404-413. Equals statsmodels'
+    ``proportion_confint(..., method="beta")`` and scipy's ``binomtest(k, n)
+    .proportion_ci(method="exact")``. NaN where n = 0.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    alpha = 1 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # scipy answers NaN for a Beta shape of 0 (k = 0 or k = n); _clamp sets those ends.
+        low = stats.beta.ppf(alpha / 2, k, n - k + 1)
+        high = stats.beta.isf(alpha / 2, k + 1, n - k)
+    return _clamp(low, high, k, n)
+
+
+def _clamp(low, high, k, n) -> tuple[np.ndarray, np.ndarray]:
+    defined = n > 0
+    low = np.where(defined, np.where(k == 0, 0.0, np.clip(low, 0.0, 1.0)), np.nan)
+    high = np.where(defined, np.where(k == n, 1.0, np.clip(high, 0.0, 1.0)), np.nan)
+    # [()] gives numpy scalars for scalar counts, as the arithmetic did before the clamp.
+    return low[()], high[()]
 
 
 def binomial_test_half(successes, trials) -> np.ndarray:

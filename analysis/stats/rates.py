@@ -11,7 +11,8 @@ prompts and annotators resampled, one set of weights shared by all generators, s
 that replicates of different generators can be compared or correlated). Reported
 beside it:
 
-- the Wilson interval of the raw share wins / n, which ignores clustering;
+- the Wilson and Clopper-Pearson intervals of the raw share wins / n, which ignore
+  clustering;
 - the Cameron-Gelbach-Miller two-way standard error (`sandwich.cluster_variance`)
   of the balanced rate, with influence values psi_j = (y_j - rate_side) / (2 n_side),
   and of the raw share, with psi_j = (y_j - ybar) / n;
@@ -35,7 +36,7 @@ import numpy as np
 
 from .bootstrap import percentile_interval, two_way_sums
 from .judgments import GENERATED, Judgments
-from .proportions import wilson_interval, z_value
+from .proportions import clopper_pearson_interval, wilson_interval, z_value
 from .sandwich import cluster_variance
 
 
@@ -51,6 +52,7 @@ class RateTable:
     low, high : two-way cluster bootstrap percentile interval of `rate`.
     boot_se : bootstrap standard deviation of `rate`.
     wilson_low, wilson_high : Wilson interval of `raw_rate` (ignores clustering).
+    cp_low, cp_high : Clopper-Pearson interval of `raw_rate` (ignores clustering).
     cgm_se, cgm_low, cgm_high : CGM two-way standard error of `rate` and the normal
         interval rate +/- z * cgm_se.
     cgm_se_raw : CGM two-way standard error of `raw_rate`.
@@ -79,6 +81,8 @@ class RateTable:
     boot_se: np.ndarray
     wilson_low: np.ndarray
     wilson_high: np.ndarray
+    cp_low: np.ndarray
+    cp_high: np.ndarray
     cgm_se: np.ndarray
     cgm_low: np.ndarray
     cgm_high: np.ndarray
@@ -179,6 +183,7 @@ def balanced_rates(
     defined = (np.isfinite(replicates).sum(axis=0) > 1) if n_boot else np.zeros(n_groups, bool)
     boot_se[defined] = np.nanstd(replicates[:, defined], axis=0, ddof=1)
     wilson_low, wilson_high = wilson_interval(wins, n, level)
+    cp_low, cp_high = clopper_pearson_interval(wins, n, level)
     with np.errstate(invalid="ignore", divide="ignore"):
         design_effect = np.where(cgm_se > 0, cgm_se**2 / srs, np.nan)
         effective_n = n / design_effect
@@ -192,7 +197,7 @@ def balanced_rates(
         n_annotators=_distinct_per_group(group, annotator, n_groups),
         rate=rate, rate_left=r_side[:, 0], rate_right=r_side[:, 1], raw_rate=raw_rate,
         low=low, high=high, boot_se=boot_se,
-        wilson_low=wilson_low, wilson_high=wilson_high,
+        wilson_low=wilson_low, wilson_high=wilson_high, cp_low=cp_low, cp_high=cp_high,
         cgm_se=cgm_se, cgm_low=rate - z * cgm_se, cgm_high=rate + z * cgm_se,
         cgm_se_raw=cgm_se_raw,
         var_item=parts.item[0], var_annotator=parts.annotator[0], var_cell=parts.cell[0],

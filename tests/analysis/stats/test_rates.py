@@ -57,6 +57,54 @@ def test_inconsistent_sides_are_refused():
                   chose_left=[False], kind=[0], correct=[False], rt_ms=[1.0], order=[0])
 
 
+COLUMNS = dict(generator=[0, 0, 1], item=[0, 1, 2], annotator=[0, 0, 1], chose_generated=[True, False, True],
+               generated_left=[True, True, False], chose_left=[True, False, False], kind=[0, 0, 0],
+               correct=[False, False, False], rt_ms=[900.0, np.nan, 1200.0], order=[0, 1, 0])
+
+
+@pytest.mark.parametrize("column", ["chose_generated", "generated_left", "chose_left", "correct"])
+@pytest.mark.parametrize("bad", [np.nan, 0.5, None, "yes"])
+def test_a_flag_that_is_not_a_boolean_is_refused_with_its_column_and_row(column, bad):
+    values = list(COLUMNS[column])
+    values[1] = bad
+    with pytest.raises(ValueError, match=rf"column {column}: row 1 holds {bad!r}"):
+        Judgments(**{**COLUMNS, column: values})
+
+
+@pytest.mark.parametrize("column", ["chose_generated", "generated_left", "chose_left"])
+def test_build_refuses_a_nan_choice_before_it_becomes_a_win(column):
+    columns = dict(generator=["g"] * 3, item=[0, 1, 2], annotator=[0, 0, 1], generated_left=[True, True, False])
+    columns.setdefault(column, [True, False, True])
+    if column == "generated_left":
+        columns["chose_generated"] = [True, False, True]
+    columns[column] = [1.0, np.nan, 0.0]
+    with pytest.raises(ValueError, match=rf"column {column}: row 1 holds nan"):
+        Judgments.build(**columns)
+
+
+def test_flags_as_zero_one_numbers_are_read_as_booleans():
+    numeric = {name: np.asarray(COLUMNS[name], dtype=float) for name in ("chose_generated", "generated_left",
+                                                                         "chose_left", "correct")}
+    judgments = Judgments(**{**COLUMNS, **numeric, "chose_left": [1, 0, 0], "correct": np.array([0, 0, 0], object)})
+    assert judgments.chose_generated.dtype == bool
+    assert judgments.chose_generated.tolist() == COLUMNS["chose_generated"]
+    assert judgments.chose_left.tolist() == COLUMNS["chose_left"]
+
+
+@pytest.mark.parametrize(("column", "bad"), [("rt_ms", -5.0), ("rt_ms", np.inf), ("time_s", -np.inf),
+                                             ("item", np.nan), ("annotator", 0.5)])
+def test_impossible_times_and_codes_are_refused(column, bad):
+    values = np.asarray(COLUMNS.get(column, [0.0, 0.0, 0.0]), dtype=float)
+    values[2] = bad
+    with pytest.raises(ValueError, match=rf"column {column}: row 2 holds"):
+        Judgments(**{**COLUMNS, column: values})
+
+
+def test_unknown_times_stay_allowed():
+    judgments = Judgments(**{**COLUMNS, "time_s": [np.nan, -3.0, 10.0]})
+    assert np.isnan(judgments.rt_ms[1]) and judgments.time_s[1] == -3.0
+
+
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
 def test_two_way_sums_equal_the_weighted_sums_they_stand_for(study, layout, monkeypatch):
     if layout == "sparse":  # rows only for the (group, level) pairs present
