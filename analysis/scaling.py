@@ -3,15 +3,17 @@
 For each series with at least `MIN_POINTS` generators in the study that take at least
 `MIN_POINTS` distinct values along an axis (`params`, `train_images`, `train_flops`,
 `train_step`, or a numeric inference setting, named ``settings.<key>``), two forms are
-fitted by binomial likelihood on the judgment counts with a prompt bootstrap
-(`stats.fit_parity_curve`; exclusions applied):
+fitted by binomial likelihood on the judgment counts with a two-way prompt x annotator
+bootstrap (`stats.fit_parity_curve`; exclusions applied):
 
 - ``saturating``: p(x) = 0.5 - A x^(-alpha), which reaches parity;
 - ``free``: p(x) = p_inf - A x^(-alpha), with its own asymptote;
 
 with the extrapolated x where the parity gap 0.5 - p(x) falls to each target, and
-their comparison (`stats.compare_forms`: likelihood ratio, with the series' mean
-design effect as dispersion, and Akaike difference). Where both `params` and
+their comparison (`stats.compare_forms`: likelihood ratio and quasi-AIC difference,
+both with the series' mean design effect as dispersion). The free form needs four
+distinct values along the axis: with three, its asymptote is not identified, and the
+series records why it was not fitted instead of numbers. Where both `params` and
 `train_images` vary, not in lockstep, over at least `JOINT_MIN_POINTS` generators,
 the joint form p(N, D) = 0.5 - A N^(-alpha) - B D^(-beta) is fitted as well.
 
@@ -27,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.stats import CurveFit, Judgments, RateTable, compare_forms, fit_parity_curve, series_counts
+from analysis.stats import CurveFit, Judgments, RateTable, compare_forms, fit_parity_curve
+from analysis.stats.fits import series_cells
 
 AXES = ("params", "train_images", "train_flops", "train_step")
 SETTING = "settings."
@@ -75,6 +78,7 @@ class SeriesFit:
     dispersion : the series' mean design effect, used in the comparison.
     errors : form name -> why that fit failed.
     notes : caveats a reader needs (`fit_notes`).
+    not_fitted : form name -> `stats.fits.NotFitted`, a form the data cannot identify.
     """
 
     series: str
@@ -87,6 +91,7 @@ class SeriesFit:
     dispersion: float
     errors: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    not_fitted: dict = field(default_factory=dict)
 
 
 def candidate_axes(generators: tuple[GeneratorInfo, ...]) -> list[str]:
@@ -125,12 +130,13 @@ def fit_notes(fits: dict) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _fit(x, wins, totals, form: str, **kwargs) -> tuple[CurveFit | None, str | None]:
+def _fit(x, cells, form: str, **kwargs):
+    """(fit, None): a CurveFit, or a NotFitted form; (None, message) where the fit failed."""
     try:
         # Overflow in a wild bootstrap refit (a coefficient past 1e308) is an infinite
         # replicate, which the percentile intervals handle.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return fit_parity_curve(x, wins, totals, form=form, **kwargs), None
+            return fit_parity_curve(x, cells=cells, form=form, **kwargs), None
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         return None, str(exc)
 
@@ -171,20 +177,22 @@ def series_fits(
                 continue
             x = np.array([v for v, _ in points])
             codes = np.array([c for _, c in points], dtype=np.int64)
-            wins, totals = series_counts(judgments, codes, keep=keep)
+            cells = series_cells(judgments, codes, keep=keep)
             dispersion = _dispersion(rates, codes)
-            fits, errors = {}, {}
+            fits, errors, not_fitted = {}, {}, {}
             for form in ("saturating", "free"):
-                fit, error = _fit(x, wins, totals, form, targets=targets, **settings)
+                fit, error = _fit(x, cells, form, targets=targets, **settings)
                 if fit is None:
                     errors[form] = error
-                else:
+                elif isinstance(fit, CurveFit):
                     fits[form] = fit
+                else:
+                    not_fitted[form] = fit
             comparison = None
             if len(fits) == 2:
                 comparison = compare_forms(fits["saturating"], fits["free"], dispersion=dispersion)
             out.append(SeriesFit(name, series_id, axis, codes, x, fits, comparison, dispersion, errors,
-                                 fit_notes(fits)))
+                                 fit_notes(fits), not_fitted))
         joint = _joint(judgments, rates, generators, members, keep, settings)
         if joint is not None:
             out.append(SeriesFit(name, series_id, *joint))
@@ -207,8 +215,9 @@ def _joint(judgments, rates, generators, members, keep, settings):
     if abs(np.corrcoef(logs[:, 0], logs[:, 1])[0, 1]) > LOCKSTEP:
         return None
     codes = np.array([c for _, _, c in points], dtype=np.int64)
-    wins, totals = series_counts(judgments, codes, keep=keep)
-    fit, error = _fit(x, wins, totals, "joint_gap", targets=(), **settings)
-    fits = {"joint_gap": fit} if fit is not None else {}
+    cells = series_cells(judgments, codes, keep=keep)
+    fit, error = _fit(x, cells, "joint_gap", targets=(), **settings)
+    fits = {"joint_gap": fit} if isinstance(fit, CurveFit) else {}
+    not_fitted = {"joint_gap": fit} if fit is not None and not fits else {}
     errors = {"joint_gap": error} if fit is None else {}
-    return JOINT_AXIS, codes, x, fits, None, _dispersion(rates, codes), errors, fit_notes(fits)
+    return JOINT_AXIS, codes, x, fits, None, _dispersion(rates, codes), errors, fit_notes(fits), not_fitted

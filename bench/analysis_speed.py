@@ -7,7 +7,7 @@ trials), then times each step on it:
 - rates+bootstrap: preference rates with the two-way cluster bootstrap (--boot resamples)
 - quality: annotator quality, agreement, exclusions, calibration, side bias, drift
 - fits: per series, saturating and free-asymptote curves, each with --fit-boot
-  prompt-bootstrap refits
+  two-way (prompt x annotator) bootstrap refits
 
 Prints seconds per step (best of --repeat), the machine's load average before and
 after (other work on the machine slows the figures), and peak resident memory.

@@ -18,11 +18,19 @@ Appendix D.2; replicated by Besiroglu, T. et al. (2024). Chinchilla scaling: a
 replication attempt). Both run L-BFGS from a grid of starting points and keep the
 best (`optimize.lbfgs`, all starts in one batch).
 
-Uncertainty: judgments of one prompt are correlated across generators, so parity
-curves are bootstrapped over whole prompts: each resample draws the prompts with
-replacement, recounts every generator's wins and judgments, and refits (from the
-full-data optimum). Loss curves are bootstrapped over data points. Intervals are
-percentile intervals.
+Uncertainty: judgments of one prompt are correlated across generators, and so are
+judgments of one annotator (some people are stricter with every generator). Given
+counts per (generator, prompt, annotator) cell (`series_cells`), parity curves are
+bootstrapped over prompts and annotators at once, as the rates are (`bootstrap`,
+Owen & Eckles 2012): each resample weights every cell by its prompt's and its
+annotator's resample counts and recounts every generator's wins and judgments; the
+resampled rates are brought to the two-way cluster-robust covariance (the product
+weights count each judgment's own noise three times, `_two_way_rates`), and each
+resample is refitted (from the full-data optimum). Resampling prompts alone treats
+the annotators as fixed, and every fitted quantity inherits the annotators' spread
+without its share of the interval. Given counts per prompt only (`series_counts`),
+the bootstrap is over prompts. Loss curves are bootstrapped over data points.
+Intervals are percentile intervals.
 """
 
 from __future__ import annotations
@@ -30,9 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import stats
 
-from .bootstrap import cluster_weights, percentile_interval
+from .bootstrap import cluster_weights, percentile_interval, two_way_sums
 from .forms import FORMS, Form
 from .judgments import GENERATED, Judgments, compact
 from .optimize import lbfgs
@@ -105,13 +114,13 @@ class CurveFit:
     params : reported parameters (natural units of x); intervals: name -> (low, high).
     objective : minimised value (half deviance for parity curves, Huber sum for loss).
     n_params, n_points : fitted parameters and data points (generators).
-    aic : 2 n_params + 2 objective (parity curves; differences between forms of the
-        same data are Akaike differences, the saturated log-likelihood cancelling).
     x_at_gap : target gap -> (x, low, high): the scale where 0.5 - p(x) falls to the
         target (inf where the fitted curve never gets there). Single-axis forms only.
     replicates : name -> (n_boot,) bootstrap replicates of each parameter and of
         ``x_at_gap_<target>``.
     boot_converged : share of bootstrap refits that met the convergence test.
+    resampled : what the bootstrap resampled: "prompts x annotators", "prompts",
+        "points" (loss curves), or "" (no bootstrap).
     theta, log_ref : internal parameters and centring of log x (for `predict`).
     """
 
@@ -121,18 +130,47 @@ class CurveFit:
     objective: float
     n_params: int
     n_points: int
-    aic: float
     x_at_gap: dict
     replicates: dict
     boot_converged: float
     theta: np.ndarray
     log_ref: np.ndarray
     level: float
+    resampled: str = ""
+
+    def qaic(self, dispersion: float = 1.0) -> float:
+        """Quasi-AIC of a parity curve, 2 objective / dispersion + 2 n_params.
+
+        The objective is the half deviance, minus the log-likelihood up to the
+        saturated model's, which cancels between forms of the same data; with
+        dispersion 1 this is the AIC. Burnham, K. P. & Anderson, D. R. (2002). Model
+        Selection and Multimodel Inference, 2nd ed., Section 2.5. NaN for loss curves,
+        whose objective is no likelihood.
+        """
+        if self.form == "loss":
+            return float("nan")
+        return 2 * self.objective / dispersion + 2 * self.n_params
 
     def predict(self, x) -> np.ndarray:
         """The fitted curve at scale values x ((n,) or (n, axes))."""
         logx = np.log(np.asarray(x, dtype=float)).reshape(-1, FORMS[self.form].axes) - self.log_ref
         return FORMS[self.form].predict(np.atleast_2d(self.theta), logx)[0][0]
+
+
+@dataclass(frozen=True)
+class NotFitted:
+    """A form left unfitted, and why.
+
+    form : name of the form; reason : a flag, ``not_identified`` (too few distinct
+    scale values for its parameters, `Form.min_points`); message : the reason in words;
+    n_distinct, needed : distinct scale values of the data, and the form's minimum.
+    """
+
+    form: str
+    reason: str
+    message: str
+    n_distinct: int
+    needed: int
 
 
 def x_at_gap(form: str, params: dict[str, np.ndarray], target: float) -> np.ndarray:
@@ -153,7 +191,7 @@ def x_at_gap(form: str, params: dict[str, np.ndarray], target: float) -> np.ndar
 
 
 def _summarise(form: Form, theta: np.ndarray, objective: float, boot_theta: np.ndarray | None, boot_ok,
-               log_ref: np.ndarray, n_points: int, targets, level: float, binomial: bool) -> CurveFit:
+               log_ref: np.ndarray, n_points: int, targets, level: float, resampled: str) -> CurveFit:
     params = {name: float(v[0]) for name, v in form.natural_params(theta, log_ref).items()}
     replicates = form.natural_params(boot_theta, log_ref) if boot_theta is not None else {}
     gaps = {}
@@ -174,65 +212,116 @@ def _summarise(form: Form, theta: np.ndarray, objective: float, boot_theta: np.n
             intervals[name] = (float(low), float(high))
         else:
             intervals[name] = (np.nan, np.nan)
-    k = len(form.internal)
     return CurveFit(
-        form=form.name, params=params, intervals=intervals, objective=objective, n_params=k, n_points=n_points,
-        aic=2 * k + 2 * objective if binomial else np.nan, x_at_gap=gaps, replicates=replicates,
+        form=form.name, params=params, intervals=intervals, objective=objective, n_params=len(form.internal),
+        n_points=n_points, x_at_gap=gaps, replicates=replicates,
         boot_converged=float(np.mean(boot_ok)) if boot_theta is not None else np.nan,
         theta=np.asarray(theta).reshape(-1), log_ref=log_ref, level=level,
+        resampled=resampled if boot_theta is not None else "",
     )
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesCells:
+    """Wins and judgments of a series' generators per (generator, prompt, annotator) cell.
+
+    generator : (m,) row of the cell's generator (0 .. n_generators - 1, in the order
+        given to `series_cells`); item, annotator : (m,) codes of its prompt and annotator;
+    wins, totals : (m,) judgments won by the generated image, and all judgments.
+    """
+
+    generator: np.ndarray
+    item: np.ndarray
+    annotator: np.ndarray
+    wins: np.ndarray
+    totals: np.ndarray
+    n_generators: int
+
+    def per_generator(self) -> tuple[np.ndarray, np.ndarray]:
+        """Wins and judgments of each generator, (G,) each."""
+        size = self.n_generators
+        return (np.bincount(self.generator, weights=self.wins, minlength=size),
+                np.bincount(self.generator, weights=self.totals, minlength=size))
 
 
 def fit_parity_curve(
     x,
-    wins,
-    totals,
+    wins=None,
+    totals=None,
     *,
+    cells: SeriesCells | None = None,
     form: str = "saturating",
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
     targets=(0.05, 0.01),
     starts: np.ndarray | None = None,
-) -> CurveFit:
+) -> CurveFit | NotFitted:
     """Fit a parity curve to the generators of a series by binomial likelihood.
 
     Parameters
     ----------
     x : (G,) scale values along one axis, or (G, 2) for ``joint_gap`` (N, D).
     wins, totals : (G, I) counts per generator and prompt (from `series_counts`), for
-        the prompt bootstrap; or (G,) totals, then only with ``n_boot=0``.
+        a prompt bootstrap; or (G,) totals, then only with ``n_boot=0``.
+    cells : instead of wins and totals, counts per (generator, prompt, annotator)
+        (`series_cells`), for the two-way prompt x annotator bootstrap.
     form : "saturating", "free" or "joint_gap" (`forms`).
-    n_boot : prompt-bootstrap resamples, each refitted.
+    n_boot : bootstrap resamples, each refitted.
     targets : parity gaps for `CurveFit.x_at_gap`.
     starts : internal starting points (rows), default `Form.starts`.
 
     Returns
     -------
-    CurveFit; formulas and references in the module docstring.
+    CurveFit; formulas and references in the module docstring. `NotFitted` where x
+    has fewer distinct values than the form needs (`Form.min_points`).
     """
     shape = FORMS[form]
-    logx = np.log(np.asarray(x, dtype=float)).reshape(-1, shape.axes)
+    x = np.asarray(x, dtype=float).reshape(-1, shape.axes)
+    n_distinct = len(np.unique(x, axis=0))
+    if n_distinct < shape.min_points:
+        values = "scale values" if shape.axes == 1 else "(N, D) pairs"
+        return NotFitted(
+            form, "not_identified",
+            f"the {shape.label} form needs at least {shape.min_points} distinct {values}; this series has {n_distinct}",
+            n_distinct, shape.min_points,
+        )
+    logx = np.log(x)
     log_ref = logx.mean(axis=0)
     logx = logx - log_ref
-    wins, totals = np.asarray(wins, dtype=float), np.asarray(totals, dtype=float)
-    per_prompt = wins.ndim == 2
-    if not per_prompt and n_boot:
-        raise ValueError("the prompt bootstrap needs counts per prompt, (G, I) arrays")
-    total_wins = wins.sum(axis=1) if per_prompt else wins
-    total_n = totals.sum(axis=1) if per_prompt else totals
+    if cells is not None:
+        if wins is not None or totals is not None:
+            raise ValueError("pass either cells or wins and totals")
+        total_wins, total_n = cells.per_generator()
+    else:
+        wins, totals = np.asarray(wins, dtype=float), np.asarray(totals, dtype=float)
+        if wins.ndim != 2 and n_boot:
+            raise ValueError("the prompt bootstrap needs counts per prompt, (G, I) arrays")
+        total_wins = wins.sum(axis=1) if wins.ndim == 2 else wins
+        total_n = totals.sum(axis=1) if totals.ndim == 2 else totals
     grid = shape.starts() if starts is None else np.atleast_2d(starts)
     objective = _Binomial(shape, logx, total_wins, total_n, np.zeros(len(grid), np.int64))
     theta, value = _best_of(objective, grid)
 
     boot_theta = boot_ok = None
+    resampled = ""
     if n_boot:
-        weights = cluster_weights(np.random.default_rng(seed), wins.shape[1], n_boot).astype(np.float64)
-        # (B x I) @ (I x G): OpenBLAS is several times faster this way round.
-        boot = _Binomial(shape, logx, weights.T @ wins.T, weights.T @ totals.T, np.arange(n_boot))
+        if cells is not None:
+            sums = two_way_sums(np.stack([cells.wins, cells.totals - cells.wins]), cells.generator, cells.item,
+                                cells.annotator, n_groups=len(logx), n_boot=n_boot, seed=seed)
+            boot_totals = np.broadcast_to(total_n, (n_boot, len(total_n)))
+            boot_wins = _two_way_rates(cells, total_wins, total_n, sums[:, :, 0], sums[:, :, 0] + sums[:, :, 1]) \
+                * boot_totals
+            resampled = "prompts x annotators"
+        else:
+            weights = cluster_weights(np.random.default_rng(seed), wins.shape[1], n_boot).astype(np.float64)
+            # (B x I) @ (I x G): OpenBLAS is several times faster this way round.
+            boot_wins, boot_totals = weights.T @ wins.T, weights.T @ totals.T
+            resampled = "prompts"
+        boot = _Binomial(shape, logx, boot_wins, boot_totals, np.arange(n_boot))
         result = lbfgs(boot, np.repeat(theta[None], n_boot, axis=0))
         boot_theta, boot_ok = result.x, result.converged
-    return _summarise(shape, theta[None], value, boot_theta, boot_ok, log_ref, len(logx), targets, level, True)
+    return _summarise(shape, theta[None], value, boot_theta, boot_ok, log_ref, len(logx), targets, level, resampled)
 
 
 def fit_loss_curve(
@@ -270,23 +359,91 @@ def fit_loss_curve(
         boot = _HuberLog(shape, logx, loss, weights, np.arange(n_boot), delta)
         result = lbfgs(boot, np.repeat(theta[None], n_boot, axis=0))
         boot_theta, boot_ok = result.x, result.converged
-    return _summarise(shape, theta[None], value, boot_theta, boot_ok, log_ref, n, (), level, False)
+    return _summarise(shape, theta[None], value, boot_theta, boot_ok, log_ref, n, (), level, "points")
 
 
 def compare_forms(restricted: CurveFit, full: CurveFit, *, dispersion: float = 1.0) -> dict:
-    """Likelihood-ratio and Akaike comparison of nested parity curves on the same data.
+    """Quasi-likelihood-ratio and quasi-AIC comparison of nested parity curves on the same data.
 
     lr = 2 (f_restricted - f_full) / dispersion, referred to chi-square with
     df = k_full - k_restricted (Wilks, S. S. (1938). Ann. Math. Statist. 9, 60-62);
     e.g. saturating (p_inf = 0.5) inside free. Judgments of one prompt are
     correlated, so the binomial likelihood overstates the evidence: passing the
     series' design effect as `dispersion` gives the quasi-likelihood ratio
-    (McCullagh & Nelder 1989, Section 9.2.4). delta_aic = aic_restricted - aic_full
-    (positive favours the full form).
+    (McCullagh & Nelder 1989, Section 9.2.4). delta_qaic = qaic_restricted -
+    qaic_full (`CurveFit.qaic`, the same dispersion; positive favours the full form):
+    an AIC that kept the binomial likelihood would count the same overstated
+    evidence that the ratio discounts. Burnham & Anderson add a parameter for the
+    estimated dispersion; it is shared by both forms and cancels in the difference.
     """
     df = full.n_params - restricted.n_params
     lr = max(0.0, 2 * (restricted.objective - full.objective)) / dispersion
-    return {"lr": lr, "df": df, "p_value": float(stats.chi2.sf(lr, df)), "delta_aic": restricted.aic - full.aic}
+    return {"lr": lr, "df": df, "p_value": float(stats.chi2.sf(lr, df)),
+            "delta_qaic": restricted.qaic(dispersion) - full.qaic(dispersion)}
+
+
+def _two_way_rates(cells: SeriesCells, wins: np.ndarray, totals: np.ndarray, boot_wins: np.ndarray,
+                   boot_totals: np.ndarray) -> np.ndarray:
+    """Generator rates of two-way bootstrap resamples, (B, G), recentred on the
+    Cameron-Gelbach-Miller covariance.
+
+    The product-weight resample counts each judgment's own noise three times
+    (`bootstrap`): in expectation its covariance of the rates is
+    (1 - 1/A) V_item + (1 - 1/I) V_annotator + V_cell, against the two-way
+    cluster-robust V_item + V_annotator - V_cell (`sandwich`, here with the covariance
+    across generators). Where that noise dominates, as in a series of a few hundred
+    judgments per generator, percentile intervals of a fit on such resamples are far
+    wider than their level says (bench/fit_coverage.py). Each resample's deviation
+    from the observed rates is mapped by V_target^(1/2) V_boot^(-1/2) (symmetric
+    roots, the target's negative eigenvalues set to zero): the resampling of prompts
+    and annotators keeps its shape and its covariance becomes the robust one.
+    """
+    rate = np.divide(wins, totals, out=np.full(len(totals), 0.5), where=totals > 0)
+    if len(cells.wins) == 0:
+        return np.broadcast_to(rate, boot_wins.shape).copy()
+    residual = cells.wins - rate[cells.generator] * cells.totals
+    scaled = residual / np.maximum(totals, 1)[cells.generator]
+    n_items, n_annotators = int(cells.item.max()) + 1, int(cells.annotator.max()) + 1
+    parts = []
+    for level in (cells.item, cells.annotator, cells.item * n_annotators + cells.annotator):
+        m = sp.csr_matrix((scaled, (cells.generator, level)), shape=(cells.n_generators, int(level.max()) + 1))
+        parts.append((m @ m.T).toarray())
+    v_item, v_annotator, v_cell = parts
+    boot = (1 - 1 / n_annotators) * v_item + (1 - 1 / n_items) * v_annotator + v_cell
+    target = v_item + v_annotator - v_cell
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = boot_wins / boot_totals
+    replicates = np.where(np.isfinite(replicates), replicates, rate)
+    mapping = _root(target, 0.5) @ _root(boot, -0.5)
+    return np.clip(rate + (replicates - rate) @ mapping.T, 0.0, 1.0)
+
+
+def _root(matrix: np.ndarray, power: float) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    floor = values.max() * 1e-12 if power < 0 else 0.0
+    values = np.maximum(values, floor)
+    with np.errstate(divide="ignore"):
+        scaled = np.where(values > 0, values ** power, 0.0)
+    return (vectors * scaled) @ vectors.T
+
+
+def series_cells(judgments: Judgments, generators, *, keep: np.ndarray | None = None) -> SeriesCells:
+    """Wins and judgments of each generator (codes, in the order given) per prompt and
+    annotator: the input of `fit_parity_curve`'s two-way bootstrap (`SeriesCells`)."""
+    generators = np.asarray(generators, dtype=np.int64)
+    mask = (judgments.kind == GENERATED) & np.isin(judgments.generator, generators)
+    if keep is not None:
+        mask &= np.asarray(keep, bool)
+    position = np.full(max(judgments.n_generators, 1), -1)
+    position[generators] = np.arange(len(generators))
+    row = position[judgments.generator[mask]]
+    item, n_items = compact(judgments.item[mask])
+    annotator, n_annotators = compact(judgments.annotator[mask])
+    key = (row * n_items + item) * n_annotators + annotator
+    cell, first, code = np.unique(key, return_index=True, return_inverse=True)
+    wins = np.bincount(code, weights=judgments.chose_generated[mask], minlength=len(cell))
+    totals = np.bincount(code, minlength=len(cell)).astype(float)
+    return SeriesCells(row[first], item[first], annotator[first], wins, totals, len(generators))
 
 
 def series_counts(judgments: Judgments, generators, *, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -36,12 +36,17 @@ class Form:
         centred logs, ``e`` is log E, ``q`` the logit of the asymptote p_inf).
     natural : names of the reported parameters.
     axes : number of scale axes (columns of x).
+    min_points : distinct scale values (rows of x) below which `fits.fit_parity_curve`
+        does not fit the form: its parameters are not identified there.
+    label : the form's name in a sentence.
     """
 
     name: str
     internal: tuple[str, ...]
     natural: tuple[str, ...]
     axes: int
+    min_points: int = 0
+    label: str = ""
 
     def predict(self, theta: np.ndarray, logx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictions (B, n) and Jacobian (B, n, k) at parameters theta (B, k).
@@ -119,9 +124,14 @@ class Form:
         return np.array(list(grid), dtype=np.float64)
 
 
+# Minimum distinct scale values. Two points pin a power law exactly. With three,
+# the free form also passes through every point, and its asymptote trades off against
+# the exponent along a ridge: refits wander along it and the percentile interval of
+# p_inf misses the truth far more often than its level says, so it needs a fourth
+# point. The joint form has four parameters and needs a fifth.
 FORMS = {
-    "saturating": Form("saturating", ("a", "alpha"), ("A", "alpha"), 1),
-    "free": Form("free", ("a", "alpha", "q"), ("A", "alpha", "p_inf"), 1),
-    "joint_gap": Form("joint_gap", ("a", "alpha", "b", "beta"), ("A", "alpha", "B", "beta"), 2),
+    "saturating": Form("saturating", ("a", "alpha"), ("A", "alpha"), 1, 2, "saturating"),
+    "free": Form("free", ("a", "alpha", "q"), ("A", "alpha", "p_inf"), 1, 4, "free-asymptote"),
+    "joint_gap": Form("joint_gap", ("a", "alpha", "b", "beta"), ("A", "alpha", "B", "beta"), 2, 5, "joint"),
     "loss": Form("loss", ("e", "a", "alpha", "b", "beta"), ("E", "A", "alpha", "B", "beta"), 2),
 }

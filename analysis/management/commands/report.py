@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--boot", type=int, default=defaults.n_boot,
                             help=f"two-way bootstrap resamples of the rates (default {defaults.n_boot})")
         parser.add_argument("--fit-boot", type=int, default=defaults.fit_boot,
-                            help=f"prompt-bootstrap refits per scaling fit (default {defaults.fit_boot})")
+                            help=f"two-way bootstrap refits per scaling fit (default {defaults.fit_boot})")
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--no-plan", action="store_true", help="leave the study's generators done as they are")
 
