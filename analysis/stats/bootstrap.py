@@ -20,6 +20,8 @@ judgment-level variance, so it is counted three times instead of once (Owen 2007
 Section 3). It matters most where judgment-level noise dominates (a generator whose
 samples are the references themselves); with prompt and annotator effects of the
 size seen in practice the 95 % interval covers about 97 % of the time.
+The calibration rate and the planner, where judgment noise is most of the variance,
+use the corrected CGM interval instead (`sandwich.two_way_interval`).
 
 Cost. A resample touches every judgment once, so B resamples cost B x (number of
 distinct (group, item, annotator) cells) multiply-adds; no Python loop runs over

@@ -1,7 +1,10 @@
 """Calibration and bias: does the instrument measure 0.5 where it should?
 
 - Calibration trials show two real images: the rate of choosing the probe should
-  cover 0.5.
+  cover 0.5. Its interval is the small-sample-corrected CGM one
+  (`sandwich.two_way_interval`), not the two-way bootstrap of the preference rates:
+  with no prompt or annotator effect, judgment noise is all there is, and the
+  bootstrap counts it three times, so its interval would hide a real miscalibration.
 - Side bias: the share of "left" choices. The probe's side is drawn at random per
   assignment, so for every judgment P(left) = p/2 + (1 - p)/2 = 1/2 whatever its
   content; an annotator's left choices are Binomial(n, 1/2) without side bias and the
@@ -13,15 +16,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
 from .judgments import CALIBRATION, GENERATED, Judgments
-from .proportions import binomial_test_half, two_proportion_test, wilson_interval, z_value
+from .proportions import (
+    binomial_test_half,
+    clopper_pearson_interval,
+    two_proportion_test,
+    wilson_interval,
+    z_value,
+)
 from .rates import RateTable, balanced_rates
-from .sandwich import cluster_variance
+from .sandwich import cluster_variance, two_way_interval
 
 
 def _mask(judgments: Judgments, keep: np.ndarray | None) -> np.ndarray:
@@ -32,14 +41,25 @@ def _mask(judgments: Judgments, keep: np.ndarray | None) -> np.ndarray:
 class Calibration:
     """The calibration rate (a one-row RateTable labelled "calibration").
 
-    covers_half : 0.5 lies in the two-way bootstrap interval.
+    table : its `low` and `high` are the interval named by `method`, not the
+        bootstrap percentile interval of `rates.balanced_rates`.
+    covers_half : 0.5 lies in that interval.
     p_value : exact two-sided binomial test of the raw share against 0.5 (ignores
         clustering, so it is a screen, not a verdict).
+    method : "cgm-t" (`sandwich.two_way_interval`), "cgm-t one-way" where the two-way
+        variance was not positive and the larger one-way variance was used, or
+        "bootstrap" where neither is defined (fewer than two prompts or annotators).
+    boot_low, boot_high : the two-way bootstrap percentile interval, for comparison.
+    df : degrees of freedom of the t quantile (NaN for "bootstrap").
     """
 
     table: RateTable
     covers_half: bool
     p_value: float
+    method: str
+    boot_low: float
+    boot_high: float
+    df: float
 
 
 def calibration_rate(
@@ -47,7 +67,8 @@ def calibration_rate(
 ) -> Calibration:
     """Position-balanced rate of choosing the probe on calibration (real vs real) trials.
 
-    Same estimator and intervals as `rates.preference_rates`; should cover 0.5.
+    Same estimator as `rates.preference_rates`, interval as in the module docstring;
+    should cover 0.5.
     """
     mask = _mask(judgments, keep) & (judgments.kind == CALIBRATION)
     table = balanced_rates(
@@ -56,8 +77,18 @@ def calibration_rate(
         annotator=judgments.annotator[mask], labels=("calibration",),
         n_boot=n_boot, level=level, seed=seed,
     )
+    boot_low, boot_high = float(table.low[0]), float(table.high[0])
+    interval = two_way_interval(table.rate, table.var_item, table.var_annotator, table.var_cell,
+                                table.n_items, table.n_annotators, level)
+    if table.n[0] and np.isfinite(interval.se[0]):
+        method = "cgm-t one-way" if interval.fallback[0] else "cgm-t"
+        table = replace(table, low=interval.low, high=interval.high)
+        df = float(interval.df[0])
+    else:
+        method, df = "bootstrap", np.nan
     covers = bool(table.low[0] <= 0.5 <= table.high[0])
-    return Calibration(table, covers, float(binomial_test_half(table.wins[0], table.n[0])))
+    return Calibration(table, covers, float(binomial_test_half(table.wins[0], table.n[0])),
+                       method, boot_low, boot_high, df)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +100,7 @@ class SideBias:
         error (`sandwich`; the share is near 1/2 and n large, where the normal
         approximation holds, and this avoids a bootstrap over every judgment).
     wilson_low, wilson_high : Wilson interval of the overall share.
+    cp_low, cp_high : Clopper-Pearson interval of the overall share.
     annotator_n, annotator_left, annotator_share : per annotator.
     annotator_p : exact two-sided binomial test of share 1/2.
     flagged : p below alpha / (annotators judged) (Bonferroni) and
@@ -82,6 +114,8 @@ class SideBias:
     high: float
     wilson_low: float
     wilson_high: float
+    cp_low: float
+    cp_high: float
     annotator_n: np.ndarray
     annotator_left: np.ndarray
     annotator_share: np.ndarray
@@ -107,6 +141,7 @@ def side_bias(
     half = z_value(level) * np.sqrt(max(variance, 0.0))
     low, high = share_left - half, share_left + half
     wilson_low, wilson_high = wilson_interval(k, n, level)
+    cp_low, cp_high = clopper_pearson_interval(k, n, level)
 
     n_annotators = judgments.n_annotators
     per_n = np.bincount(annotator, minlength=n_annotators)
@@ -117,6 +152,7 @@ def side_bias(
     judged = max(1, int((per_n > 0).sum()))
     flagged = (p < alpha / judged) & (np.abs(share - 0.5) >= min_effect)
     return SideBias(n, k, share_left, float(low), float(high), float(wilson_low), float(wilson_high),
+                    float(cp_low), float(cp_high),
                     per_n, per_left, share, p, flagged)
 
 
