@@ -32,7 +32,10 @@ design_effect   CGM variance over simple-random-sampling variance
 effective_n     n / design_effect
 n_items         distinct prompts behind the rate; n_annotators: distinct annotators
 level           interval level; n_boot: bootstrap resamples
+cp_low          Clopper-Pearson interval of `raw_rate` (ignores clustering); cp_high
 =============== ================================================================
+
+Columns are only ever added at the end, so a column keeps its position.
 
 Empty cells are unknown or undefined values. A name that a spreadsheet would run as
 a formula gets a leading ``'``.
@@ -58,7 +61,7 @@ CSV_COLUMNS = (
     "study", "generator_id", "generator", "series", "params", "train_images", "train_flops", "train_step",
     "exclusions", "n", "wins", "rate", "low", "high", "half_width", "rate_left", "rate_right", "raw_rate",
     "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
-    "n_items", "n_annotators", "level", "n_boot",
+    "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high",
 )
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_START = frozenset("=+-@\t\r")
@@ -94,12 +97,14 @@ def _strip(row: dict) -> dict:
 
 def _calibration(calibration) -> dict:
     return {**_strip(calibration.table.rows()[0]), "covers_half": calibration.covers_half,
-            "p_value": calibration.p_value}
+            "p_value": calibration.p_value, "method": calibration.method,
+            "boot_low": calibration.boot_low, "boot_high": calibration.boot_high, "df": calibration.df}
 
 
 def _side(side) -> dict:
     return {"n": side.n, "left": side.left, "share_left": side.share_left, "low": side.low, "high": side.high,
             "wilson_low": side.wilson_low, "wilson_high": side.wilson_high,
+            "cp_low": side.cp_low, "cp_high": side.cp_high,
             "flagged_annotators": int(side.flagged.sum())}
 
 
@@ -114,8 +119,9 @@ def _fit_json(report: Report, fit) -> dict:
         forms[name] = {
             "params": curve.params,
             "intervals": {k: list(v) for k, v in curve.intervals.items()},
-            "objective": curve.objective, "aic": curve.aic, "n_params": curve.n_params, "n_points": curve.n_points,
-            "boot_converged": curve.boot_converged, "level": curve.level,
+            "objective": curve.objective, "qaic": curve.qaic(fit.dispersion), "n_params": curve.n_params,
+            "n_points": curve.n_points,
+            "boot_converged": curve.boot_converged, "level": curve.level, "resampled": curve.resampled,
             "x_at_gap": {f"{target:g}": _gap_entry(value) for target, value in curve.x_at_gap.items()},
         }
     return {
@@ -124,6 +130,9 @@ def _fit_json(report: Report, fit) -> dict:
         "generator_names": [report.generators[c].name for c in fit.codes],
         "x": fit.x, "dispersion": fit.dispersion, "comparison": fit.comparison, "errors": fit.errors,
         "notes": list(fit.notes), "forms": forms,
+        "not_fitted": {name: {"reason": why.reason, "message": why.message, "n_distinct": why.n_distinct,
+                              "needed": why.needed} for name, why in fit.not_fitted.items()},
+        "criterion": "qaic",
     }
 
 
@@ -150,7 +159,8 @@ def _plan_rows(report: Report) -> list[dict]:
          "judgments": int(rates.n[c]), "prompts": int(rates.n_items[c]),
          "half_width": plan.half_width[c], "judgments_needed": plan.judgments_needed[c],
          "judgments_more": plan.judgments_more[c], "prompts_needed": plan.prompts_needed[c],
-         "prompts_min": plan.prompts_min[c], "done": bool(plan.done[c])}
+         "prompts_min": plan.prompts_min[c], "done": bool(plan.done[c]),
+         "one_way_fallback": bool(plan.fallback[c])}
         for c in report.order
     ]
 

@@ -79,6 +79,8 @@ def _generator_rows(report: Report) -> list[dict]:
             "interval": interval(rates.low[c], rates.high[c]),
             "n": int(rates.n[c]), "prompts": int(rates.n_items[c]), "annotators": int(rates.n_annotators[c]),
             "deff": num(rates.design_effect[c], 2),
+            "wilson": interval(rates.wilson_low[c], rates.wilson_high[c]),
+            "clopper_pearson": interval(rates.cp_low[c], rates.cp_high[c]),
             "rate_all": num(rates_all.rate[c]), "interval_all": interval(rates_all.low[c], rates_all.high[c]),
             "n_all": int(rates_all.n[c]),
             "plan": None if plan is None else {
@@ -100,7 +102,7 @@ def _fit_context(report: Report, fit, targets) -> dict:
             "params": [(k, sig(v, 4), interval(*curve.intervals[k], fmt=lambda v: sig(v, 4)))
                        for k, v in curve.params.items()],
             "gaps": [(f"{t:g}", sig(v[0]), interval(v[1], v[2], fmt=sig)) for t, v in curve.x_at_gap.items()],
-            "aic": num(curve.aic, 2), "converged": pct(curve.boot_converged),
+            "qaic": num(curve.qaic(fit.dispersion), 2), "converged": pct(curve.boot_converged),
         })
     svg = plots.scaling_plot(
         fit, [report.generators[c].name for c in codes], rates.rate[codes], rates.low[codes], rates.high[codes],
@@ -109,11 +111,11 @@ def _fit_context(report: Report, fit, targets) -> dict:
     comparison = fit.comparison
     return {
         "series": fit.series, "axis": fit.axis, "points": len(codes), "forms": forms, "errors": fit.errors,
-        "notes": fit.notes,
+        "notes": fit.notes, "not_fitted": {name: why.message for name, why in fit.not_fitted.items()},
         "dispersion": num(fit.dispersion, 2), "svg": mark_safe(svg),
         "comparison": None if comparison is None else {
             "lr": num(comparison["lr"], 2), "df": comparison["df"], "p": sig(comparison["p_value"], 2),
-            "delta_aic": num(comparison["delta_aic"], 2),
+            "delta_qaic": num(comparison["delta_qaic"], 2),
         },
     }
 
@@ -134,6 +136,13 @@ def _exclusion_rows(report: Report) -> list[dict]:
                      "judgments": counts["judgments"] if counts else "—",
                      "only": counts["judgments_only"] if counts else "—"})
     return rows
+
+
+CALIBRATION_METHODS = {
+    "cgm-t": "two-way cluster-robust (CGM) with a t quantile",
+    "cgm-t one-way": "one-way cluster-robust with a t quantile (the two-way variance was not positive)",
+    "bootstrap": "two-way bootstrap (too few prompts or annotators for the cluster-robust one)",
+}
 
 
 def _calibration_context(report: Report) -> dict:
@@ -160,6 +169,7 @@ def _calibration_context(report: Report) -> dict:
     return {
         "svg": mark_safe(svg), "table": table,
         "covers": a.calibration.covers_half, "p_value": sig(a.calibration.p_value, 2),
+        "method": CALIBRATION_METHODS.get(a.calibration.method, a.calibration.method),
         "side_flagged": int(s_all.flagged.sum()),
         "drift": {"left": num(drift.slope_left), "left_p": sig(drift.slope_left_p, 2),
                   "choice": num(drift.slope_choice), "choice_p": sig(drift.slope_choice_p, 2),

@@ -56,7 +56,7 @@ from analysis.stats import (
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ReportOptions:
 
     n_boot : two-way (prompt x annotator) bootstrap resamples behind every rate
         interval, and the judgment resamples of metric alignment.
-    fit_boot : prompt-bootstrap refits per scaling fit. The free-asymptote form costs
+    fit_boot : two-way (prompt x annotator) bootstrap refits per scaling fit. The free-asymptote form costs
         the most: where the generators are far from its asymptote, p_inf is barely
         identified and many refits run to the optimiser's iteration limit (about
         1.5 s per series on two cores, more refits adding little); 1000 gives

@@ -8,12 +8,15 @@ import json
 import re
 from html import unescape
 
+import numpy as np
 import pytest
 
 from analysis.exports import CSV_COLUMNS, report_csv, report_json
 from analysis.report_html import report_html
-from analysis.reports import ReportOptions
+from analysis.reports import AnnotatorInfo, ReportInput, ReportOptions, report_from_input
+from analysis.scaling import GeneratorInfo
 from analysis.services import study_plan_update, study_report
+from analysis.stats import ExclusionRules, Judgments, clopper_pearson_interval, wilson_interval
 from annotate.models import Study
 from generation.models import Generator
 from tests.analysis.builders import CATCH_ITEMS, PARAMS, TRUTH, add_annotators, planted_study, study_with_trials
@@ -105,7 +108,7 @@ def test_the_series_is_fitted_along_params_with_extrapolation(planted, report):
     assert saturating["x_at_gap"]["0.05"]["reached"] and saturating["x_at_gap"]["0.05"]["x"] > PARAMS[-1]
     assert saturating["x_at_gap"]["0.01"]["x"] > saturating["x_at_gap"]["0.05"]["x"]
     assert set(fit["forms"]["free"]["params"]) == {"A", "alpha", "p_inf"}
-    assert set(fit["comparison"]) == {"lr", "df", "p_value", "delta_aic"} and fit["comparison"]["df"] == 1
+    assert set(fit["comparison"]) == {"lr", "df", "p_value", "delta_qaic"} and fit["comparison"]["df"] == 1
     assert all(isinstance(note, str) for note in fit["notes"])
 
 
@@ -146,6 +149,53 @@ def test_csv_has_the_documented_columns_with_and_without_exclusions(planted, rep
         assert row["train_images"] == ""  # unknown
 
 
+BOUND_COLUMNS = ("low", "high", "wilson_low", "wilson_high", "cgm_low", "cgm_high", "cp_low", "cp_high")
+
+
+def test_csv_ends_with_the_clopper_pearson_interval_beside_wilson(report):
+    # Columns are only added at the end: a script reading by position keeps working.
+    assert CSV_COLUMNS[-2:] == ("cp_low", "cp_high") and CSV_COLUMNS.index("n_boot") == 29
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    body = report_json(report)
+    for row in rows[::2]:
+        n, wins = int(row["n"]), int(row["wins"])
+        expected = clopper_pearson_interval(wins, n, 0.95)
+        assert (float(row["cp_low"]), float(row["cp_high"])) == pytest.approx(expected, abs=1e-15)
+        assert (float(row["wilson_low"]), float(row["wilson_high"])) == pytest.approx(wilson_interval(wins, n))
+    rate = body["generators"][0]["rate"]
+    assert rate["cp_low"] < rate["raw_rate"] < rate["cp_high"]
+    assert {"cp_low", "cp_high"} <= set(body["calibration"])
+
+
+def test_bounds_at_no_wins_and_all_wins_are_exactly_0_and_1_in_csv_and_json():
+    # Three generators: never chosen, always chosen, in between. Unclamped, Wilson's
+    # lower bound at k = 0 comes out like -3.47e-18 for many n.
+    item = np.tile(np.arange(41), 3)
+    generator = np.repeat([0, 1, 2], 41)
+    chose = np.r_[np.zeros(41, bool), np.ones(41, bool), np.arange(41) % 3 == 0]
+    judgments = Judgments.build(generator=generator, item=item, annotator=item % 7,
+                                generated_left=np.arange(len(item)) % 2 == 0, chose_generated=chose)
+    data = ReportInput(
+        judgments=judgments,
+        generators=tuple(GeneratorInfo(id=i + 1, name=name) for i, name in enumerate(("never", "always", "some"))),
+        annotators=tuple(AnnotatorInfo(pseudonym=f"p{a}", source="prolific") for a in range(7)),
+        configuration={"slug": "edges"},
+        rules=ExclusionRules(min_catch_accuracy=None, max_fast_share=None),
+    )
+    report = report_from_input(data, ReportOptions(n_boot=50, fit_boot=5))
+    rows = {(row["generator"], row["exclusions"]): row for row in csv.DictReader(io.StringIO(report_csv(report)))}
+    for (name, _), row in rows.items():
+        for column in BOUND_COLUMNS:
+            assert "e" not in row[column].lower() and 0 <= float(row[column]) <= 1, (name, column, row[column])
+    for setting in ("applied", "none"):
+        never, always = rows["never", setting], rows["always", setting]
+        assert [never[c] for c in ("wilson_low", "cp_low")] == ["0.0", "0.0"]
+        assert [always[c] for c in ("wilson_high", "cp_high")] == ["1.0", "1.0"]
+    rates = {g["name"]: g["rate"] for g in report_json(report)["generators"]}
+    assert (rates["never"]["wilson_low"], rates["never"]["cp_low"]) == (0.0, 0.0)
+    assert (rates["always"]["wilson_high"], rates["always"]["cp_high"]) == (1.0, 1.0)
+
+
 def test_html_is_self_contained_and_shows_the_configuration(planted, report):
     html = report_html(report)
     text = unescape(html)
@@ -156,8 +206,15 @@ def test_html_is_self_contained_and_shows_the_configuration(planted, report):
     assert "@import" not in html
     assert not re.search(r"""url\(\s*["']?(?!#)""", html)  # only references inside the page: url(#clip)
     for shown in ('"quality": 90', '"crop": "center"', "exclude_catch_accuracy_below", "fast_response_ms",
-                  "ladder-g3", "Preference rate per generator", "Scaling", "Exclusions", "Calibration"):
+                  "ladder-g3", "Preference rate per generator", "Scaling", "Exclusions", "Calibration",
+                  "Wilson", "Clopper–Pearson"):
         assert shown in text, shown
+    rates = report.analysis.rates
+    first = report.order[0]
+    row = re.search(r'<tr data-generator="ladder-g0">(.*?)</tr>', html, re.DOTALL).group(1)
+    shown = re.search(r'class="nowrap clopper-pearson">\[([\d.]+), ([\d.]+)\]<', row).groups()
+    assert shown == (f"{rates.cp_low[first]:.3f}", f"{rates.cp_high[first]:.3f}")
+    assert re.search(rf'class="nowrap wilson">\[{rates.wilson_low[first]:.3f}, {rates.wilson_high[first]:.3f}\]<', row)
 
 
 def test_html_escapes_names(planted):
@@ -223,7 +280,8 @@ def test_the_plan_marks_generators_done_once_their_interval_is_narrow_enough(db)
     add_annotators(planted, 40, seed=2)
     report = study_report(study=planted.study, options=TEST_OPTIONS)
     body = report_json(report)
-    done = [g["id"] for g in body["generators"] if g["rate"]["half_width"] <= 0.12]
+    # Done by the plan's interval (two-way cluster-robust), not the rate's wider bootstrap one.
+    done = [row["id"] for row in body["plan"]["generators"] if row["half_width"] <= 0.12 and row["judgments"] >= 100]
     assert done  # the target is met by some generators
     assert Study.objects.get(pk=planted.study.pk).generators_done == sorted(done) == body["plan"]["done"]
     assert [g["done"] for g in body["generators"]] == [g["id"] in done for g in body["generators"]]
@@ -233,6 +291,18 @@ def test_the_plan_marks_generators_done_once_their_interval_is_narrow_enough(db)
     assert "Plan for a half-width of 0.12" in report_html(report)
     # The periodic update agrees with the report.
     assert study_plan_update(study=planted.study, options=TEST_OPTIONS) == sorted(done)
+
+
+def test_calibration_says_which_interval_it_is_beside_the_bootstrap_one(report):
+    body = report_json(report)
+    calibration = body["calibration"]
+    assert calibration["method"] == "cgm-t" and calibration["df"] >= 1
+    # With no prompt or annotator effect the corrected interval is the narrower one.
+    assert calibration["high"] - calibration["low"] < calibration["boot_high"] - calibration["boot_low"]
+    assert calibration["covers_half"] == (calibration["low"] <= 0.5 <= calibration["high"])
+    side = body["side_bias"]
+    assert 0 <= side["cp_low"] <= side["share_left"] <= side["cp_high"] <= 1
+    assert "two-way cluster-robust (CGM) with a t quantile" in report_html(report)
 
 
 def test_without_a_target_the_generators_done_are_left_alone(planted):
