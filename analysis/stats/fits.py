@@ -427,16 +427,21 @@ def _root(matrix: np.ndarray, power: float) -> np.ndarray:
     return (vectors * scaled) @ vectors.T
 
 
-def series_cells(judgments: Judgments, generators, *, keep: np.ndarray | None = None) -> SeriesCells:
-    """Wins and judgments of each generator (codes, in the order given) per prompt and
-    annotator: the input of `fit_parity_curve`'s two-way bootstrap (`SeriesCells`)."""
-    generators = np.asarray(generators, dtype=np.int64)
+def _series_rows(judgments: Judgments, generators: np.ndarray, keep) -> tuple[np.ndarray, np.ndarray]:
+    """The generated judgments of `generators` (kept ones only) and each one's row in them."""
     mask = (judgments.kind == GENERATED) & np.isin(judgments.generator, generators)
     if keep is not None:
         mask &= np.asarray(keep, bool)
     position = np.full(max(judgments.n_generators, 1), -1)
     position[generators] = np.arange(len(generators))
-    row = position[judgments.generator[mask]]
+    return mask, position[judgments.generator[mask]]
+
+
+def series_cells(judgments: Judgments, generators, *, keep: np.ndarray | None = None) -> SeriesCells:
+    """Wins and judgments of each generator (codes, in the order given) per prompt and
+    annotator: the input of `fit_parity_curve`'s two-way bootstrap (`SeriesCells`)."""
+    generators = np.asarray(generators, dtype=np.int64)
+    mask, row = _series_rows(judgments, generators, keep)
     item, n_items = compact(judgments.item[mask])
     annotator, n_annotators = compact(judgments.annotator[mask])
     key = (row * n_items + item) * n_annotators + annotator
@@ -453,12 +458,7 @@ def series_counts(judgments: Judgments, generators, *, keep: np.ndarray | None =
     generators; the input of `fit_parity_curve` and its prompt bootstrap.
     """
     generators = np.asarray(generators, dtype=np.int64)
-    mask = (judgments.kind == GENERATED) & np.isin(judgments.generator, generators)
-    if keep is not None:
-        mask &= np.asarray(keep, bool)
-    position = np.full(max(judgments.n_generators, 1), -1)
-    position[generators] = np.arange(len(generators))
-    row = position[judgments.generator[mask]]
+    mask, row = _series_rows(judgments, generators, keep)
     item, n_items = compact(judgments.item[mask])
     flat = row * n_items + item
     size = len(generators) * n_items
