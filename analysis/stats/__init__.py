@@ -11,6 +11,7 @@ Modules, by question:
 - quality      annotator quality; agreement: Fleiss' kappa, Krippendorff's alpha
 - exclusions   exclusion rules applied at analysis time, exclusion-rate jumps
 - fits, forms, optimize   scaling-law fits (batched L-BFGS) with two-way bootstrap
+- asymptote    does a series reach parity: the verdict and the judgments it would take
 - alignment    rank correlation of human rates with automatic metrics
 - planning     judgments and prompts needed for a target interval half-width
 - marginal     from logit-scale effects to marginal rates
@@ -21,6 +22,7 @@ Modules, by question:
 
 from .agreement import Agreement, agreement, krippendorff_alpha_nominal, majority_agreement
 from .alignment import Alignment, kendall_rows, metric_alignment, spearman_rows
+from .asymptote import VERDICTS, Verdict, asymptote_dispersion, parity_verdict
 from .bootstrap import cluster_weights, percentile_interval, two_way_sums
 from .calibration import (
     Calibration,
@@ -59,6 +61,7 @@ __all__ = [
     "FORMS",
     "GENERATED",
     "KINDS",
+    "VERDICTS",
     "Agreement",
     "Alignment",
     "AnnotatorQuality",
@@ -78,10 +81,12 @@ __all__ = [
     "SideBias",
     "SimulatedStudy",
     "StudyAnalysis",
+    "Verdict",
     "agreement",
     "analyse_study",
     "annotator_quality",
     "apply_exclusions",
+    "asymptote_dispersion",
     "balanced_rates",
     "binomial_test_half",
     "calibration_rate",
@@ -102,6 +107,7 @@ __all__ = [
     "marginal_rate",
     "metric_alignment",
     "mixed_model_rates",
+    "parity_verdict",
     "percentile_interval",
     "plan_judgments",
     "preference_rates",

@@ -195,6 +195,7 @@ def percentile_interval(replicates: np.ndarray, level: float = 0.95, axis: int =
     with warnings.catch_warnings():  # a group without judgments: NaN, no warning
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = np.nanquantile(clipped, tails, axis=axis)
-    low = np.where(low <= -big, -np.inf, low)
-    high = np.where(high >= big, np.inf, high)
+    # A bound among the clipped infinities is infinite, whichever end it is.
+    low = np.where(low <= -big, -np.inf, np.where(low >= big, np.inf, low))
+    high = np.where(high >= big, np.inf, np.where(high <= -big, -np.inf, high))
     return low, high

@@ -29,7 +29,7 @@ from .proportions import (
     wilson_interval,
     z_value,
 )
-from .rates import RateTable, balanced_rates
+from .rates import RateTable, balanced_rates, withheld
 from .sandwich import cluster_variance, two_way_interval
 
 
@@ -42,19 +42,21 @@ class Calibration:
     """The calibration rate (a one-row RateTable labelled "calibration").
 
     table : its `low` and `high` are the interval named by `method`, not the
-        bootstrap percentile interval of `rates.balanced_rates`.
-    covers_half : 0.5 lies in that interval.
+        bootstrap percentile interval of `rates.balanced_rates`; its `flags` say why
+        there is none (`rates.RATE_FLAGS`).
+    covers_half : 0.5 lies in that interval; None where there is no interval.
     p_value : exact two-sided binomial test of the raw share against 0.5 (ignores
         clustering, so it is a screen, not a verdict).
     method : "cgm-t" (`sandwich.two_way_interval`), "cgm-t one-way" where the two-way
         variance was not positive and the larger one-way variance was used, or
-        "bootstrap" where neither is defined (fewer than two prompts or annotators).
+        "none" where the rate's flags withhold every clustered interval (too few
+        judgments, one prompt or annotator, no variation) or the variance is zero.
     boot_low, boot_high : the two-way bootstrap percentile interval, for comparison.
     df : degrees of freedom of the t quantile (NaN for "bootstrap").
     """
 
     table: RateTable
-    covers_half: bool
+    covers_half: bool | None
     p_value: float
     method: str
     boot_low: float
@@ -80,13 +82,15 @@ def calibration_rate(
     boot_low, boot_high = float(table.low[0]), float(table.high[0])
     interval = two_way_interval(table.rate, table.var_item, table.var_annotator, table.var_cell,
                                 table.n_items, table.n_annotators, level)
-    if table.n[0] and np.isfinite(interval.se[0]):
+    if not withheld(table.flags)[0] and interval.se[0] > 0:
         method = "cgm-t one-way" if interval.fallback[0] else "cgm-t"
-        table = replace(table, low=interval.low, high=interval.high)
+        low, high = np.clip(interval.low, 0, 1), np.clip(interval.high, 0, 1)
         df = float(interval.df[0])
     else:
-        method, df = "bootstrap", np.nan
-    covers = bool(table.low[0] <= 0.5 <= table.high[0])
+        method, df = "none", np.nan
+        low = high = np.full(1, np.nan)
+    table = replace(table, low=low, high=high)
+    covers = bool(low[0] <= 0.5 <= high[0]) if method != "none" else None
     return Calibration(table, covers, float(binomial_test_half(table.wins[0], table.n[0])),
                        method, boot_low, boot_high, df)
 

@@ -31,6 +31,16 @@ the annotators as fixed, and every fitted quantity inherits the annotators' spre
 without its share of the interval. Given counts per prompt only (`series_counts`),
 the bootstrap is over prompts. Loss curves are bootstrapped over data points.
 Intervals are percentile intervals.
+
+A parity fit that cannot be trusted says so with flags (`FIT_FLAGS`) and has no
+intervals rather than wrong ones. Its parameters are not identified where the
+expected (Fisher) information at the estimate, I = J' diag(n / (p (1 - p))) J with J
+the Jacobian of the fitted rates, is numerically singular (relative to its largest
+eigenvalue, or per judgment): the optimum sits on a ridge or at a boundary, such as an
+asymptote run off to 0 or 1 or a gap run off to zero, and the refits of a bootstrap
+would only wander along it. With one prompt or one annotator the two-way bootstrap has
+nothing to resample; a percentile interval of zero width (every refit the same) is
+dropped.
 """
 
 from __future__ import annotations
@@ -95,6 +105,48 @@ class _HuberLog:
         return value, np.einsum("bn,bnk->bk", psi, jac)
 
 
+# Flag -> what it means, for the report.
+FIT_FLAGS = {
+    "not_identified": "the data do not identify the form's parameters (too few scale values, or an estimate "
+                      "on a ridge or at a boundary of the form): no intervals",
+    "no_variation": "every generator's judgments all went the same way: the likelihood has no maximum "
+                    "inside the form",
+    "single_cluster": "one prompt or one annotator in the series: nothing to resample, no intervals",
+    "no_spread": "every bootstrap refit gave the same value: no interval of zero width is shown",
+    "rough": "fewer than 90 % of the bootstrap refits converged: the intervals are rough",
+}
+# Share of converged refits below which a fit is flagged `rough`.
+MIN_CONVERGED = 0.9
+# Smallest eigenvalue of the expected information, relative to the largest and per
+# judgment, below which the parameters are not identified. Identified fits of simulated
+# ladders sit at 1e-6 and above on both; ridges and boundaries at 1e-14 and below.
+MIN_INFORMATION = 1e-9
+
+
+def identified(form: Form, theta: np.ndarray, logx: np.ndarray, totals: np.ndarray) -> bool:
+    """Whether the expected information at `theta` is far from singular (module docstring)."""
+    p, jac = form.predict(np.atleast_2d(theta), logx)
+    p, jac = p[0], jac[0]
+    if not (np.all(np.isfinite(jac)) and np.all((p > 0) & (p < 1))):
+        return False
+    information = jac.T @ ((totals / (p * (1 - p)))[:, None] * jac)
+    values = np.linalg.eigvalsh((information + information.T) / 2)
+    smallest, largest = values[0], values[-1]
+    return bool(largest > 0 and smallest > MIN_INFORMATION * largest
+                and smallest > MIN_INFORMATION * totals.sum())
+
+
+def minimise_deviance(form, x: np.ndarray, wins: np.ndarray, totals: np.ndarray,
+                      starts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Internal parameters and half deviance of the best fit of `form` to per-generator
+    counts, from every row of `starts` (no bootstrap). `form` needs only a `predict`
+    like `Form.predict`, so a form with a parameter held fixed fits the same way.
+    The deviance does not depend on where log x is centred."""
+    logx = np.log(np.asarray(x, dtype=float)).reshape(len(wins), -1)
+    logx = logx - logx.mean(axis=0)
+    return _best_of(_Binomial(form, logx, wins, totals, np.zeros(len(starts), np.int64)), starts)
+
+
 def _best_of(objective, starts: np.ndarray) -> tuple[np.ndarray, float]:
     values, _ = objective(starts, np.arange(len(starts)))
     starts = starts[np.isfinite(values)]
@@ -121,6 +173,7 @@ class CurveFit:
     boot_converged : share of bootstrap refits that met the convergence test.
     resampled : what the bootstrap resampled: "prompts x annotators", "prompts",
         "points" (loss curves), or "" (no bootstrap).
+    flags : names of `FIT_FLAGS` that apply; intervals of a flagged quantity are NaN.
     theta, log_ref : internal parameters and centring of log x (for `predict`).
     """
 
@@ -137,6 +190,7 @@ class CurveFit:
     log_ref: np.ndarray
     level: float
     resampled: str = ""
+    flags: tuple[str, ...] = ()
 
     def qaic(self, dispersion: float = 1.0) -> float:
         """Quasi-AIC of a parity curve, 2 objective / dispersion + 2 n_params.
@@ -161,8 +215,9 @@ class CurveFit:
 class NotFitted:
     """A form left unfitted, and why.
 
-    form : name of the form; reason : a flag, ``not_identified`` (too few distinct
-    scale values for its parameters, `Form.min_points`); message : the reason in words;
+    form : name of the form; reason : a flag of `FIT_FLAGS`, ``not_identified`` (too
+    few distinct scale values for its parameters, `Form.min_points`) or
+    ``no_variation``; message : the reason in words;
     n_distinct, needed : distinct scale values of the data, and the form's minimum.
     """
 
@@ -190,8 +245,19 @@ def x_at_gap(form: str, params: dict[str, np.ndarray], target: float) -> np.ndar
     return np.where((room > 0) & (alpha > 0), x, np.inf)
 
 
+def _interval(draws: np.ndarray, level: float, flags: list) -> tuple[float, float]:
+    low, high = (float(v) for v in percentile_interval(draws, level))
+    if low == high and np.isfinite(low):
+        if "no_spread" not in flags:
+            flags.append("no_spread")
+        return np.nan, np.nan
+    return low, high
+
+
 def _summarise(form: Form, theta: np.ndarray, objective: float, boot_theta: np.ndarray | None, boot_ok,
-               log_ref: np.ndarray, n_points: int, targets, level: float, resampled: str) -> CurveFit:
+               log_ref: np.ndarray, n_points: int, targets, level: float, resampled: str,
+               flags: tuple[str, ...] = ()) -> CurveFit:
+    flags = list(flags)
     params = {name: float(v[0]) for name, v in form.natural_params(theta, log_ref).items()}
     replicates = form.natural_params(boot_theta, log_ref) if boot_theta is not None else {}
     gaps = {}
@@ -201,23 +267,21 @@ def _summarise(form: Form, theta: np.ndarray, objective: float, boot_theta: np.n
             if boot_theta is not None:
                 draws = x_at_gap(form.name, replicates, target)
                 replicates[f"x_at_gap_{target:g}"] = draws
-                low, high = percentile_interval(draws, level)
+                low, high = _interval(draws, level, flags)
             else:
                 low = high = np.nan
-            gaps[target] = (point, float(low), float(high))
-    intervals = {}
-    for name in form.natural:
-        if boot_theta is not None:
-            low, high = percentile_interval(replicates[name], level)
-            intervals[name] = (float(low), float(high))
-        else:
-            intervals[name] = (np.nan, np.nan)
+            gaps[target] = (point, low, high)
+    intervals = {name: _interval(replicates[name], level, flags) if boot_theta is not None else (np.nan, np.nan)
+                 for name in form.natural}
+    converged = float(np.mean(boot_ok)) if boot_theta is not None else np.nan
+    if converged < MIN_CONVERGED:
+        flags.append("rough")
     return CurveFit(
         form=form.name, params=params, intervals=intervals, objective=objective, n_params=len(form.internal),
         n_points=n_points, x_at_gap=gaps, replicates=replicates,
-        boot_converged=float(np.mean(boot_ok)) if boot_theta is not None else np.nan,
+        boot_converged=converged,
         theta=np.asarray(theta).reshape(-1), log_ref=log_ref, level=level,
-        resampled=resampled if boot_theta is not None else "",
+        resampled=resampled if boot_theta is not None else "", flags=tuple(flags),
     )
 
 
@@ -274,7 +338,9 @@ def fit_parity_curve(
     Returns
     -------
     CurveFit; formulas and references in the module docstring. `NotFitted` where x
-    has fewer distinct values than the form needs (`Form.min_points`).
+    has fewer distinct values than the form needs (`Form.min_points`), or where every
+    generator's judgments went one way. A fit flagged ``not_identified`` or
+    ``single_cluster`` is not bootstrapped (`FIT_FLAGS`).
     """
     shape = FORMS[form]
     x = np.asarray(x, dtype=float).reshape(-1, shape.axes)
@@ -299,13 +365,26 @@ def fit_parity_curve(
             raise ValueError("the prompt bootstrap needs counts per prompt, (G, I) arrays")
         total_wins = wins.sum(axis=1) if wins.ndim == 2 else wins
         total_n = totals.sum(axis=1) if totals.ndim == 2 else totals
+    judged = total_n > 0
+    if not ((total_wins[judged] > 0) & (total_wins[judged] < total_n[judged])).any():
+        return NotFitted(form, "no_variation", "every generator's judgments all went the same way",
+                         n_distinct, shape.min_points)
     grid = shape.starts() if starts is None else np.atleast_2d(starts)
     objective = _Binomial(shape, logx, total_wins, total_n, np.zeros(len(grid), np.int64))
     theta, value = _best_of(objective, grid)
 
+    flags = []
+    if not identified(shape, theta, logx, total_n):
+        flags.append("not_identified")
+    if cells is not None:
+        clusters = min(len(np.unique(cells.item)), len(np.unique(cells.annotator)))
+    else:
+        clusters = int((np.asarray(totals).sum(axis=0) > 0).sum()) if np.ndim(totals) == 2 else 0
+    if n_boot and clusters < 2:
+        flags.append("single_cluster")
     boot_theta = boot_ok = None
     resampled = ""
-    if n_boot:
+    if n_boot and not flags:
         if cells is not None:
             sums = two_way_sums(np.stack([cells.wins, cells.totals - cells.wins]), cells.generator, cells.item,
                                 cells.annotator, n_groups=len(logx), n_boot=n_boot, seed=seed)
@@ -321,7 +400,8 @@ def fit_parity_curve(
         boot = _Binomial(shape, logx, boot_wins, boot_totals, np.arange(n_boot))
         result = lbfgs(boot, np.repeat(theta[None], n_boot, axis=0))
         boot_theta, boot_ok = result.x, result.converged
-    return _summarise(shape, theta[None], value, boot_theta, boot_ok, log_ref, len(logx), targets, level, resampled)
+    return _summarise(shape, theta[None], value, boot_theta, boot_ok, log_ref, len(logx), targets, level, resampled,
+                      tuple(flags))
 
 
 def fit_loss_curve(

@@ -26,6 +26,15 @@ V_cell (Owen 2007), up to three times too large for a generator whose samples ar
 the references themselves. The design effect therefore uses the CGM variance; the
 bootstrap interval stays the default because it needs no normal approximation and
 stays valid (if wide) where the CGM variance is noisy or negative.
+
+Degenerate rates carry named flags (`RATE_FLAGS`, `rate_flags`) and no clustered
+interval: with fewer than `MIN_JUDGMENTS` judgments, one prompt or one annotator
+(the spread between prompts or annotators cannot be estimated from one of them, and
+the CGM variance is exactly zero there), or no variation (every resample gives the
+same rate, as when every judgment chose the same image). An interval of zero width
+says "known exactly", which no finite sample does: none is shown instead, and the
+Wilson and Clopper-Pearson intervals of the raw share (valid for any n >= 1, but
+blind to clustering) remain beside it. The CGM normal interval is clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -38,6 +47,47 @@ from .bootstrap import percentile_interval, two_way_sums
 from .judgments import GENERATED, Judgments
 from .proportions import clopper_pearson_interval, wilson_interval, z_value
 from .sandwich import cluster_variance
+
+# Fewer judgments than this: the clustered intervals are not shown (module docstring).
+MIN_JUDGMENTS = 20
+
+# Flag -> what it means, for the report. A rate with any flag but `one_side_only` has
+# no clustered interval (bootstrap or CGM), no design effect and no effective n.
+RATE_FLAGS = {
+    "no_judgments": "no judgments yet",
+    "too_few_judgments": f"fewer than {MIN_JUDGMENTS} judgments: too few for a clustered interval",
+    "single_cluster": "one prompt or one annotator: the spread between prompts or annotators cannot be estimated",
+    "no_variation": "every resample gives the same rate (e.g. every judgment chose the same image): "
+                    "no interval of zero width is shown",
+    "one_side_only": "the generated image was always on the same side: the rate is not position-balanced",
+}
+WITHHOLDING = frozenset(RATE_FLAGS) - {"one_side_only"}
+
+
+def rate_flags(n, n_left, n_right, wins, n_items, n_annotators, spread=None) -> tuple[tuple[str, ...], ...]:
+    """The flags of each group's rate (`RATE_FLAGS`), as a tuple of names per group.
+
+    spread : (G,) bool, optional: the resamples of the rate are not all equal (the
+        bootstrap interval has positive width); without it, only all-wins or all-losses
+        count as no variation.
+    """
+    n, wins = np.asarray(n), np.asarray(wins)
+    varied = (wins > 0) & (wins < n)
+    if spread is not None:
+        varied &= np.asarray(spread, bool)
+    checks = {
+        "no_judgments": n == 0,
+        "too_few_judgments": (n > 0) & (n < MIN_JUDGMENTS),
+        "single_cluster": (n > 0) & ((np.asarray(n_items) < 2) | (np.asarray(n_annotators) < 2)),
+        "no_variation": (n > 0) & ~varied,
+        "one_side_only": (n > 0) & ((np.asarray(n_left) == 0) | (np.asarray(n_right) == 0)),
+    }
+    return tuple(tuple(name for name, on in checks.items() if on[g]) for g in range(len(n)))
+
+
+def withheld(flags: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """(G,) bool: the group's flags leave its rate without a clustered interval."""
+    return np.array([bool(WITHHOLDING.intersection(f)) for f in flags], dtype=bool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +109,9 @@ class RateTable:
     var_item, var_annotator, var_cell : one-way CGM variance parts of `rate`.
     design_effect, effective_n : see the module docstring.
     replicates : (n_boot, G) bootstrap replicates of `rate`.
+    flags : per group, the names of `RATE_FLAGS` that apply; where one but
+        `one_side_only` does, the clustered intervals (low, high, boot_se, cgm_*),
+        design_effect and effective_n are NaN.
     """
 
     labels: tuple
@@ -93,6 +146,7 @@ class RateTable:
     design_effect: np.ndarray
     effective_n: np.ndarray
     replicates: np.ndarray
+    flags: tuple = ()
 
     @property
     def half_width(self) -> np.ndarray:
@@ -101,12 +155,14 @@ class RateTable:
 
     def rows(self) -> list[dict]:
         """One plain dict per group (for CSV and JSON), without the replicates."""
-        names = [f.name for f in fields(self) if f.name not in ("labels", "level", "n_boot", "replicates")]
+        skip = ("labels", "level", "n_boot", "replicates", "flags")
+        names = [f.name for f in fields(self) if f.name not in skip]
         rows = []
         for index, label in enumerate(self.labels):
             row = {"label": label, "level": self.level, "n_boot": self.n_boot}
             row.update({name: getattr(self, name)[index].item() for name in names})
             row["half_width"] = self.half_width[index].item()
+            row["flags"] = list(self.flags[index]) if self.flags else []
             rows.append(row)
         return rows
 
@@ -183,9 +239,18 @@ def balanced_rates(
     defined = (np.isfinite(replicates).sum(axis=0) > 1) if n_boot else np.zeros(n_groups, bool)
     boot_se[defined] = np.nanstd(replicates[:, defined], axis=0, ddof=1)
     wilson_low, wilson_high = wilson_interval(wins, n, level)
+    n_items = _distinct_per_group(group, item, n_groups)
+    n_annotators = _distinct_per_group(group, annotator, n_groups)
     cp_low, cp_high = clopper_pearson_interval(wins, n, level)
+    flags = rate_flags(n, n_side[:, 0], n_side[:, 1], wins, n_items, n_annotators,
+                       spread=high > low if n_boot else None)
+    gone = withheld(flags)
+    low, high, boot_se = (np.where(gone, np.nan, a) for a in (low, high, boot_se))
+    cgm_se = np.where(gone, np.nan, cgm_se)
+    cgm_se_raw = np.where(gone, np.nan, cgm_se_raw)
+    positive = cgm_se > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        design_effect = np.where(cgm_se > 0, cgm_se**2 / srs, np.nan)
+        design_effect = np.where(positive, cgm_se**2 / srs, np.nan)
         effective_n = n / design_effect
 
     return RateTable(
@@ -193,16 +258,17 @@ def balanced_rates(
         n=n.astype(np.int64), wins=wins.astype(np.int64),
         n_left=n_side[:, 0].astype(np.int64), wins_left=w_side[:, 0].astype(np.int64),
         n_right=n_side[:, 1].astype(np.int64), wins_right=w_side[:, 1].astype(np.int64),
-        n_items=_distinct_per_group(group, item, n_groups),
-        n_annotators=_distinct_per_group(group, annotator, n_groups),
+        n_items=n_items, n_annotators=n_annotators,
         rate=rate, rate_left=r_side[:, 0], rate_right=r_side[:, 1], raw_rate=raw_rate,
         low=low, high=high, boot_se=boot_se,
         wilson_low=wilson_low, wilson_high=wilson_high, cp_low=cp_low, cp_high=cp_high,
-        cgm_se=cgm_se, cgm_low=rate - z * cgm_se, cgm_high=rate + z * cgm_se,
+        cgm_se=cgm_se,
+        cgm_low=np.where(positive, np.clip(rate - z * cgm_se, 0, 1), np.nan),
+        cgm_high=np.where(positive, np.clip(rate + z * cgm_se, 0, 1), np.nan),
         cgm_se_raw=cgm_se_raw,
         var_item=parts.item[0], var_annotator=parts.annotator[0], var_cell=parts.cell[0],
         design_effect=design_effect, effective_n=effective_n,
-        replicates=replicates.astype(np.float32),
+        replicates=replicates.astype(np.float32), flags=flags,
     )
 
 

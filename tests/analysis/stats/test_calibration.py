@@ -109,9 +109,24 @@ def test_a_miscalibrated_instrument_is_flagged_far_more_often_than_the_bootstrap
     assert flagged >= boot_flagged + 0.25 * studies
 
 
-def test_one_prompt_has_no_cluster_variance_and_keeps_the_bootstrap_interval():
+def test_one_prompt_gives_no_interval_rather_than_one_that_ignores_prompts():
+    """With one prompt the CGM variance is exactly zero and the bootstrap resamples
+    annotators only: no interval, a flag, and no verdict on 0.5 either way."""
     judgments = _calibration_study(2, n_judgments=200)
     judgments = replace(judgments, item=np.zeros(len(judgments), dtype=np.int64))
     calibration = calibration_rate(judgments, n_boot=100)
-    assert calibration.method == "bootstrap" and np.isnan(calibration.df)
-    assert (calibration.table.low[0], calibration.table.high[0]) == (calibration.boot_low, calibration.boot_high)
+    assert calibration.method == "none" and np.isnan(calibration.df)
+    assert np.isnan(calibration.table.low[0]) and np.isnan(calibration.table.high[0])
+    assert "single_cluster" in calibration.table.flags[0]
+    assert calibration.covers_half is None
+
+
+def test_a_calibration_where_every_judgment_chose_the_probe_has_no_zero_width_interval():
+    judgments = _calibration_study(3, n_judgments=200)
+    chose = np.ones(len(judgments), bool)
+    judgments = replace(judgments, chose_generated=chose, chose_left=chose == judgments.generated_left)
+    calibration = calibration_rate(judgments, n_boot=100)
+    assert "no_variation" in calibration.table.flags[0]
+    assert calibration.method == "none" and calibration.covers_half is None
+    # The exact test of the raw share still says what the data say.
+    assert calibration.p_value < 1e-10

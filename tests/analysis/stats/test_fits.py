@@ -134,15 +134,22 @@ def test_free_asymptote_below_parity_is_found():
     assert compare_forms(saturating, free)["p_value"] < 0.01
 
 
-def test_a_far_off_asymptote_stays_a_rate():
+def test_a_far_off_asymptote_stays_a_rate_and_is_flagged_not_identified():
     """Rates that climb steadily and far from any asymptote: unbounded, p_inf ran off to
-    about 26 with a vanishing exponent; on the logit scale it stays inside (0, 1)."""
+    about 26 with a vanishing exponent; on the logit scale it runs off to 1 instead, where
+    the information about it vanishes: flagged, and no interval."""
     scales = np.array([1e6, 1e7, 1e8, 1e9])
     wins, totals = simulated_series(np.array([0.15, 0.25, 0.35, 0.45]), seed=5, n_items=300)
     free = fit_parity_curve(scales, wins, totals, form="free", n_boot=50)
-    assert 0 < free.params["p_inf"] < 1
-    low, high = free.intervals["p_inf"]
-    assert 0 <= low <= high <= 1
+    assert 0 < free.params["p_inf"] <= 1
+    assert "not_identified" in free.flags
+    assert all(np.isnan(v) for bounds in free.intervals.values() for v in bounds)
+    assert all(np.isnan(low) and np.isnan(high) for _, low, high in free.x_at_gap.values())
+    # The saturating form on the same data is identified and keeps its intervals.
+    saturating = fit_parity_curve(scales, wins, totals, n_boot=50)
+    assert saturating.flags == ()
+    low, high = saturating.intervals["alpha"]
+    assert low < saturating.params["alpha"] < high
 
 
 def test_joint_gap_recovers_both_axes():
