@@ -54,11 +54,11 @@ RATE_EXAMPLE = {
     "wilson_high": 0.4204, "cp_low": 0.3707, "cp_high": 0.4207, "cgm_se": 0.0151, "cgm_low": 0.3659,
     "cgm_high": 0.4251, "cgm_se_raw": 0.0151,
     "var_item": 0.00015, "var_annotator": 0.00009, "var_cell": 0.00002, "design_effect": 1.43,
-    "effective_n": 1057.3, "level": 0.95, "n_boot": 1000, "half_width": 0.0344,
+    "effective_n": 1057.3, "level": 0.95, "n_boot": 1000, "half_width": 0.0344, "flags": [],
 }
 JSON_EXAMPLE = {
-    "version": 3, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
-    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 3},
+    "version": 4, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 4},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
               "target_half_width": 0.05, "generators_done": [7], "...": "corpus, generators, created_at"},
@@ -85,21 +85,30 @@ JSON_EXAMPLE = {
     "fits": [{"series": "ladder", "axis": "params", "generators": [5, 6, 7], "x": [3e7, 6e7, 1.2e8],
               "forms": {"saturating": {"params": {"A": 48.1, "alpha": 0.29},
                                        "intervals": {"A": [20.2, 130.0], "alpha": [0.24, 0.35]},
-                                       "x_at_gap": {"0.05": {"x": 2.5e10, "low": 4e9, "high": 3e11, "reached": True}},
-                                       "qaic": 21.3, "boot_converged": 1.0, "...": "..."},
-                        "free": {"...": "..."}},
-              "comparison": {"lr": 0.8, "df": 1, "p_value": 0.37, "delta_qaic": -1.2, "criterion": "qaic"}, "errors": {}}],
+                                       "x_at_gap": {"0.05": {"x": 2.5e10, "low": 4e9, "high": 3e11, "reached": True,
+                                                             "conditional_on": "reaching parity: ..."}},
+                                       "qaic": 21.3, "boot_converged": 1.0, "flags": [], "...": "..."}},
+              "not_fitted": {"free": {"reason": "not_identified", "n_distinct": 3, "needed": 4,
+                                      "message": "the free-asymptote form needs at least 4 distinct scale values; "
+                                                 "this series has 3"}},
+              "comparison": None, "criterion": "qaic", "dispersion": 1.43, "dispersion_basis": "design effect",
+              "verdict": {"verdict": "undetermined", "reason": "No asymptote to test: ...", "p_inf": None,
+                          "p_below": None, "p_near": None, "margin": 0.05, "alpha": 0.05, "power": 0.8,
+                          "judgments": 4502, "judgments_needed": None},
+              "errors": {}}],
     "alignment": [{"metric": "val_loss", "n": 3, "spearman": -1.0, "spearman_low": -1.0, "spearman_high": 1.0,
                    "kendall": -1.0, "...": "..."}],
     "plan": {"target_half_width": 0.05, "done": [7],
              "generators": [{"id": 7, "name": "ladder-M", "judgments": 1512, "prompts": 498, "half_width": 0.0344,
                              "judgments_needed": 716, "judgments_more": 0, "prompts_needed": 236,
-                             "prompts_min": 120, "done": True}]},
+                             "prompts_min": 120, "done": True, "one_way_fallback": False, "basis": "two-way",
+                             "flags": []}]},
 }
 CSV_EXAMPLE = (
     ",".join(exports.CSV_COLUMNS) + "\r\n"
     "coco-ladder,7,ladder-M,ladder,120000000,,,,applied,1512,598,0.3955,0.3611,0.4297,0.0344,0.3976,0.3934,"
-    "0.3955,0.3711,0.4204,0.0151,0.3659,0.4251,0.0174,1.43,1057.3,498,61,0.95,1000,0.3707,0.4207\r\n"
+    "0.3955,0.3711,0.4204,0.0151,0.3659,0.4251,0.0174,1.43,1057.3,498,61,0.95,1000,0.3707,0.4207,,"
+    "params=undetermined,params/free=not_identified\r\n"
 )
 HTML_EXAMPLE = (
     '<!doctype html>\n<html lang="en">\n<head>…inline CSS…</head>\n'

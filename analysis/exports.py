@@ -33,6 +33,15 @@ effective_n     n / design_effect
 n_items         distinct prompts behind the rate; n_annotators: distinct annotators
 level           interval level; n_boot: bootstrap resamples
 cp_low          Clopper-Pearson interval of `raw_rate` (ignores clustering); cp_high
+flags           the rate's flags (`stats.rates.RATE_FLAGS`), separated by ``;``;
+                with any but ``one_side_only`` the clustered interval columns are
+                empty
+verdicts        per scale axis along which the generator's series is fitted,
+                ``axis=verdict`` (``reaches_parity``, ``stays_below_parity``,
+                ``undetermined``; `stats.asymptote`), separated by ``;``;
+                fits use the exclusions, so only ``applied`` rows have them
+fit_flags       per axis and form with flags, ``axis/form=flag+flag``
+                (`stats.fits.FIT_FLAGS`), separated by ``;``; ``applied`` rows
 =============== ================================================================
 
 Columns are only ever added at the end, so a column keeps its position.
@@ -61,7 +70,7 @@ CSV_COLUMNS = (
     "study", "generator_id", "generator", "series", "params", "train_images", "train_flops", "train_step",
     "exclusions", "n", "wins", "rate", "low", "high", "half_width", "rate_left", "rate_right", "raw_rate",
     "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
-    "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high",
+    "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high", "flags", "verdicts", "fit_flags",
 )
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_START = frozenset("=+-@\t\r")
@@ -108,9 +117,21 @@ def _side(side) -> dict:
             "flagged_annotators": int(side.flagged.sum())}
 
 
-def _gap_entry(value: tuple) -> dict:
+# What an extrapolated scale assumes, per form.
+CONDITIONS = {
+    "saturating": "reaching parity: the saturating form's asymptote is 0.5 by construction",
+    "free": "the free form's fitted asymptote",
+    "joint_gap": "reaching parity: the joint form's asymptote is 0.5 by construction",
+}
+
+
+def _gap_entry(value: tuple, condition: str) -> dict:
     point, low, high = value
-    return {"x": point, "low": low, "high": high, "reached": math.isfinite(point)}
+    return {"x": point, "low": low, "high": high, "reached": math.isfinite(point), "conditional_on": condition}
+
+
+def _verdict_json(verdict) -> dict | None:
+    return None if verdict is None else asdict(verdict)
 
 
 def _fit_json(report: Report, fit) -> dict:
@@ -122,13 +143,16 @@ def _fit_json(report: Report, fit) -> dict:
             "objective": curve.objective, "qaic": curve.qaic(fit.dispersion), "n_params": curve.n_params,
             "n_points": curve.n_points,
             "boot_converged": curve.boot_converged, "level": curve.level, "resampled": curve.resampled,
-            "x_at_gap": {f"{target:g}": _gap_entry(value) for target, value in curve.x_at_gap.items()},
+            "flags": list(curve.flags),
+            "x_at_gap": {f"{target:g}": _gap_entry(value, CONDITIONS[name])
+                         for target, value in curve.x_at_gap.items()},
         }
     return {
         "series": fit.series, "series_id": fit.series_id, "axis": fit.axis,
         "generators": [report.generators[c].id for c in fit.codes],
         "generator_names": [report.generators[c].name for c in fit.codes],
-        "x": fit.x, "dispersion": fit.dispersion, "comparison": fit.comparison, "errors": fit.errors,
+        "x": fit.x, "dispersion": fit.dispersion, "dispersion_basis": fit.dispersion_basis,
+        "comparison": fit.comparison, "verdict": _verdict_json(fit.verdict), "errors": fit.errors,
         "notes": list(fit.notes), "forms": forms,
         "not_fitted": {name: {"reason": why.reason, "message": why.message, "n_distinct": why.n_distinct,
                               "needed": why.needed} for name, why in fit.not_fitted.items()},
@@ -160,7 +184,8 @@ def _plan_rows(report: Report) -> list[dict]:
          "half_width": plan.half_width[c], "judgments_needed": plan.judgments_needed[c],
          "judgments_more": plan.judgments_more[c], "prompts_needed": plan.prompts_needed[c],
          "prompts_min": plan.prompts_min[c], "done": bool(plan.done[c]),
-         "one_way_fallback": bool(plan.fallback[c])}
+         "one_way_fallback": bool(plan.fallback[c]), "basis": plan.basis[c],
+         "flags": list(rates.flags[c])}
         for c in report.order
     ]
 
@@ -248,6 +273,23 @@ def _is_number_text(text: str) -> bool:
     return True
 
 
+def _series_cells(report: Report) -> dict[int, tuple[str, str]]:
+    """Generator code -> the ``verdicts`` and ``fit_flags`` cells of its series' fits."""
+    verdicts: dict[int, list[str]] = {}
+    flags: dict[int, list[str]] = {}
+    for fit in report.fits:
+        for c in fit.codes.tolist():
+            if fit.verdict is not None:
+                verdicts.setdefault(c, []).append(f"{fit.axis}={fit.verdict.verdict}")
+            for name, curve in fit.fits.items():
+                if curve.flags:
+                    flags.setdefault(c, []).append(f"{fit.axis}/{name}={'+'.join(curve.flags)}")
+            for name, why in fit.not_fitted.items():
+                flags.setdefault(c, []).append(f"{fit.axis}/{name}={why.reason}")
+    return {c: (";".join(verdicts.get(c, [])), ";".join(flags.get(c, [])))
+            for c in set(verdicts) | set(flags)}
+
+
 def report_csv(report: Report) -> str:
     """The per-generator table with and without exclusions (columns in the module docstring)."""
     out = io.StringIO()
@@ -255,11 +297,16 @@ def report_csv(report: Report) -> str:
     writer.writerow(CSV_COLUMNS)
     slug = report.configuration.get("slug", "")
     tables = (("applied", report.analysis.rates.rows()), ("none", report.analysis.rates_all.rows()))
+    series = _series_cells(report)
     for c in report.order:
         g = report.generators[c]
+        verdicts, fit_flags = series.get(c, ("", ""))
         for setting, rows in tables:
+            row = _strip(rows[c])
             values = {"study": slug, "generator_id": g.id, "generator": g.name, "series": g.series,
                       "params": g.params, "train_images": g.train_images, "train_flops": g.train_flops,
-                      "train_step": g.train_step, "exclusions": setting, **_strip(rows[c])}
+                      "train_step": g.train_step, "exclusions": setting, **row, "flags": ";".join(row["flags"]),
+                      "verdicts": verdicts if setting == "applied" else "",
+                      "fit_flags": fit_flags if setting == "applied" else ""}
             writer.writerow([_cell(values.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()

@@ -9,6 +9,7 @@ formatted here; the templates (`analysis/report.html`,
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,10 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from analysis import plots
-from analysis.exports import annotator_rows, json_safe
+from analysis.exports import CONDITIONS, annotator_rows, json_safe
+from analysis.stats.asymptote import VERDICTS
+from analysis.stats.fits import FIT_FLAGS
+from analysis.stats.rates import RATE_FLAGS
 from annotate import study_settings
 
 if TYPE_CHECKING:  # the analysis itself loads with the first report (see exports)
@@ -56,12 +60,25 @@ def pct(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
+def _bound(value, fmt) -> str:
+    if value == math.inf:
+        return "∞"
+    if value == -math.inf:
+        return "−∞"
+    return fmt(value)
+
+
 def interval(low, high, digits: int = 3, fmt=None) -> str:
+    """"[low, high]" with infinite bounds as ∞; "—" where there is no interval (NaN)."""
     fmt = fmt or (lambda v: num(v, digits))
-    low, high = json_safe(low), json_safe(high)
-    if low is None and high is None:
+    low, high = (None if v is None else float(v) for v in (low, high))
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
         return "—"
-    return f"[{fmt(low) if low is not None else '−∞'}, {fmt(high) if high is not None else '∞'}]"
+    return f"[{_bound(low, fmt)}, {_bound(high, fmt)}]"
+
+
+def flag_list(names, meanings: dict) -> list[dict]:
+    return [{"name": name, "meaning": meanings.get(name, name)} for name in names]
 
 
 def _generator_rows(report: Report) -> list[dict]:
@@ -83,8 +100,11 @@ def _generator_rows(report: Report) -> list[dict]:
             "clopper_pearson": interval(rates.cp_low[c], rates.cp_high[c]),
             "rate_all": num(rates_all.rate[c]), "interval_all": interval(rates_all.low[c], rates_all.high[c]),
             "n_all": int(rates_all.n[c]),
+            "flags": flag_list(rates.flags[c], RATE_FLAGS),
+            "flags_all": flag_list(rates_all.flags[c], RATE_FLAGS),
             "plan": None if plan is None else {
-                "half_width": num(plan.half_width[c]), "more": num(plan.judgments_more[c], 0),
+                "half_width": num(plan.half_width[c]), "basis": plan.basis[c],
+                "more": num(plan.judgments_more[c], 0),
                 "needed": num(plan.judgments_needed[c], 0), "prompts": num(plan.prompts_needed[c], 0),
                 "prompts_min": num(plan.prompts_min[c], 0), "done": bool(plan.done[c]),
             },
@@ -101,8 +121,11 @@ def _fit_context(report: Report, fit, targets) -> dict:
             "name": name,
             "params": [(k, sig(v, 4), interval(*curve.intervals[k], fmt=lambda v: sig(v, 4)))
                        for k, v in curve.params.items()],
-            "gaps": [(f"{t:g}", sig(v[0]), interval(v[1], v[2], fmt=sig)) for t, v in curve.x_at_gap.items()],
+            "gaps": [(f"{t:g}", "never" if v[0] == math.inf else sig(v[0]), interval(v[1], v[2], fmt=sig))
+                     for t, v in curve.x_at_gap.items()],
+            "condition": CONDITIONS[name].split(":")[0],
             "qaic": num(curve.qaic(fit.dispersion), 2), "converged": pct(curve.boot_converged),
+            "flags": flag_list(curve.flags, FIT_FLAGS),
         })
     svg = plots.scaling_plot(
         fit, [report.generators[c].name for c in codes], rates.rate[codes], rates.low[codes], rates.high[codes],
@@ -112,11 +135,25 @@ def _fit_context(report: Report, fit, targets) -> dict:
     return {
         "series": fit.series, "axis": fit.axis, "points": len(codes), "forms": forms, "errors": fit.errors,
         "notes": fit.notes, "not_fitted": {name: why.message for name, why in fit.not_fitted.items()},
-        "dispersion": num(fit.dispersion, 2), "svg": mark_safe(svg),
+        "dispersion": num(fit.dispersion, 2), "dispersion_basis": fit.dispersion_basis, "svg": mark_safe(svg),
+        "verdict": _verdict_context(fit.verdict),
         "comparison": None if comparison is None else {
             "lr": num(comparison["lr"], 2), "df": comparison["df"], "p": sig(comparison["p_value"], 2),
             "delta_qaic": num(comparison["delta_qaic"], 2),
         },
+    }
+
+
+def _verdict_context(verdict) -> dict | None:
+    if verdict is None:
+        return None
+    needed = verdict.judgments_needed
+    return {
+        "key": verdict.verdict, "label": VERDICTS[verdict.verdict], "reason": verdict.reason,
+        "judgments": verdict.judgments, "margin_asymptote": f"{0.5 - verdict.margin:g}",
+        "power": f"{verdict.power:.0%}",
+        "needed": None if math.isnan(needed) else ("more than any budget" if needed == math.inf
+                                                   else f"{int(needed):,}"),
     }
 
 
@@ -141,7 +178,7 @@ def _exclusion_rows(report: Report) -> list[dict]:
 CALIBRATION_METHODS = {
     "cgm-t": "two-way cluster-robust (CGM) with a t quantile",
     "cgm-t one-way": "one-way cluster-robust with a t quantile (the two-way variance was not positive)",
-    "bootstrap": "two-way bootstrap (too few prompts or annotators for the cluster-robust one)",
+    "none": "none",
 }
 
 
@@ -169,6 +206,7 @@ def _calibration_context(report: Report) -> dict:
     return {
         "svg": mark_safe(svg), "table": table,
         "covers": a.calibration.covers_half, "p_value": sig(a.calibration.p_value, 2),
+        "flags": flag_list(c.flags[0], RATE_FLAGS) if c.flags else [],
         "method": CALIBRATION_METHODS.get(a.calibration.method, a.calibration.method),
         "side_flagged": int(s_all.flagged.sum()),
         "drift": {"left": num(drift.slope_left), "left_p": sig(drift.slope_left_p, 2),
@@ -233,6 +271,7 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "options": report.options.as_dict(),
         "warnings": report.warnings,
         "generators": _generator_rows(report),
+        "flagged": flag_list(sorted({f for flags in (*rates.flags, *rates_all.flags) for f in flags}), RATE_FLAGS),
         "has_plan": report.plan is not None,
         "target": report.configuration.get("target_half_width"),
         "done_names": [g.name for g in report.generators if g.id in set(report.done_ids or ())],

@@ -56,7 +56,7 @@ from analysis.stats import (
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 3
+REPORT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -237,8 +237,10 @@ def report_from_input(
     warnings = []
     if analysis.exclusions.jump.flagged:
         warnings += [f"Exclusion-rate jump: {reason}." for reason in analysis.exclusions.jump.reasons]
-    if analysis.calibration.table.n[0] and not analysis.calibration.covers_half:
+    if analysis.calibration.covers_half is False:
         warnings.append("The calibration rate's interval does not cover 0.5.")
+    elif analysis.calibration.table.n[0] and analysis.calibration.covers_half is None:
+        warnings.append("The calibration rate has no interval: " + ", ".join(analysis.calibration.table.flags[0]) + ".")
     return Report(
         configuration=data.configuration,
         options=options,

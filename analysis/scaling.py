@@ -9,11 +9,16 @@ bootstrap (`stats.fit_parity_curve`; exclusions applied):
 - ``saturating``: p(x) = 0.5 - A x^(-alpha), which reaches parity;
 - ``free``: p(x) = p_inf - A x^(-alpha), with its own asymptote;
 
-with the extrapolated x where the parity gap 0.5 - p(x) falls to each target, and
-their comparison (`stats.compare_forms`: likelihood ratio and quasi-AIC difference,
-both with the series' mean design effect as dispersion). The free form needs four
-distinct values along the axis: with three, its asymptote is not identified, and the
-series records why it was not fitted instead of numbers. Where both `params` and
+with the extrapolated x where the parity gap 0.5 - p(x) falls to each target (for the
+saturating form, conditional on the rate reaching parity), their comparison
+(`stats.compare_forms`: likelihood ratio and quasi-AIC difference) and the series'
+verdict: reaches parity, stays below, or undetermined at this budget, with the
+judgments that would tell an asymptote of 0.45 from parity (`stats.asymptote`). The
+comparison and the verdict share one dispersion, the robust-over-model variance ratio
+of the free fit's asymptote (`stats.asymptote.asymptote_dispersion`); where that is
+undefined, the series' mean design effect. The free form needs four distinct values
+along the axis: with three, its asymptote is not identified, and the series records
+why it was not fitted instead of numbers. Where both `params` and
 `train_images` vary, not in lockstep, over at least `JOINT_MIN_POINTS` generators,
 the joint form p(N, D) = 0.5 - A N^(-alpha) - B D^(-beta) is fitted as well.
 
@@ -29,8 +34,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.stats import CurveFit, Judgments, RateTable, compare_forms, fit_parity_curve
-from analysis.stats.fits import series_cells
+from analysis.stats import (
+    CurveFit,
+    Judgments,
+    RateTable,
+    Verdict,
+    asymptote_dispersion,
+    compare_forms,
+    fit_parity_curve,
+    parity_verdict,
+)
+from analysis.stats.fits import FIT_FLAGS, series_cells
 
 AXES = ("params", "train_images", "train_flops", "train_step")
 SETTING = "settings."
@@ -75,7 +89,9 @@ class SeriesFit:
     x : (G,) values on the axis, or (G, 2) (N, D) for the joint form.
     fits : form name -> CurveFit ("saturating" and "free", or "joint_gap").
     comparison : saturating against free (`stats.compare_forms`), or None.
-    dispersion : the series' mean design effect, used in the comparison.
+    dispersion : used in the comparison and the verdict; dispersion_basis: "asymptote"
+        (`stats.asymptote.asymptote_dispersion`) or "design effect" (the mean of the
+        series' generators, where the former is undefined).
     errors : form name -> why that fit failed.
     notes : caveats a reader needs (`fit_notes`).
     not_fitted : form name -> `stats.fits.NotFitted`, a form the data cannot identify.
@@ -92,6 +108,8 @@ class SeriesFit:
     errors: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     not_fitted: dict = field(default_factory=dict)
+    verdict: Verdict | None = None
+    dispersion_basis: str = "design effect"
 
 
 def candidate_axes(generators: tuple[GeneratorInfo, ...]) -> list[str]:
@@ -103,31 +121,9 @@ def candidate_axes(generators: tuple[GeneratorInfo, ...]) -> list[str]:
     return [*AXES, *settings]
 
 
-# Below this share of converged bootstrap refits, intervals are called rough.
-MIN_CONVERGED = 0.9
-
-
 def fit_notes(fits: dict) -> tuple[str, ...]:
-    """Caveats of a series' fits, in words.
-
-    A free asymptote outside [0, 1] is no rate at all: the generators sit where the
-    curve is still close to linear in log x, so its asymptote is not identified and
-    the comparison with the saturating form says little about where the rate levels
-    off. Refits that did not converge make the percentile intervals rough.
-    """
-    notes = []
-    free = fits.get("free")
-    if free is not None and not 0 <= free.params["p_inf"] <= 1:
-        notes.append(
-            f"The free form's asymptote p_inf = {free.params['p_inf']:.3g} is not a rate: these generators do not "
-            "identify an asymptote (the curve is close to linear in log x here), so its comparison with the "
-            "saturating form says little about whether the rate levels off below 0.5."
-        )
-    for name, fit in fits.items():
-        if fit.boot_converged < MIN_CONVERGED:
-            notes.append(f"Only {fit.boot_converged:.0%} of the {name} form's bootstrap refits converged: "
-                         "its intervals are rough.")
-    return tuple(notes)
+    """Caveats of a series' fits, in words: one per flag of each form (`stats.fits.FIT_FLAGS`)."""
+    return tuple(f"The {name} form: {FIT_FLAGS[flag]}." for name, fit in fits.items() for flag in fit.flags)
 
 
 def _fit(x, cells, form: str, **kwargs):
@@ -188,11 +184,18 @@ def series_fits(
                     fits[form] = fit
                 else:
                     not_fitted[form] = fit
+            basis = "design effect"
+            robust = asymptote_dispersion(fits["free"], cells, x) if "free" in fits else np.nan
+            if np.isfinite(robust):
+                dispersion, basis = robust, "asymptote"
             comparison = None
             if len(fits) == 2:
                 comparison = compare_forms(fits["saturating"], fits["free"], dispersion=dispersion)
+            wins, totals = cells.per_generator()
+            verdict = parity_verdict(x, wins, totals, fits.get("saturating"),
+                                     fits.get("free") or not_fitted.get("free"), dispersion=dispersion)
             out.append(SeriesFit(name, series_id, axis, codes, x, fits, comparison, dispersion, errors,
-                                 fit_notes(fits), not_fitted))
+                                 fit_notes(fits), not_fitted, verdict, basis))
         joint = _joint(judgments, rates, generators, members, keep, settings)
         if joint is not None:
             out.append(SeriesFit(name, series_id, *joint))

@@ -104,7 +104,8 @@ def test_the_series_is_fitted_along_params_with_extrapolation(planted, report):
     assert 0 < low < saturating["params"]["alpha"] < high
     for gap in ("0.05", "0.01"):
         entry = saturating["x_at_gap"][gap]
-        assert set(entry) == {"x", "low", "high", "reached"}
+        assert set(entry) == {"x", "low", "high", "reached", "conditional_on"}
+        assert entry["conditional_on"].startswith("reaching parity")
     assert saturating["x_at_gap"]["0.05"]["reached"] and saturating["x_at_gap"]["0.05"]["x"] > PARAMS[-1]
     assert saturating["x_at_gap"]["0.01"]["x"] > saturating["x_at_gap"]["0.05"]["x"]
     assert set(fit["forms"]["free"]["params"]) == {"A", "alpha", "p_inf"}
@@ -154,7 +155,8 @@ BOUND_COLUMNS = ("low", "high", "wilson_low", "wilson_high", "cgm_low", "cgm_hig
 
 def test_csv_ends_with_the_clopper_pearson_interval_beside_wilson(report):
     # Columns are only added at the end: a script reading by position keeps working.
-    assert CSV_COLUMNS[-2:] == ("cp_low", "cp_high") and CSV_COLUMNS.index("n_boot") == 29
+    assert CSV_COLUMNS[30:32] == ("cp_low", "cp_high") and CSV_COLUMNS.index("n_boot") == 29
+    assert CSV_COLUMNS[32:] == ("flags", "verdicts", "fit_flags")
     rows = list(csv.DictReader(io.StringIO(report_csv(report))))
     body = report_json(report)
     for row in rows[::2]:
@@ -185,7 +187,13 @@ def test_bounds_at_no_wins_and_all_wins_are_exactly_0_and_1_in_csv_and_json():
     report = report_from_input(data, ReportOptions(n_boot=50, fit_boot=5))
     rows = {(row["generator"], row["exclusions"]): row for row in csv.DictReader(io.StringIO(report_csv(report)))}
     for (name, _), row in rows.items():
+        # Never or always chosen: no clustered interval of zero width, a flag instead.
+        flagged = name in ("never", "always")
+        assert ("no_variation" in row["flags"].split(";")) == flagged
         for column in BOUND_COLUMNS:
+            if flagged and column in ("low", "high", "cgm_low", "cgm_high"):
+                assert row[column] == "", (name, column, row[column])
+                continue
             assert "e" not in row[column].lower() and 0 <= float(row[column]) <= 1, (name, column, row[column])
     for setting in ("applied", "none"):
         never, always = rows["never", setting], rows["always", setting]
@@ -321,3 +329,41 @@ def test_same_seed_same_report(planted):
     for body in (first, second):
         body.pop("built_at"), body.pop("seconds")
     assert first == second
+
+
+def test_degenerate_rates_show_their_flags_on_the_page_in_json_and_in_csv():
+    # One judgment; five of one annotator; a generator nobody ever chose; one fine generator.
+    rows = [(1, 0, 0, True, False)]
+    rows += [(2, i, 0, i % 2 == 0, i < 2) for i in range(5)]
+    rows += [(3, i % 20, i % 6, i % 2 == 0, False) for i in range(60)]
+    rows += [(4, i % 20, i % 6, i % 2 == 0, i % 3 == 0) for i in range(60)]
+    generator, item, annotator, left, chose = zip(*rows)
+    judgments = Judgments.build(generator=generator, item=item, annotator=annotator, generated_left=left,
+                                chose_generated=chose, generators=[1, 2, 3, 4, 5])
+    names = ("one", "five", "never", "fine", "unjudged")
+    data = ReportInput(
+        judgments=judgments,
+        generators=tuple(GeneratorInfo(id=i + 1, name=name) for i, name in enumerate(names)),
+        annotators=tuple(AnnotatorInfo(pseudonym=f"p{a}", source="prolific") for a in range(6)),
+        configuration={"slug": "degenerate"},
+        rules=ExclusionRules(min_catch_accuracy=None, max_fast_share=None),
+        target_half_width=0.05,
+    )
+    report = report_from_input(data, ReportOptions(n_boot=100, fit_boot=5))
+    body = report_json(report)
+    flags = {g["name"]: g["rate"]["flags"] for g in body["generators"]}
+    assert {"too_few_judgments", "single_cluster"} <= set(flags["one"]) and "too_few_judgments" in flags["five"]
+    assert flags["never"] == ["no_variation"] and flags["fine"] == [] and flags["unjudged"] == ["no_judgments"]
+    for g in body["generators"]:
+        if g["name"] != "fine":
+            assert g["rate"]["low"] is None and g["rate"]["high"] is None and g["rate"]["effective_n"] is None
+    plan = {row["name"]: row for row in body["plan"]["generators"]}
+    assert plan["one"]["basis"] == "wilson" and plan["one"]["judgments_more"] >= 99 and not plan["one"]["done"]
+    text = unescape(report_html(report))
+    for flag in ("too_few_judgments", "single_cluster", "no_variation", "no_judgments"):
+        assert f'data-flag="{flag}"' in text
+    assert 'id="rate-flags"' in text
+    csv_flags = {(row["generator"], row["exclusions"]): row["flags"]
+                 for row in csv.DictReader(io.StringIO(report_csv(report)))}
+    assert csv_flags["never", "applied"] == "no_variation" and csv_flags["fine", "applied"] == ""
+    assert set(csv_flags["one", "none"].split(";")) >= {"too_few_judgments", "single_cluster"}
