@@ -56,6 +56,8 @@ def test_the_panel_shows_plots_and_tables_and_polls(planted, client):
     for generator in planted.generators:
         assert f'data-generator="{generator.name}"' in html
     assert "simulated-badge" in html
+    # The series' verdict and what its extrapolation assumes, as in the report.
+    assert 'class="verdict" data-verdict="' in html and "(conditional on reaching parity)" in html
     # The next poll, with nothing new, leaves the page as it is.
     shown = html.split("?shown=", 1)[1].split('"', 1)[0]
     assert client.get(PANEL.format("ladder"), {"shown": shown}).status_code == 204
