@@ -108,7 +108,7 @@ def forest_plot(names, rate, low, high, rate_all=None, low_all=None, high_all=No
     """Rates with intervals, one row per generator, and the parity line at 0.5.
 
     The headline rates (exclusions applied) are filled; those on all judgments, when
-    given, are hollow and drawn just below.
+    given, are hollow and drawn just below; a rate without an interval is a cross.
     """
     n = len(names)
     figure = _figure(7.5, 1.2 + 0.32 * max(n, 1))
@@ -122,6 +122,10 @@ def forest_plot(names, rate, low, high, rate_all=None, low_all=None, high_all=No
         ok = _finite(values, lo, hi)
         ax.errorbar(values[ok], y[ok] + offset, xerr=[values[ok] - lo[ok], hi[ok] - values[ok]], fmt=marker,
                     color=colour, markerfacecolor=face, capsize=2, label=label)
+        # A flagged rate (`stats.rates.RATE_FLAGS`) has no interval: its point alone, marked apart.
+        bare = _finite(values) & ~ok
+        if bare.any():
+            ax.plot(values[bare], y[bare] + offset, "x", color=colour, label=f"{label}, no interval")
     ax.axvline(0.5, color=ACCENT, linestyle="--", linewidth=1, label="parity (0.5)")
     ax.set_yticks(y, [literal(name) for name in names])
     ax.set_ylim(-0.8, n - 0.4)

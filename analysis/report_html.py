@@ -121,7 +121,8 @@ def _fit_context(report: Report, fit, targets) -> dict:
             "name": name,
             "params": [(k, sig(v, 4), interval(*curve.intervals[k], fmt=lambda v: sig(v, 4)))
                        for k, v in curve.params.items()],
-            "gaps": [(f"{t:g}", "never" if v[0] == math.inf else sig(v[0]), interval(v[1], v[2], fmt=sig))
+            "gaps": [(f"{t:g}", "never" if v[0] == math.inf else sig(v[0]),
+                      "never, in every refit" if v[1] == math.inf else interval(v[1], v[2], fmt=sig))
                      for t, v in curve.x_at_gap.items()],
             "condition": CONDITIONS[name].split(":")[0],
             "qaic": num(curve.qaic(fit.dispersion), 2), "converged": pct(curve.boot_converged),

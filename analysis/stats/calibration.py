@@ -29,7 +29,7 @@ from .proportions import (
     wilson_interval,
     z_value,
 )
-from .rates import RateTable, balanced_rates, withheld
+from .rates import MIN_JUDGMENTS, RateTable, balanced_rates, withheld
 from .sandwich import cluster_variance, two_way_interval
 
 
@@ -102,7 +102,9 @@ class SideBias:
     n, left, share_left : overall counts and share.
     low, high : normal interval of the overall share with its CGM two-way standard
         error (`sandwich`; the share is near 1/2 and n large, where the normal
-        approximation holds, and this avoids a bootstrap over every judgment).
+        approximation holds, and this avoids a bootstrap over every judgment), clipped
+        to [0, 1]; NaN with fewer than `rates.MIN_JUDGMENTS` judgments, one prompt or
+        annotator, or a variance that is not positive.
     wilson_low, wilson_high : Wilson interval of the overall share.
     cp_low, cp_high : Clopper-Pearson interval of the overall share.
     annotator_n, annotator_left, annotator_share : per annotator.
@@ -142,8 +144,14 @@ def side_bias(
     n, k = len(left), int(left.sum())
     share_left = k / n if n else np.nan
     variance = cluster_variance((left - share_left) / max(n, 1), item, annotator).two_way[0] if n else np.nan
-    half = z_value(level) * np.sqrt(max(variance, 0.0))
-    low, high = share_left - half, share_left + half
+    # As for the rates (`rates.RATE_FLAGS`): no interval rather than one of zero width
+    # or one that ignores a factor with a single level.
+    clustered = n >= MIN_JUDGMENTS and min(len(np.unique(item)), len(np.unique(annotator))) >= 2
+    if clustered and variance > 0:
+        half = z_value(level) * np.sqrt(variance)
+        low, high = max(0.0, share_left - half), min(1.0, share_left + half)
+    else:
+        low = high = np.nan
     wilson_low, wilson_high = wilson_interval(k, n, level)
     cp_low, cp_high = clopper_pearson_interval(k, n, level)
 

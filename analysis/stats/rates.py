@@ -248,7 +248,8 @@ def balanced_rates(
     low, high, boot_se = (np.where(gone, np.nan, a) for a in (low, high, boot_se))
     cgm_se = np.where(gone, np.nan, cgm_se)
     cgm_se_raw = np.where(gone, np.nan, cgm_se_raw)
-    positive = cgm_se > 0
+    # A standard error at rounding level is zero: every judgment's influence cancelled.
+    positive = cgm_se > 1e-9
     with np.errstate(invalid="ignore", divide="ignore"):
         design_effect = np.where(positive, cgm_se**2 / srs, np.nan)
         effective_n = n / design_effect

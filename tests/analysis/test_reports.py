@@ -363,6 +363,7 @@ def test_degenerate_rates_show_their_flags_on_the_page_in_json_and_in_csv():
     for flag in ("too_few_judgments", "single_cluster", "no_variation", "no_judgments"):
         assert f'data-flag="{flag}"' in text
     assert 'id="rate-flags"' in text
+    assert "exclusions applied, no interval" in text  # the forest plot keeps the rate, as a cross
     csv_flags = {(row["generator"], row["exclusions"]): row["flags"]
                  for row in csv.DictReader(io.StringIO(report_csv(report)))}
     assert csv_flags["never", "applied"] == "no_variation" and csv_flags["fine", "applied"] == ""

@@ -147,3 +147,16 @@ def test_an_asymptote_run_off_to_one_is_not_identified_and_not_bootstrapped():
     fit = fit_parity_curve(SIZES, cells=_cells(np.array([0.1, 0.1, 0.1, 0.45])), form="free", n_boot=50)
     assert "not_identified" in fit.flags and fit.resampled == ""
     assert all(np.isnan(v) for bounds in fit.intervals.values() for v in bounds)
+
+
+def test_side_bias_has_no_interval_of_zero_width_or_outside_0_1():
+    from analysis.stats import side_bias
+
+    # Every judgment chose the left image: the share is 1 with no spread.
+    rows = [(0, i % 10, i % 5, i % 2 == 0, i % 2 == 0) for i in range(50)]
+    bias = side_bias(judgments(rows))
+    assert bias.share_left == 1.0 and np.isnan(bias.low) and np.isnan(bias.high)
+    assert bias.wilson_low < 1.0 == bias.wilson_high
+    rows = [(0, i % 10, i % 5, i % 2 == 0, (i % 2 == 0) != (i % 17 == 0)) for i in range(50)]
+    bias = side_bias(judgments(rows))
+    assert 0 <= bias.low < bias.share_left < bias.high <= 1
