@@ -235,6 +235,14 @@ def study_configuration(*, study: Study) -> dict:
     configuration["workspace"] = study.workspace.slug
     configuration["corpus"] = {"id": study.corpus_id, "name": study.corpus.name}
     configuration["generators"] = sorted(study.generators.values_list("id", flat=True))
+    # When each generator joined a running study (none for those there from the start)
+    # and every addition and removal, oldest first.
+    joined = {}
+    for event in study.generator_history or ():
+        if event["event"] == "added":
+            joined[str(event["generator"])] = event["at"]
+    configuration["generators_joined"] = joined
+    configuration["generator_history"] = list(study.generator_history or ())
     configuration["created_at"] = study.created_at.isoformat()
     return configuration
 

@@ -40,12 +40,14 @@ from rest_framework.views import APIView
 from annotate import exports, selectors, services, study_settings
 from annotate.models import Study
 from annotate.serializers import (
+    StudyGeneratorsSerializer,
     StudyOpenedSerializer,
     StudyOpenSerializer,
     StudyProgressSerializer,
     StudySerializer,
 )
 from generation.models import Generator
+from generation.untrusted import JSONParser
 from workspaces.drf import WORKSPACE_PARAM, NoNegotiation, ScopedPermissions, filter_workspace, require_write
 
 CSV_EXAMPLE = (
@@ -197,7 +199,7 @@ STUDY_EXAMPLE = {
         "invite_url": "http://127.0.0.1:8000/s/coco-ladder/",
         "prolific_url": "http://127.0.0.1:8000/s/coco-ladder/?" + selectors.PROLIFIC_QUERY,
     },
-    "created_at": "2025-05-01T09:12:00Z",
+    "created_at": "2025-05-01T09:12:00Z", "generator_history": [],
 }
 OPENED_EXAMPLE = {
     **STUDY_EXAMPLE, "status": "open",
@@ -218,6 +220,23 @@ DRAFT_RULE = (
     f"fixed{' but for ' + ', '.join(_AFTER_OPEN) if _AFTER_OPEN else ''}, and a change is refused with 409 "
     "`study_not_draft`. The workspace and slug never change."
 )
+
+
+def _generators_named(study: Study, values: list[str], *, missing=ValidationError) -> list[Generator]:
+    """Generators of the study's workspace by id or name, in the order given; the first
+    value that names none is an error that quotes it."""
+    found = []
+    generators = Generator.objects.filter(workspace_id=study.workspace_id)
+    for value in values:
+        value = str(value).strip()
+        # An id past the database's integer range names no row (rather than an overflow error).
+        match = generators.filter(pk=int(value)).first() if value.isdigit() and len(value) < 19 else None
+        match = match or generators.filter(name=value).first()
+        if match is None:
+            message = f"No generator {value!r} in workspace {study.workspace.slug!r}."
+            raise Http404(message) if missing is Http404 else ValidationError({"generators": [message]})
+        found.append(match)
+    return found
 
 
 @extend_schema_view(
@@ -332,6 +351,49 @@ class StudyViewSet(
     @action(detail=True, methods=["post"])
     def close(self, request, slug: str):
         study = services.study_close(study=self.get_object())
+        return Response(self.get_serializer(self._fresh(study)).data)
+
+    @extend_schema(
+        summary="Add generators to a draft or open study (owner or member)",
+        description="Generators of the study's workspace, by id or name, join the study. Once its trials "
+        "are built, the newcomers' generated trials are built at once (existing trials and judgments are "
+        "untouched) and, having no judgments, are served first until they catch up. Each addition is "
+        "recorded with its time in `generator_history`, which the report's configuration carries. "
+        "A generator already in the study is left as it is; a closed study is a 409.",
+        request=StudyGeneratorsSerializer,
+        responses=StudyOpenedSerializer,
+        examples=[
+            OpenApiExample("New checkpoints", value={"generators": ["ladder-L-step40000", 12]}, request_only=True),
+            OpenApiExample("Added", value={**OPENED_EXAMPLE, "trials_created": 1996}, response_only=True),
+        ],
+    )
+    # JSON only: a form repeating `generators` past Django's field limit would be refused
+    # before this view, by a page that is not JSON.
+    @action(detail=True, methods=["post"], url_path="generators", parser_classes=[JSONParser])
+    def add_generators(self, request, slug: str):
+        study = self.get_object()
+        body = StudyGeneratorsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        generators = _generators_named(study, body.validated_data["generators"])
+        study, created = services.study_add_generators(
+            study=study, generators=generators, rng_seed=body.validated_data.get("seed"))
+        added = self._fresh(study)
+        added.trials_created = created
+        return Response(StudyOpenedSerializer(added, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Remove a generator from a draft or open study (owner or member)",
+        description="The generator (id or name) leaves the study: no more of its trials are issued, and its "
+        "trials and judgments are kept and still analysed. The removal is recorded in "
+        "`generator_history`; adding the generator again serves its trials again.",
+        request=None,
+        responses=StudySerializer,
+    )
+    @action(detail=True, methods=["delete"], url_path=r"generators/(?P<generator>[^/]+)")
+    def remove_generator(self, request, slug: str, generator: str):
+        study = self.get_object()
+        (found,) = _generators_named(study, [generator], missing=Http404)
+        study = services.study_remove_generators(study=study, generators=[found])
         return Response(self.get_serializer(self._fresh(study)).data)
 
     @extend_schema(

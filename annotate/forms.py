@@ -4,6 +4,8 @@ import re
 
 from django import forms
 
+from generation.models import Generator
+
 # One form is one transaction; a cohort larger than this is better invited in parts.
 MAX_INVITE_NAMES = 500
 
@@ -31,3 +33,21 @@ class ReleaseForm(forms.Form):
     """The Prolific ID of a participant who must continue in another browser."""
 
     prolific_id = forms.CharField(max_length=200, label="Prolific ID", strip=True)
+
+
+class GeneratorsForm(forms.Form):
+    """Generators of the study's workspace to add to it (those not in it yet)."""
+
+    generators = forms.ModelMultipleChoiceField(
+        queryset=None, label="Add generators",
+        help_text="Their trials are built now and served first until they catch up.",
+    )
+
+    def __init__(self, *args, study, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["generators"].queryset = (
+            Generator.objects.filter(workspace_id=study.workspace_id).exclude(studies=study).order_by("name"))
+
+
+class RemoveGeneratorForm(forms.Form):
+    generator = forms.IntegerField(min_value=1)

@@ -130,8 +130,19 @@ class Study(models.Model):
         default=list, blank=True,
         help_text="Ids of generators whose interval is narrow enough (written by the analysis): no more of their trials are issued.",
     )
+    # Generators added to or removed from the study after its trials were built
+    # (`services.study_add_generators`), oldest first: {"generator", "name", "event":
+    # "added" | "removed", "at"}. A removed generator's trials stay, unserved.
+    generator_history = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def removed_generator_ids(self) -> set[int]:
+        """Generators whose last event in `generator_history` is a removal."""
+        last = {}
+        for event in self.generator_history or ():
+            last[event["generator"]] = event["event"]
+        return {generator for generator, event in last.items() if event == "removed"}
 
     class Meta:
         verbose_name_plural = "studies"

@@ -16,9 +16,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
 from annotate.errors import InviteRefused, ParticipantUnknown
-from annotate.forms import InviteForm, ReleaseForm
+from annotate.forms import GeneratorsForm, InviteForm, ReleaseForm, RemoveGeneratorForm
 from annotate.models import Study
-from annotate.services import participation_invite, participation_release, study_close, study_open
+from annotate.services import (
+    participation_invite,
+    participation_release,
+    study_add_generators,
+    study_close,
+    study_open,
+    study_remove_generators,
+)
 from workspaces.errors import ParityError
 
 ACTIONS = {"open": study_open, "close": study_close}
@@ -38,8 +45,11 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _study_page(request: HttpRequest, study: Study, invite_form: InviteForm | None = None,
-                release_form: ReleaseForm | None = None, status: int = 200) -> HttpResponse:
+                release_form: ReleaseForm | None = None, generators_form: GeneratorsForm | None = None,
+                status: int = 200) -> HttpResponse:
     context = {
+        "generators": study.generators.order_by("name"),
+        "generators_form": generators_form or GeneratorsForm(study=study),
         "study": study,
         "can_manage": selectors.study_can_manage(user=request.user, study=study),
         **selectors.study_links(study=study, absolute=request.build_absolute_uri),
@@ -115,3 +125,46 @@ def study_release(request: HttpRequest, slug: str) -> HttpResponse:
                                       "ID continues their participation.")
             return redirect("annotate:study-detail", slug=study.slug)
     return _study_page(request, study, release_form=form, status=400)
+
+
+@login_required
+@require_POST
+def study_generators(request: HttpRequest, slug: str) -> HttpResponse:
+    """Add generators of the workspace to a draft or open study (`services.study_add_generators`)."""
+    study = _visible_study(request, slug)
+    if not selectors.study_can_manage(user=request.user, study=study):
+        raise PermissionDenied("viewers cannot change a study's generators")
+    form = GeneratorsForm(request.POST, study=study)
+    if form.is_valid():
+        try:
+            study, created = study_add_generators(study=study, generators=form.cleaned_data["generators"])
+        except ParityError as exc:
+            form.add_error("generators", str(exc))
+        else:
+            names = ", ".join(g.name for g in form.cleaned_data["generators"])
+            messages.success(request, f"Added {names}: {created} new trials, served first until they catch up.")
+            return redirect("annotate:study-detail", slug=study.slug)
+    return _study_page(request, study, generators_form=form, status=400)
+
+
+@login_required
+@require_POST
+def study_generator_remove(request: HttpRequest, slug: str) -> HttpResponse:
+    """Stop serving one generator of the study; its trials and judgments stay."""
+    study = _visible_study(request, slug)
+    if not selectors.study_can_manage(user=request.user, study=study):
+        raise PermissionDenied("viewers cannot change a study's generators")
+    form = RemoveGeneratorForm(request.POST)
+    generator = None
+    if form.is_valid():
+        generator = study.generators.filter(pk=form.cleaned_data["generator"]).first()
+    if generator is None:
+        raise Http404("no such generator in this study")
+    try:
+        study_remove_generators(study=study, generators=[generator])
+    except ParityError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Removed {generator.name}: its trials are no longer served; "
+                                  "its judgments stay in the report.")
+    return redirect("annotate:study-detail", slug=study.slug)

@@ -86,13 +86,18 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         "fields left out keep these defaults.",
     )
     status = serializers.CharField(read_only=True, help_text="draft, open or closed.")
+    generator_history = serializers.JSONField(
+        read_only=True,
+        help_text="Generators added to or removed from the study after its trials were built, oldest first: "
+        '{"generator", "name", "event": "added" or "removed", "at"}.',
+    )
     trials = serializers.SerializerMethodField(help_text="Trials by kind, once built (on open).")
     links = serializers.SerializerMethodField(help_text="The links that bring annotators in.")
 
     class Meta:
         model = Study
         fields = ["id", "workspace", "slug", *CONFIG_FIELDS, "generators_done", "status", "trials", "links",
-                  "created_at"]
+                  "created_at", "generator_history"]
         extra_kwargs = {setting.name: setting_kwargs(setting) for setting in study_settings.SETTINGS
                         if setting is not POLICY}
         # A slug clash is the service's to report (409 name_taken), race-free.
@@ -166,6 +171,17 @@ class StudyOpenSerializer(StrictFieldsMixin, serializers.Serializer):
     seed = serializers.IntegerField(
         required=False, allow_null=True, min_value=0,
         help_text="Seed for choosing practice and control items, for a reproducible build.",
+    )
+
+
+class StudyGeneratorsSerializer(StrictFieldsMixin, serializers.Serializer):
+    generators = serializers.ListField(
+        child=serializers.CharField(max_length=200), min_length=1, max_length=1000,
+        help_text="Ids or names of generators of the study's workspace.",
+    )
+    seed = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0,
+        help_text="Seed of the new trials' random keys, for a reproducible build.",
     )
 
 

@@ -17,5 +17,8 @@ urlpatterns = [
     path("studies/<slug:slug>/progress/", research_views.study_progress, name="study-progress"),
     path("studies/<slug:slug>/invite/", research_views.study_invite, name="study-invite"),
     path("studies/<slug:slug>/release/", research_views.study_release, name="study-release"),
+    path("studies/<slug:slug>/generators/", research_views.study_generators, name="study-generators"),
+    path("studies/<slug:slug>/generators/remove/", research_views.study_generator_remove,
+         name="study-generator-remove"),
     path("studies/<slug:slug>/<str:action>/", research_views.study_action, name="study-action"),
 ]

@@ -47,11 +47,13 @@ from annotate.services.participations import (
 )
 from annotate.services.practice import practice_next
 from annotate.services.studies import (
+    study_add_generators,
     study_build_trials,
     study_close,
     study_create,
     study_delete,
     study_open,
+    study_remove_generators,
     study_update,
 )
 
@@ -84,10 +86,12 @@ __all__ = [
     "participation_release",
     "practice_finish",
     "practice_next",
+    "study_add_generators",
     "study_build_trials",
     "study_close",
     "study_create",
     "study_delete",
     "study_open",
+    "study_remove_generators",
     "study_update",
 ]

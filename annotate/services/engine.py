@@ -236,8 +236,9 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
         # after, so that one added to a running study joins the rotation.
         for generator_id in study.generators.values_list("id", flat=True):
             counts.setdefault(str(generator_id), 0)
-    # Generators whose interval is already narrow enough (analysis writes the list) are skipped.
-    done = set(study.generators_done or ())
+    # Generators whose interval is already narrow enough (analysis writes the list) are
+    # skipped, and so are those removed from the study (their trials stay).
+    done = set(study.generators_done or ()) | study.removed_generator_ids()
     tops = db.trials_neediest_per_generator(
         study_id=study.pk,
         annotator_id=annotator.pk,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from PIL import Image
 
 from annotate import study_settings
@@ -115,6 +116,70 @@ def study_close(*, study: Study) -> Study:
     study.status = Study.Status.CLOSED
     study.save(update_fields=["status"])
     return study
+
+
+# ------------------------------------------------------------------------------
+# Generators joining and leaving a running study
+# ------------------------------------------------------------------------------
+def study_add_generators(
+    *, study: Study, generators: Iterable[Generator], rng_seed: int | None = None
+) -> tuple[Study, int]:
+    """Add generators (of the study's workspace) to a draft or open study; return it and
+    the trials created.
+
+    Once the study's trials are built, the new generators' generated trials are built
+    now (`study_build_trials` creates only what is missing: existing trials and
+    judgments are untouched). They start with no assignments, and the engine serves
+    the trials with the fewest first, so the newcomers are served first until they
+    catch up. Each addition is appended to `Study.generator_history` with its time; a
+    generator already in the study is left as it is. A closed study is `StudyClosed`.
+    """
+    generators = list(generators)
+    with transaction.atomic():
+        current = Study.objects.select_for_update().get(pk=study.pk)
+        if current.status == Study.Status.CLOSED:
+            raise StudyClosed(f"study {study.slug!r} is closed: its generators can no longer change")
+        _check_study(current, generators)
+        present = set(current.generators.values_list("id", flat=True))
+        removed = current.removed_generator_ids()
+        joining = [g for g in dict.fromkeys(generators) if g.pk not in present or g.pk in removed]
+        if not joining:
+            return current, 0
+        current.generators.add(*joining)
+        current.generator_history = [*current.generator_history, *_events(joining, "added")]
+        current.save(update_fields=["generator_history"])
+        built = Trial.objects.filter(study=current).exists()
+    created = study_build_trials(study=current, rng_seed=rng_seed) if built else 0
+    return current, created
+
+
+def study_remove_generators(*, study: Study, generators: Iterable[Generator]) -> Study:
+    """Stop serving generators of a draft or open study; keep their trials and judgments.
+
+    They leave the study's generators and `Study.generator_history` records the
+    removal; the engine issues none of their trials from then on, and the report still
+    analyses what was judged. Adding one again serves its trials again.
+    """
+    generators = list(generators)
+    with transaction.atomic():
+        current = Study.objects.select_for_update().get(pk=study.pk)
+        if current.status == Study.Status.CLOSED:
+            raise StudyClosed(f"study {study.slug!r} is closed: its generators can no longer change")
+        present = set(current.generators.values_list("id", flat=True))
+        leaving = [g for g in dict.fromkeys(generators) if g.pk in present]
+        for generator in generators:
+            if generator.pk not in present:
+                raise StudyInvalid(f"generator {generator.name!r} is not in study {study.slug!r}",
+                                   field="generators")
+        current.generators.remove(*leaving)
+        current.generator_history = [*current.generator_history, *_events(leaving, "removed")]
+        current.save(update_fields=["generator_history"])
+    return current
+
+
+def _events(generators: list[Generator], event: str) -> list[dict]:
+    at = timezone.now().isoformat()
+    return [{"generator": g.pk, "name": g.name, "event": event, "at": at} for g in generators]
 
 
 # ------------------------------------------------------------------------------

@@ -234,6 +234,7 @@ BASE_BODIES = {
     ("post", "/api/v1/studies/"): {"workspace": "lab", "name": "Fresh", "slug": "fresh"},
     ("patch", "/api/v1/studies/{slug}/"): {"description": "changed"},
     ("post", "/api/v1/studies/{slug}/open/"): {"seed": 1},
+    ("post", "/api/v1/studies/{slug}/generators/"): {"generators": ["ladder-g0"]},
     ("post", "/api/v1/generation-jobs/"): {"seeds_per_item": 1},
 }
 

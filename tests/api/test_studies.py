@@ -95,7 +95,7 @@ def test_create_with_the_full_configuration(api, studio):
         "links": {
             "invite_url": "http://testserver/s/ladder/", "prolific_url": f"http://testserver/s/ladder/?{PROLIFIC}",
         },
-        "created_at": created["created_at"],
+        "created_at": created["created_at"], "generator_history": [],
     }
     study = Study.objects.get(slug="ladder")
     assert study.workspace.slug == "lab" and study.corpus == studio["lab"]["corpus"]
