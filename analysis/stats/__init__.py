@@ -4,6 +4,7 @@ Modules, by question:
 
 - judgments    the input: `Judgments`, equal-length columns, one row per judgment
 - rates        preference rate per generator, position-balanced, clustered intervals
+- bradley_terry  generator strengths from vs-real and head-to-head judgments at once
 - bootstrap    the vectorised two-way (prompt x annotator) cluster bootstrap
 - sandwich     Cameron-Gelbach-Miller two-way cluster-robust variance
 - proportions  Wilson and Clopper-Pearson intervals, exact binomial tests (no clustering)
@@ -24,6 +25,7 @@ from .agreement import Agreement, agreement, krippendorff_alpha_nominal, majorit
 from .alignment import Alignment, kendall_rows, metric_alignment, spearman_rows
 from .asymptote import VERDICTS, Verdict, asymptote_dispersion, parity_verdict
 from .bootstrap import cluster_weights, percentile_interval, two_way_sums
+from .bradley_terry import BradleyTerry, bradley_terry, simulate_bradley_terry, vs_real_trials
 from .calibration import (
     Calibration,
     Drift,
@@ -66,6 +68,7 @@ __all__ = [
     "Alignment",
     "AnnotatorQuality",
     "BatchResult",
+    "BradleyTerry",
     "Calibration",
     "ClusterVariance",
     "CurveFit",
@@ -89,6 +92,7 @@ __all__ = [
     "asymptote_dispersion",
     "balanced_rates",
     "binomial_test_half",
+    "bradley_terry",
     "calibration_rate",
     "clopper_pearson_interval",
     "cluster_variance",
@@ -114,10 +118,12 @@ __all__ = [
     "series_counts",
     "session_drift",
     "side_bias",
+    "simulate_bradley_terry",
     "simulate_study",
     "spearman_rows",
     "two_proportion_test",
     "two_way_sums",
+    "vs_real_trials",
     "wilson_interval",
     "x_at_gap",
 ]

@@ -4,9 +4,9 @@ page; new trials are built and served first, old ones untouched, removed ones un
 import pytest
 from django.core.management import CommandError, call_command
 
+from analysis.selectors import study_configuration
 from annotate import services
 from annotate.models import Annotator, Judgment, Trial
-from analysis.selectors import study_configuration
 from tests.api.conftest import session_client, token_client
 from tests.api.test_studies import config, error, make_corpus
 
