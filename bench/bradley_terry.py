@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import expit
 
 from analysis.stats import bradley_terry, percentile_interval, simulate_bradley_terry
+from analysis.stats.bradley_terry import BT_FLAGS
 
 
 def coverage(args) -> None:
@@ -63,6 +64,12 @@ def speed(args) -> None:
     seconds = time.perf_counter() - start
     print(f"speed: {args.speed_judgments:,} judgments, 20 generators, {args.speed_boot} two-way refits: "
           f"{seconds:.2f} s (refits kept {fit.boot_converged:.3f})")
+    gamma = fit.gamma_replicates[np.isfinite(fit.gamma_replicates)]
+    print(f"  position effect {fit.gamma:.3f} [{fit.gamma_low:.3f}, {fit.gamma_high:.3f}] (se {fit.gamma_se:.4f}, "
+          f"refits' sd {gamma.std(ddof=1):.4f}; simulated as 0.2 within a prompt and annotator, less once their effects are averaged over); fit X2 {fit.pearson:.0f} on {fit.df} df")
+    flagged = {f"{fit.players[g + 1]}: {', '.join(BT_FLAGS[f] for f in flags)}" for g, flags in enumerate(fit.flags)
+               if flags}
+    print(f"  flagged generators: {'; '.join(sorted(flagged)) or 'none'}")
 
 
 def main() -> None:

@@ -32,6 +32,8 @@ adding, _session_key
 # a request's upload handlers.
 content_negotiation_class, pagination_class, parser_classes, renderer_classes, serializer_class
 lookup_field, lookup_value_regex
+# A viewset's extra actions, routed by their @action decorator.
+add_generators, remove_generator
 get_permissions, get_serializer_class, partial_update, perform_create, perform_destroy, perform_update
 select_parser, select_renderer, format_suffix
 has_object_permission, has_permission, authenticate_header
