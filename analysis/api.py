@@ -1,6 +1,9 @@
-"""analysis endpoints of the researcher API: a study's report.
+"""analysis endpoints of the researcher API: a study's report, and the history of its reports.
 
     GET /api/v1/studies/<slug>/report/?format=json|csv|html
+    GET /api/v1/studies/<slug>/reports/                        (every report built, newest first)
+    GET /api/v1/studies/<slug>/reports/<id>/?format=json|csv|html
+    POST /api/v1/studies/<slug>/reports/<id>/freeze/            {"note": "..."}, owners and members
 
 For anyone who can see the study (`annotate.selectors.study_for_user`: a member of its
 workspace, any role, or a superuser); another workspace's study is a 404 like one
@@ -21,18 +24,22 @@ negotiates nothing, its errors are always JSON.
 """
 
 import logging
+from http import HTTPStatus
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis import exports
+from analysis.models import ReportRecord
 from annotate import selectors, study_settings
-from workspaces.drf import NoNegotiation
+from workspaces.drf import NoNegotiation, require_write
+from workspaces.errors import ParityError
 
 log = logging.getLogger(__name__)
 FORMATS = {
@@ -56,12 +63,23 @@ RATE_EXAMPLE = {
     "var_item": 0.00015, "var_annotator": 0.00009, "var_cell": 0.00002, "design_effect": 1.43,
     "effective_n": 1057.3, "level": 0.95, "n_boot": 1000, "half_width": 0.0344, "flags": [],
 }
+PROVENANCE_EXAMPLE = {
+    "software": {"name": "parity", "version": "0.1.0"},
+    "trial_seed": 1482930117,
+    "corpus": {"id": 3, "name": "coco-val-1500", "items": 1500,
+               "items_sha256": "0d9a5c1f2b3e4d5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+    "generators": [{"id": 7, "name": "ladder-M", "backend": "builtin", "checkpoint": "ladder/M/step-40000.pt",
+                    "checkpoint_sha256": "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
+                    "samples": 1496,
+                    "samples_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
+}
 JSON_EXAMPLE = {
-    "version": 4, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
-    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 4},
+    "version": 5, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 5},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
               "target_half_width": 0.05, "generators_done": [7], "...": "corpus, generators, created_at"},
+    "provenance": PROVENANCE_EXAMPLE,
     "counts": {"judgments": 4790, "generated": 4502, "catch": 192, "calibration": 96, "annotators": 61,
                "simulated_annotators": 0, "simulated_judgments": 0, "prompts": 1500, "excluded_annotators": 2,
                "excluded_judgments": 80},
@@ -200,3 +218,166 @@ class StudyReport(APIView):
             response["Content-Security-Policy"] = REPORT_HTML_POLICY  # django-csp keeps a header already set
         response["Cache-Control"] = "no-store"
         return response
+
+
+# ------------------------------------------------------------------------------
+# The history of a study's reports (`models.ReportRecord`)
+# ------------------------------------------------------------------------------
+HISTORY_DOC = """Every report built for a study is kept as a record: when it was built, how many
+judgments it analysed, the sha256 of its JSON content (less its build time and
+duration, so the same data give the same hash) and the report format version. Cite a
+report by its id. The content of the newest `PARITY_REPORT_HISTORY_KEEP` records of
+a study (20 by default) and of every frozen one is kept; an older record that is not
+frozen keeps its metadata and hash, and asking for its content is a 410 Gone.
+Members of the study's workspace read; owners and members (not viewers) freeze."""
+RECORD_EXAMPLE = {
+    "id": 41, "built_at": "2025-05-02T10:00:00Z", "judgments": 4790,
+    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 5,
+    "frozen": True, "frozen_at": "2025-05-03T09:12:00Z", "frozen_by": "ada", "note": "Final for the paper.",
+    "has_content": True,
+}
+PRUNED = {"error": {"code": "report_pruned", "field": None, "message": (
+    "The content of report 12 was pruned (only the newest 20 reports of a study and the frozen ones keep "
+    "theirs); its metadata and content hash remain."
+)}}
+
+
+class ReportRecordSerializer(serializers.ModelSerializer):
+    frozen = serializers.BooleanField(read_only=True, help_text="Frozen as final: its content is never pruned.")
+    frozen_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    has_content = serializers.BooleanField(
+        read_only=True, help_text="False once its content was pruned (GET of it is then a 410).")
+
+    class Meta:
+        model = ReportRecord
+        fields = ["id", "built_at", "judgments", "content_hash", "version", "frozen", "frozen_at", "frozen_by",
+                  "note", "has_content"]
+        read_only_fields = fields
+
+
+class ReportFreezeSerializer(serializers.Serializer):
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text="Why it is final (for a paper, a decision); given again, it replaces the note.",
+    )
+
+
+def _study(request, slug: str):
+    study = selectors.study_for_user(user=request.user, slug=slug)
+    if study is None:
+        raise Http404("no such study")
+    return study
+
+
+def _record(study, record_id: int):
+    record = ReportRecord.objects.filter(study=study, pk=record_id).select_related("frozen_by").first()
+    if record is None:
+        raise Http404("no such report")
+    return record
+
+
+class ReportPruned(ParityError):
+    code = "report_pruned"
+    status = HTTPStatus.GONE
+
+
+class StudyReportList(generics.ListAPIView):
+    """A study's built reports, newest first."""
+
+    serializer_class = ReportRecordSerializer
+
+    def get_queryset(self):
+        study = _study(self.request, self.kwargs["slug"])
+        return ReportRecord.objects.filter(study=study).select_related("frozen_by").order_by("-built_at", "-id")
+
+    @extend_schema(
+        operation_id="study_reports_list",
+        summary="A study's reports, newest first",
+        description=HISTORY_DOC,
+        tags=["studies"],
+        examples=[OpenApiExample("History", value=RECORD_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class StudyReportRecord(APIView):
+    """One kept report of a study, as JSON, CSV or HTML."""
+
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = NoNegotiation
+
+    @extend_schema(
+        operation_id="study_reports_retrieve",
+        summary="One kept report of a study, by id",
+        description=HISTORY_DOC + "\n\nThe content is the report exactly as it was built, in the format asked.",
+        tags=["studies"],
+        parameters=[ReportQuery],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Everything in the report, as it was built.",
+                examples=[OpenApiExample("json", value=JSON_EXAMPLE, media_type="application/json")],
+            ),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="The per-generator table.",
+                examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")],
+            ),
+            (200, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="One self-contained page.",
+                examples=[OpenApiExample("html", value=HTML_EXAMPLE, media_type="text/html")],
+            ),
+            (410, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Its content was pruned; its metadata remain in the list.",
+                examples=[OpenApiExample("pruned", value=PRUNED, media_type="application/json")],
+            ),
+        },
+    )
+    def get(self, request, slug: str, record_id: int):
+        study = _study(request, slug)
+        query = ReportQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        file_format = query.validated_data["format"]
+        record = _record(study, record_id)
+        if not record.has_content:
+            raise ReportPruned(
+                f"The content of report {record.pk} was pruned (only the newest {settings.PARITY_REPORT_HISTORY_KEEP} "
+                "reports of a study and the frozen ones keep theirs); its metadata and content hash remain."
+            )
+        body = {"json": record.report_json, "csv": record.report_csv, "html": record.report_html}[file_format]
+        content_type, extension = FORMATS[file_format]
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-report-{record.pk}.{extension}"'
+        if file_format == "html":
+            response["Content-Security-Policy"] = REPORT_HTML_POLICY
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class StudyReportFreeze(APIView):
+    """Freeze a kept report as final."""
+
+    @extend_schema(
+        operation_id="study_reports_freeze",
+        summary="Freeze a kept report as final (owner or member)",
+        description="A frozen report's content is never pruned, so it can be cited by its id for good. "
+        "Idempotent: freezing it again keeps when and by whom it was first frozen; a `note` given replaces "
+        "the note. A report whose content was already pruned can still be frozen (its metadata and hash "
+        "are the citation). Viewers get a 403.",
+        tags=["studies"],
+        request=ReportFreezeSerializer,
+        responses=ReportRecordSerializer,
+        examples=[
+            OpenApiExample("Final", value={"note": "Final for the paper."}, request_only=True),
+            OpenApiExample("Frozen", value=RECORD_EXAMPLE, response_only=True),
+        ],
+    )
+    def post(self, request, slug: str, record_id: int):
+        from analysis import services
+
+        study = _study(request, slug)
+        require_write(request, study.workspace)
+        body = ReportFreezeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        record = _record(study, record_id)
+        record = services.report_record_freeze(record=record, user=request.user, note=body.validated_data.get("note"))
+        return Response(ReportRecordSerializer(_record(study, record.pk)).data)

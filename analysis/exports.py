@@ -213,6 +213,7 @@ def report_json(report: Report) -> dict:
         "seconds": report.seconds,
         "options": report.options.as_dict(),
         "study": report.configuration,
+        "provenance": report.provenance,
         "counts": report.counts,
         "warnings": list(report.warnings),
         "generators": generators,

@@ -297,7 +297,17 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "rules": json.dumps(json_safe(asdict(exclusions.rules)), indent=2, sort_keys=True),
         "built_at": report.built_at,
         "seconds": num(report.seconds, 2),
+        "provenance": _provenance_context(report),
     }
+
+
+def _provenance_context(report: Report) -> dict | None:
+    """The report's provenance (`selectors.study_provenance`) as the templates show it."""
+    provenance = report.provenance
+    if not provenance:
+        return None
+    software = provenance.get("software") or {}
+    return {**provenance, "software": software.get("version"), "corpus": provenance.get("corpus") or {}}
 
 
 def report_html(report: Report) -> str:

@@ -9,6 +9,8 @@ reads those values of a study from the database. Rendering is elsewhere
 What a report holds, in the order the HTML shows it:
 
 - the study's configuration and presentation policy, so the result can be reproduced;
+- provenance: the software version, each generator's backend and checkpoint or
+  uploaded samples (with hashes), the trial-build seed and a hash of the corpus items;
 - counts: judgments by kind, annotators, how many of each are simulated
   (`Annotator.source == "simulated"`), how many judgments the exclusions removed;
 - per generator, the preference rate with its intervals, with and without the
@@ -56,7 +58,7 @@ from analysis.stats import (
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 4
+REPORT_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ class ReportInput:
     generators : GeneratorInfo per generator code (in `judgments.generator_labels` order).
     annotators : AnnotatorInfo per annotator code.
     configuration : the study's settings as JSON values (`selectors.study_configuration`).
+    provenance : what the report was made from and with, as JSON values
+        (`selectors.study_provenance`: software version, generators' backends and
+        checkpoints, trial seed, corpus hash); empty where built from plain columns.
     """
 
     judgments: Judgments
@@ -112,6 +117,7 @@ class ReportInput:
     configuration: dict
     rules: ExclusionRules
     target_half_width: float | None = None
+    provenance: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +149,7 @@ class Report:
     plan: Plan | None
     done_ids: tuple[int, ...] | None
     warnings: tuple[str, ...] = field(default=())
+    provenance: dict = field(default_factory=dict)
 
     @property
     def simulated(self) -> np.ndarray:
@@ -258,4 +265,5 @@ def report_from_input(
         plan=plan,
         done_ids=done_ids,
         warnings=tuple(warnings),
+        provenance=data.provenance,
     )

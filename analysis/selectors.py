@@ -10,8 +10,9 @@ judgments are never analysed.
 
 Beside the judgments: what their codes stand for (generators with their series and
 scale axes, annotators by pseudonym and source), the study's exclusion rules as
-`ExclusionRules`, its configuration as plain values for a report, and a fingerprint
-that changes whenever a report of the study would.
+`ExclusionRules`, its configuration as plain values for a report, its provenance
+(software version, generators' checkpoints, trial seed, corpus hash), and a
+fingerprint that changes whenever a report of the study would.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 from django.db import connections
@@ -247,6 +250,103 @@ def study_configuration(*, study: Study) -> dict:
     return configuration
 
 
+# The installed distribution whose version a report names (pyproject.toml's [project] name).
+DISTRIBUTION = "parity"
+# What names a generator's checkpoint in its backend's options, per backend.
+CHECKPOINT_OPTIONS = {"builtin": "checkpoint", "diffusers": "path", "callable": "function"}
+# Read checkpoints in blocks of this many bytes.
+HASH_BLOCK = 1 << 20
+# sha256 of checkpoint files already read, by (path, size, modification time).
+_checkpoint_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def software_version() -> str | None:
+    """The installed project's version (None where it is not installed as a distribution)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _file_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes, read once per size and modification time; None where unreadable."""
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _checkpoint_hashes:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(HASH_BLOCK), b""):
+                    digest.update(block)
+            _checkpoint_hashes[key] = digest.hexdigest()
+        return _checkpoint_hashes[key]
+    except OSError:
+        return None
+
+
+def _checkpoint(generator: Generator) -> dict:
+    """The generator's checkpoint as its backend names it, and the sha256 of the file
+    where it is one file this machine can read (the built-in backend's)."""
+    option = CHECKPOINT_OPTIONS.get(generator.backend)
+    name = (generator.backend_config or {}).get(option) if option else None
+    sha = None
+    if generator.backend == "builtin" and isinstance(name, str):
+        from generation.backends.builtin import checkpoint_path
+        from generation.errors import BackendError
+
+        try:
+            path = checkpoint_path(name)
+        except BackendError:
+            path = None
+        sha = _file_sha256(path) if path is not None and path.is_file() else None
+    return {"checkpoint": name if isinstance(name, str) else None, "checkpoint_sha256": sha}
+
+
+def _lines_sha256(lines) -> str:
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(line.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def study_provenance(*, study: Study, generator_ids=()) -> dict:
+    """What a report of `study` was made from and with, as plain JSON values.
+
+    software: the installed project's version. trial_seed: the seed of the study's
+    trial build (`Study.trial_seed`). corpus: the items its trials use (practice
+    included) and the sha256 over their sorted "key TAB image-sha256" lines.
+    generators (the study's and `generator_ids`, by id): the backend, the checkpoint
+    its options name with the file's sha256 where this machine can read it (the
+    built-in backend's; null otherwise: the model has no hash field), and, for the
+    samples the study's trials show, their count and the sha256 over their sorted
+    "item-key TAB seed TAB image-sha256" lines (for an uploaded generator, the hash
+    of what was uploaded and used).
+    """
+    items = Item.objects.filter(trials__study_id=study.pk).distinct().values_list("key", "sha256")
+    item_lines = [f"{key}\t{sha}" for key, sha in items]
+    ids = set(study.generators.values_list("id", flat=True)) | {int(pk) for pk in generator_ids}
+    samples: dict[int, list[str]] = {pk: [] for pk in ids}
+    used = (Trial.objects.filter(study_id=study.pk, kind=Trial.Kind.GENERATED, sample__isnull=False)
+            .values_list("generator_id", "sample__item__key", "sample__seed", "sample__sha256"))
+    for generator_id, key, seed, sha in used.iterator():
+        samples.setdefault(generator_id, []).append(f"{key}\t{seed}\t{sha}")
+    generators = []
+    for generator in Generator.objects.filter(pk__in=list(samples)).order_by("pk"):
+        lines = samples[generator.pk]
+        generators.append({
+            "id": generator.pk, "name": generator.name, "backend": generator.backend, **_checkpoint(generator),
+            "samples": len(lines), "samples_sha256": _lines_sha256(lines),
+        })
+    return {
+        "software": {"name": DISTRIBUTION, "version": software_version()},
+        "trial_seed": study.trial_seed,
+        "corpus": {"id": study.corpus_id, "name": study.corpus.name, "items": len(item_lines),
+                   "items_sha256": _lines_sha256(item_lines)},
+        "generators": generators,
+    }
+
+
 def generator_info(generator: Generator) -> GeneratorInfo:
     series = generator.series
     return GeneratorInfo(
@@ -271,6 +371,7 @@ def report_input(*, study: Study, data: StudyData | None = None) -> ReportInput:
         configuration=study_configuration(study=study),
         rules=study_rules(study=study),
         target_half_width=study.target_half_width,
+        provenance=study_provenance(study=study, generator_ids=data.generators),
     )
 
 

@@ -14,12 +14,19 @@ report while its fingerprint (`selectors.study_fingerprint`) still matches, and 
 ask `report_delivery` what to do otherwise: build it during the request for a small
 study, ask a worker for a large one (`report_snapshot_request`).
 
+History (`models.ReportRecord`): every successful build also appends a record, with
+the content hash of its JSON (`report_content_hash`), and empties the content of the
+study's unfrozen records past the newest `PARITY_REPORT_HISTORY_KEEP`
+(`report_records_prune`); `report_record_freeze` keeps one for good.
+
 Work for a worker goes through `task_send`, by the task's name: `analysis.tasks`
 imports this module, so this module never imports it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,9 +41,9 @@ from django.utils import timezone
 
 from analysis import selectors
 from analysis.exports import report_csv, report_json_text
-from analysis.models import ReportSnapshot
+from analysis.models import ReportRecord, ReportSnapshot
 from analysis.report_html import report_pages
-from analysis.reports import Report, ReportOptions, analyse, report_from_input
+from analysis.reports import REPORT_VERSION, Report, ReportOptions, analyse, report_from_input
 from analysis.stats import generators_done
 from annotate.models import Study
 from workspaces.errors import ParityError
@@ -170,9 +177,76 @@ def report_snapshot_build(*, study: Study) -> ReportSnapshot:
             building_since=None, error=f"{type(exc).__name__}: {exc}"[:2000], failed_fingerprint=fingerprint)
         raise
     fields["seconds"] = time.perf_counter() - started
-    ReportSnapshot.objects.filter(pk=snapshot.pk).update(**fields)
+    with transaction.atomic():
+        ReportSnapshot.objects.filter(pk=snapshot.pk).update(**fields)
+        _record_append(study=study, fields=fields)
     snapshot.refresh_from_db()
     return snapshot
+
+
+# ------------------------------------------------------------------------------
+# The history of built reports (`models.ReportRecord`)
+# ------------------------------------------------------------------------------
+# What a rebuild of the same data changes in the JSON report: left out of its content hash.
+VOLATILE_KEYS = ("built_at", "seconds")
+
+
+def report_content_hash(report_json_text: str) -> str:
+    """sha256 of a JSON report without its build time and duration, keys sorted:
+    the same data, settings and code give the same hash."""
+    body = json.loads(report_json_text)
+    for key in VOLATILE_KEYS:
+        body.pop(key, None)
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _record_append(*, study: Study, fields: dict) -> ReportRecord:
+    """Keep the report just built as a new record, then prune the study's older ones."""
+    record = ReportRecord.objects.create(
+        study=study, built_at=fields["built_at"], seconds=fields["seconds"], judgments=fields["judgments"],
+        fingerprint=fields["fingerprint"], content_hash=report_content_hash(fields["report_json"]),
+        version=REPORT_VERSION, report_json=fields["report_json"], report_csv=fields["report_csv"],
+        report_html=fields["report_html"],
+    )
+    report_records_prune(study=study)
+    return record
+
+
+def report_records_prune(*, study: Study, keep: int | None = None) -> int:
+    """Empty the content of the study's records past the newest `keep` (by default
+    `settings.PARITY_REPORT_HISTORY_KEEP`) that are not frozen; how many were pruned.
+
+    Their metadata and content hash stay, so a citation of one still says what it was.
+    """
+    keep = settings.PARITY_REPORT_HISTORY_KEEP if keep is None else keep
+    newest = ReportRecord.objects.filter(study=study).order_by("-built_at", "-id").values_list("pk", flat=True)
+    kept = list(newest[:max(keep, 0)])
+    return (
+        ReportRecord.objects.filter(study=study, frozen_at__isnull=True, pruned_at__isnull=True)
+        .exclude(pk__in=kept)
+        .update(report_json="", report_csv="", report_html="", pruned_at=timezone.now())
+    )
+
+
+def report_record_freeze(*, record: ReportRecord, user, note: str | None = None) -> ReportRecord:
+    """Freeze a record as final: its content is never pruned. Idempotent: freezing a
+    frozen record keeps its time and who froze it, and changes its note only where
+    `note` is given. A pruned record can still be frozen (its hash and metadata are the citation)."""
+    with transaction.atomic():
+        current = ReportRecord.objects.select_for_update().get(pk=record.pk)
+        changed = []
+        if current.frozen_at is None:
+            current.frozen_at = timezone.now()
+            current.frozen_by = user if getattr(user, "is_authenticated", False) else None
+            changed += ["frozen_at", "frozen_by"]
+        if note is not None and note != current.note:
+            current.note = note
+            changed.append("note")
+        if changed:
+            current.save(update_fields=changed)
+    log.info("report %s of study %s frozen", current.pk, current.study_id)
+    return current
 
 
 def report_snapshot_current(*, study: Study) -> ReportSnapshot:

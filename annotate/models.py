@@ -134,6 +134,12 @@ class Study(models.Model):
     # (`services.study_add_generators`), oldest first: {"generator", "name", "event":
     # "added" | "removed", "at"}. A removed generator's trials stay, unserved.
     generator_history = models.JSONField(default=list, blank=True)
+    # The seed of the random choices of `services.study_build_trials` (practice and
+    # control items, catch corruptions, shuffles): set by the first build, reused by
+    # later ones, so a study's trials can be built again exactly; every report shows it.
+    trial_seed = models.BigIntegerField(
+        null=True, blank=True, help_text="Seed of the trial build (set by the first build; reports show it)."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
 

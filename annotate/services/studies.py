@@ -38,10 +38,14 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     (n: the items left after practice). Calling it again creates only what is
     missing: generated trials of new generators or samples; control trials only if
     the study has none.
+
+    Every random choice comes from one seed, kept in `Study.trial_seed` so that a
+    build can be repeated and a report can name it: ``rng_seed`` where given (stored
+    on the first build), else the stored seed, else a fresh one drawn and stored.
     """
     if Study.objects.filter(pk=study.pk, status=Study.Status.CLOSED).exists():
         raise StudyClosed(f"study {study.slug!r} is closed: its trials can no longer change")
-    rng = random.Random(rng_seed)
+    rng = random.Random(_trial_seed(study, rng_seed))
     trials = []
     if not Trial.objects.filter(study=study).exists():
         trials += _practice_trials(study, rng)
@@ -70,6 +74,20 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     with transaction.atomic():
         Trial.objects.bulk_create(trials, batch_size=1000)
     return len(trials)
+
+
+def _trial_seed(study: Study, rng_seed: int | None) -> int:
+    """The seed of this build: `rng_seed`, else the study's, else a fresh one; stored
+    on the study where it has none yet (one UPDATE of that column alone)."""
+    stored = Study.objects.filter(pk=study.pk).values_list("trial_seed", flat=True).first()
+    seed = rng_seed if rng_seed is not None else stored
+    if seed is None:
+        seed = random.SystemRandom().randrange(SHUFFLE_RANGE)
+    if stored is None:
+        Study.objects.filter(pk=study.pk, trial_seed__isnull=True).update(trial_seed=seed)
+        stored = seed
+    study.trial_seed = stored
+    return seed
 
 
 def _practice_trials(study: Study, rng: random.Random) -> list[Trial]:

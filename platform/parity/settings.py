@@ -395,6 +395,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 PARITY_REPORT_INLINE_MAX = env_int("PARITY_REPORT_INLINE_MAX", 50_000)
 # While judgments keep arriving, a small study's panel is rebuilt at most this often.
 PARITY_REPORT_REFRESH_SECONDS = env_int("PARITY_REPORT_REFRESH_SECONDS", 30)
+# Every report built is kept as a `ReportRecord` (the history, cited by id). The content
+# (JSON, CSV, HTML) of the newest this many per study and of every frozen one is kept;
+# older unfrozen records keep only their metadata and content hash.
+PARITY_REPORT_HISTORY_KEEP = env_int("PARITY_REPORT_HISTORY_KEEP", 20)
 
 # ------------------------------------------------------------------------------
 # Django REST framework

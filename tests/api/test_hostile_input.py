@@ -16,7 +16,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 
+from analysis.models import ReportRecord
 from annotate import services
 from annotate.models import Annotator, Participation
 from generation.models import GenerationJob, ImportJob, Series
@@ -67,6 +69,9 @@ def world(settings, workspace):
     known = {
         "corpora": study.corpus_id, "generators": generators[0].pk, "series": series.pk, "jobs": job.pk,
         "generation-jobs": generation_job.pk, "studies": draft.slug,
+        "reports": ReportRecord.objects.create(
+            study=draft, built_at=timezone.now(), content_hash="0" * 64, version=1, report_json="{}",
+        ).pk,
     }
     api = token_client(owner)
     # A server error is an answer to note, not an exception to stop at.
@@ -189,6 +194,8 @@ def operations(api) -> list[tuple[str, str, dict, dict]]:
 
 def resolved(template: str, known: dict) -> str:
     value = known[template.removeprefix("/api/v1/").split("/")[0]]
+    # A study's kept report, under the study the other parameter names.
+    template = re.sub(r"/reports/\{[^}]+\}/", f"/reports/{known['reports']}/", template)
     return re.sub(r"\{[^}]+\}", str(value), template)
 
 
@@ -236,6 +243,7 @@ BASE_BODIES = {
     ("post", "/api/v1/studies/{slug}/open/"): {"seed": 1},
     ("post", "/api/v1/studies/{slug}/generators/"): {"generators": ["ladder-g0"]},
     ("post", "/api/v1/generation-jobs/"): {"seeds_per_item": 1},
+    ("post", "/api/v1/studies/{slug}/reports/{record_id}/freeze/"): {"note": "final"},
 }
 
 

@@ -24,6 +24,7 @@ import schemathesis
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -34,6 +35,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from analysis.models import ReportRecord
+from analysis.reports import REPORT_VERSION
 from annotate import services
 from annotate.models import Annotator
 from generation.models import GenerationJob, ImportJob, Series
@@ -97,7 +100,13 @@ def build_workspace(workspace) -> dict:
         filename="bundle.tar", total=4,
     )
     generation_job = GenerationJob.objects.create(generator=generators[0], corpus=study.corpus, total=4)
+    # A kept report of the open study, as a build leaves one (its content stands in).
+    record = ReportRecord.objects.create(
+        study=study, built_at=timezone.now(), judgments=4, content_hash="0" * 64, version=REPORT_VERSION,
+        report_json="{}", report_csv="study\r\n", report_html="<!doctype html>\n",
+    )
     return {
+        "record_id": [record.pk],
         "corpora": [study.corpus_id, draft.corpus_id],
         "generators": [g.pk for g in generators],
         "series": [series.pk],
@@ -118,12 +127,14 @@ def researcher_api(_in_process_connections, workspace) -> dict:
 
 def aim(case, known: dict) -> None:
     """Point the path parameters at existing objects, but one in KEEP_ONE_IN; the generated
-    value picks which object, so the run stays deterministic."""
+    value picks which object, so the run stays deterministic. A parameter named in `known`
+    (a report's `record_id`) takes its own objects; the others those of the path's first segment."""
     choices = known.get(case.operation.path.removeprefix("/api/v1/").split("/")[0])
     for name, value in (case.path_parameters or {}).items():
         digest = zlib.crc32(repr(value).encode())
-        if choices and digest % KEEP_ONE_IN:
-            case.path_parameters[name] = choices[digest % len(choices)]
+        pool = known.get(name, choices)  # a parameter with objects of its own (a report's id)
+        if pool and digest % KEEP_ONE_IN:
+            case.path_parameters[name] = pool[digest % len(pool)]
 
 
 @pytest.mark.django_db
