@@ -140,6 +140,24 @@ BUILDING = {
 }
 
 
+def _format_responses(json_description: str, csv_description: str, html_description: str) -> dict:
+    """The 200 answers of a report in each of its formats, for the schema."""
+    return {
+        (200, "application/json"): OpenApiResponse(
+            OpenApiTypes.OBJECT, description=json_description,
+            examples=[OpenApiExample("json", value=JSON_EXAMPLE, media_type="application/json")],
+        ),
+        (200, "text/csv"): OpenApiResponse(
+            OpenApiTypes.STR, description=csv_description,
+            examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")],
+        ),
+        (200, "text/html"): OpenApiResponse(
+            OpenApiTypes.STR, description=html_description,
+            examples=[OpenApiExample("html", value=HTML_EXAMPLE, media_type="text/html")],
+        ),
+    }
+
+
 class ReportQuery(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=list(FORMATS), default="json",
@@ -167,17 +185,10 @@ class StudyReport(APIView):
             ),
         ],
         responses={
-            (200, "application/json"): OpenApiResponse(
-                OpenApiTypes.OBJECT, description="Everything in the report.",
-                examples=[OpenApiExample("json", value=JSON_EXAMPLE, media_type="application/json")],
-            ),
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="The per-generator table: one row per generator and exclusion setting.",
-                examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")],
-            ),
-            (200, "text/html"): OpenApiResponse(
-                OpenApiTypes.STR, description="One self-contained page: inline CSS and SVG, nothing fetched.",
-                examples=[OpenApiExample("html", value=HTML_EXAMPLE, media_type="text/html")],
+            **_format_responses(
+                "Everything in the report.",
+                "The per-generator table: one row per generator and exclusion setting.",
+                "One self-contained page: inline CSS and SVG, nothing fetched.",
             ),
             (202, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT,
@@ -314,18 +325,8 @@ class StudyReportRecord(APIView):
         tags=["studies"],
         parameters=[ReportQuery],
         responses={
-            (200, "application/json"): OpenApiResponse(
-                OpenApiTypes.OBJECT, description="Everything in the report, as it was built.",
-                examples=[OpenApiExample("json", value=JSON_EXAMPLE, media_type="application/json")],
-            ),
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="The per-generator table.",
-                examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")],
-            ),
-            (200, "text/html"): OpenApiResponse(
-                OpenApiTypes.STR, description="One self-contained page.",
-                examples=[OpenApiExample("html", value=HTML_EXAMPLE, media_type="text/html")],
-            ),
+            **_format_responses("Everything in the report, as it was built.", "The per-generator table.",
+                                "One self-contained page."),
             (410, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT, description="Its content was pruned; its metadata remain in the list.",
                 examples=[OpenApiExample("pruned", value=PRUNED, media_type="application/json")],
