@@ -23,7 +23,10 @@ class StudyAdmin(admin.ModelAdmin):
         (None, {"fields": ["workspace", "name", "slug", "corpus", "generators", "status"]}),
         *((group, {"fields": names}) for group, names in study_settings.groups()),
         ("Written by the analysis", {"fields": ["generators_done"]}),
+        ("Written by the services", {"fields": ["generator_history", "trial_seed"]}),
     ]
+    # The record of generators joining and leaving, and the seed the first build drew.
+    readonly_fields = ["generator_history", "trial_seed"]
 
     def get_form(self, request, obj=None, **kwargs):
         help_texts = {setting.name: setting.describe(blank="blank") for setting in study_settings.SETTINGS}

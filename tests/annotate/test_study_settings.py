@@ -35,7 +35,8 @@ from workspaces.models import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a study has besides its settings: what names and compares, its state, what the analysis writes.
-NOT_SETTINGS = {"id", "workspace", "name", "slug", "corpus", "generators", "status", "generators_done", "created_at"}
+NOT_SETTINGS = {"id", "workspace", "name", "slug", "corpus", "generators", "status", "generators_done", "created_at",
+                "generator_history", "trial_seed"}
 KIND_FIELDS = {
     "int": models.IntegerField, "float": models.FloatField, "bool": models.BooleanField, "choice": models.CharField,
     "text": (models.CharField, models.TextField), "json": models.JSONField,
