@@ -6,6 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_INSTALL := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
 PYTEST_ARGS ?=
+# `make test` runs the suite on this many pytest-xdist workers (0: in this process
+# only; PYTEST_ARGS="-n 0" does the same). Each worker has its own test database,
+# Redis and torch thread (tests/conftest.py). `worksteal`, not `loadscope` or
+# `loadgroup`: those key tests by node id, and schemathesis gives its 40 API operations
+# one node id, so all but one would silently not run. Worksteal lets an idle worker
+# take tests queued behind the demo's long one.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 
 .PHONY: run test migrate demo serve screenshots bench-import clean
 
@@ -13,7 +21,7 @@ run: $(VENV)/.installed-run
 	$(PY) manage.py serve --setup
 
 test: $(VENV)/.installed-dev
-	$(PY) tests/services.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tests/services.py run -- $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 migrate: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput -v 0

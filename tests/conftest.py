@@ -7,6 +7,22 @@ import pytest
 
 from tests.services import Redis, require_services
 
+# Under pytest-xdist (`make test` runs two workers), each worker keeps torch to one
+# thread: two workers share the machine's cores, and OpenMP threads that wait on each
+# other while another process holds a core run several times slower (on two busy
+# cores, 200 training steps of the demo's L took 225 s with two threads, 36 s with
+# one; the demo test, 271 s alone, took 1,108 s beside the other worker). Set before
+# torch is imported, so that torch and every process a test starts inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked `first` run before the others (in their order), so that under
+    xdist the longest one starts at once on one worker while the other takes the rest."""
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("first") is None)
+
 
 def service_missing(reason: str) -> None:
     """Skip, or fail where PARITY_REQUIRE_SERVICES=1 says services must be there (CI)."""

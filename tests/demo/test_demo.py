@@ -19,7 +19,8 @@ from django.core.management import call_command
 from annotate.models import Annotator, Judgment, Study
 from generation.models import Corpus, GenerationJob, Generator, Item, Sample
 
-pytestmark = pytest.mark.slow
+# `first`: the suite's longest test; under xdist it starts at once on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.first]
 
 ARGS = ["--items", "1100", "--held-out", "100", "--sizes", "XS,L", "--steps", "2000",
         "--annotators", "24", "--bad", "4", "--quota", "64"]
