@@ -28,6 +28,7 @@ from django.db import connections
 from django.db.models import BigIntegerField, Case, Count, F, Func, IntegerField, Max, Value, When
 from django.db.models.functions import Cast, Coalesce
 
+from analysis.models import ReportRecord
 from analysis.reports import AnnotatorInfo, ReportInput
 from analysis.scaling import GeneratorInfo
 from analysis.stats import KINDS, ExclusionRules, Judgments
@@ -395,3 +396,16 @@ def study_fingerprint(*, study: Study, extra: object = None) -> tuple[str, int]:
     parts = [seen["n"], seen["last"], configuration, generators, extra]
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
     return digest, seen["n"]
+
+
+# How many of a study's newest kept reports its page lists (every frozen one besides).
+PAGE_RECORDS = 10
+
+
+def report_records_for_page(*, study: Study) -> list:
+    """The study's newest kept reports and every frozen one, newest first (`models.ReportRecord`)."""
+    records = ReportRecord.objects.filter(study=study).select_related("frozen_by").order_by("-built_at", "-id")
+    newest = list(records[:PAGE_RECORDS])
+    shown = {record.pk for record in newest}
+    frozen = [record for record in records.filter(frozen_at__isnull=False) if record.pk not in shown]
+    return sorted(newest + frozen, key=lambda record: (record.built_at, record.pk), reverse=True)

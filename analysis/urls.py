@@ -8,4 +8,5 @@ app_name = "analysis"
 
 urlpatterns = [
     path("studies/<slug:slug>/analysis/panel/", views.study_panel, name="study-panel"),
+    path("studies/<slug:slug>/analysis/reports/<int:record_id>/freeze/", views.report_freeze, name="report-freeze"),
 ]

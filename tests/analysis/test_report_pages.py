@@ -194,3 +194,26 @@ def test_the_command_writes_each_format(planted, tmp_path):
     assert len(stdout.getvalue().splitlines()) == 9
     with pytest.raises(CommandError, match="no study"):
         call_command("report", "nope", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_the_panel_lists_kept_reports_and_a_member_freezes_one(planted, client, workspace):
+    from analysis.models import ReportRecord
+
+    html = client.get(PANEL.format("ladder")).content.decode()
+    (record,) = ReportRecord.objects.filter(study=planted.study)
+    assert f'data-record="{record.pk}"' in html and record.content_hash[:12] in html
+    # The viewer of `client` sees no freeze form, and may not post one.
+    assert "Freeze</button>" not in html
+    freeze = f"/studies/ladder/analysis/reports/{record.pk}/freeze/"
+    assert client.post(freeze, {"note": "final"}).status_code == 403
+    member = get_user_model().objects.create_user(username="bob", password="x")
+    Membership.objects.create(workspace=workspace, user=member, role=Membership.Role.MEMBER)
+    writer = Client()
+    writer.force_login(member)
+    assert "Freeze</button>" in writer.get(PANEL.format("ladder")).content.decode()
+    response = writer.post(freeze, {"note": "the paper's table 2"})
+    assert response.status_code == 302 and response["Location"] == "/studies/ladder/"
+    record.refresh_from_db()
+    assert record.frozen and record.frozen_by == member and record.note == "the paper's table 2"
+    assert "the paper&#x27;s table 2" in writer.get(PANEL.format("ladder")).content.decode()
+    assert writer.post(f"/studies/ladder/analysis/reports/{record.pk + 999}/freeze/").status_code == 404
