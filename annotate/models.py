@@ -81,6 +81,10 @@ class Study(models.Model):
     judgments_per_trial = models.PositiveIntegerField(default=3)
     catch_rate = models.FloatField(default=0.1)
     calibration_rate = models.FloatField(default=0.05)
+    seeds_per_item = models.PositiveIntegerField(
+        default=1,
+        help_text="Samples judged per generator and prompt: its lowest seeds up to this many, each its own trial.",
+    )
     quota_per_annotator = models.PositiveIntegerField(default=40)
     assignment_timeout_seconds = models.PositiveIntegerField(default=600)
     exposure_ms = models.PositiveIntegerField(

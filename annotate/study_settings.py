@@ -103,6 +103,10 @@ SETTINGS: tuple[StudySetting, ...] = (
         help="Calibration trials per study item, from 0 to 1.",
     ),
     StudySetting(
+        "seeds_per_item", "int", 1, min=1, max=100, group="Trials",
+        help="Samples judged per generator and prompt: its lowest seeds up to this many, each its own trial.",
+    ),
+    StudySetting(
         "quota_per_annotator", "int", 40, min=1, max=100_000, group="Sessions",
         help="Most judgments one annotator makes.",
     ),

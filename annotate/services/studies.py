@@ -2,6 +2,7 @@
 set aside, generated, controls), opening, closing."""
 
 import random
+from collections import Counter
 from collections.abc import Iterable
 
 from django.core.files.base import ContentFile
@@ -32,8 +33,9 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
 
     The first build sets aside ``practice_trials`` random items of the corpus for
     practice (a catch pair each, shown with feedback before the study); no trial of
-    the study ever shows them. Then one generated trial per (generator, item) that
-    has a sample of that generator, using its lowest seed; plus ``round(catch_rate *
+    the study ever shows them. Then generated trials per (generator, item) with
+    samples of that generator, one for each of its lowest ``seeds_per_item`` seeds (an
+    annotator still sees each prompt at most once); plus ``round(catch_rate *
     n)`` catch and ``round(calibration_rate * n)`` calibration trials on random items
     (n: the items left after practice). Calling it again creates only what is
     missing: generated trials of new generators or samples; control trials only if
@@ -52,9 +54,12 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     set_aside = {t.item_id for t in trials} | set(
         Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True)
     )
-    existing = set(
-        Trial.objects.filter(study=study, kind=Trial.Kind.GENERATED).values_list("generator_id", "item_id")
-    )
+    built = Counter()
+    built_samples = set()
+    for generator_id, item_id, sample_id in Trial.objects.filter(study=study, kind=Trial.Kind.GENERATED).values_list(
+            "generator_id", "item_id", "sample_id"):
+        built[generator_id, item_id] += 1
+        built_samples.add(sample_id)
     samples = (
         Sample.objects.filter(item__corpus_id=study.corpus_id, generator__in=study.generators.all())
         .order_by("generator_id", "item_id", "seed")
@@ -62,9 +67,9 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     )
     for sample in samples.iterator():
         pair = (sample.generator_id, sample.item_id)
-        if pair in existing or sample.item_id in set_aside:
+        if sample.id in built_samples or built[pair] >= study.seeds_per_item or sample.item_id in set_aside:
             continue
-        existing.add(pair)
+        built[pair] += 1
         trials.append(Trial(study=study, kind=Trial.Kind.GENERATED, item_id=sample.item_id, sample_id=sample.id,
                             generator_id=sample.generator_id))
     if not Trial.objects.filter(study=study, kind__in=CONTROL_KINDS).exists():

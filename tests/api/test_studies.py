@@ -59,7 +59,7 @@ def config(studio, **changes) -> dict:
         "workspace": "lab", "name": "Ladder", "slug": "ladder", "corpus": lab["corpus"].pk,
         "generators": [g.pk for g in lab["generators"]], "question": "realism", "question_text": "",
         "instructions": "Pick the photograph.", "consent_text": "Pseudonymous.", "judgments_per_trial": 2,
-        "catch_rate": 0.2, "calibration_rate": 0.2, "quota_per_annotator": 10,
+        "catch_rate": 0.2, "calibration_rate": 0.2, "seeds_per_item": 1, "quota_per_annotator": 10,
         "assignment_timeout_seconds": 300, "exposure_ms": 1500, "break_every": 5, "practice_trials": 1,
         "presentation_policy": {"size": 256, "aspect": "4:3", "crop": "pad", "format": "PNG", "quality": 80},
         "completion_code": "DONE42", "exclude_catch_accuracy_below": 0.75, "min_catch_trials": 3,
