@@ -42,6 +42,9 @@ verdicts        per scale axis along which the generator's series is fitted,
                 fits use the exclusions, so only ``applied`` rows have them
 fit_flags       per axis and form with flags, ``axis/form=flag+flag``
                 (`stats.fits.FIT_FLAGS`), separated by ``;``; ``applied`` rows
+n_samples       distinct samples (seeds) behind the rate
+seed_share      share of the two-way variance that is the seeds' (several seeds per
+                prompt only); prompt_share: the prompts' own
 =============== ================================================================
 
 Columns are only ever added at the end, so a column keeps its position.
@@ -71,6 +74,7 @@ CSV_COLUMNS = (
     "exclusions", "n", "wins", "rate", "low", "high", "half_width", "rate_left", "rate_right", "raw_rate",
     "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
     "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high", "flags", "verdicts", "fit_flags",
+    "n_samples", "seed_share", "prompt_share",
 )
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_START = frozenset("=+-@\t\r")

@@ -100,6 +100,8 @@ def _generator_rows(report: Report) -> list[dict]:
             "clopper_pearson": interval(rates.cp_low[c], rates.cp_high[c]),
             "rate_all": num(rates_all.rate[c]), "interval_all": interval(rates_all.low[c], rates_all.high[c]),
             "n_all": int(rates_all.n[c]),
+            "samples": int(rates.n_samples[c]),
+            "seed_share": pct(rates.seed_share[c]), "prompt_share": pct(rates.prompt_share[c]),
             "flags": flag_list(rates.flags[c], RATE_FLAGS),
             "flags_all": flag_list(rates_all.flags[c], RATE_FLAGS),
             "plan": None if plan is None else {
@@ -272,6 +274,8 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "options": report.options.as_dict(),
         "warnings": report.warnings,
         "generators": _generator_rows(report),
+        # Several seeds of a prompt for some generator: the variance has a seeds' part to show.
+        "seeds": bool((rates.n_samples > rates.n_items).any()),
         "flagged": flag_list(sorted({f for flags in (*rates.flags, *rates_all.flags) for f in flags}), RATE_FLAGS),
         "has_plan": report.plan is not None,
         "target": report.configuration.get("target_half_width"),

@@ -58,7 +58,7 @@ from analysis.stats import (
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 5
+REPORT_VERSION = 6
 
 
 @dataclass(frozen=True)

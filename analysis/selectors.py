@@ -191,6 +191,8 @@ def study_data(*, study: Study) -> StudyData:
         rt_ms=np.where(rt < 0, np.nan, rt)[analysed],
         # Exactly datetime.timestamp(): an integer over 10**6, rounded once.
         time_s=time_us[analysed] / 1e6,
+        # The trial stands for its sample: a study builds one trial per sample it judges.
+        sample=trial[analysed],
         generators=list(study.generators.values_list("id", flat=True)),
     )
     generator_ids = list(judgments.generator_labels)

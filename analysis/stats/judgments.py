@@ -22,7 +22,7 @@ KINDS = ("generated", "catch", "calibration")
 GENERATED, CATCH, CALIBRATION = 0, 1, 2
 # Columns checked value by value: what a cast would silently turn into a choice or a code.
 FLAGS = ("chose_generated", "generated_left", "chose_left", "correct")
-INTEGERS = ("generator", "item", "annotator", "kind", "order")
+INTEGERS = ("generator", "item", "annotator", "kind", "order", "sample")
 
 
 def _refuse(name: str, array: np.ndarray, bad: np.ndarray, wanted: str) -> None:
@@ -137,6 +137,9 @@ class Judgments:
     rt_ms : float64, client response time in milliseconds (NaN where unknown).
     order : int64, position of the judgment within its annotator's session.
     time_s : float64, submission time in seconds on any clock (NaN where unknown).
+    sample : int64, the probe image judged (a code of any unit: the database passes the
+        trial, one per sample), so that seeds of one prompt can be told apart; -1 where
+        unknown.
 
     Bad values are refused with a ValueError naming the column and the first bad row:
     a flag that is not a boolean, 0 or 1 (NaN, None, 0.5), a code that is not an
@@ -154,6 +157,7 @@ class Judgments:
     rt_ms: np.ndarray
     order: np.ndarray
     time_s: np.ndarray | None = None
+    sample: np.ndarray | None = None
     generator_labels: tuple = field(default=())
     item_labels: tuple = field(default=())
     annotator_labels: tuple = field(default=())
@@ -162,11 +166,13 @@ class Judgments:
         n = len(np.asarray(self.item))
         if self.time_s is None:
             object.__setattr__(self, "time_s", np.full(n, np.nan))
+        if self.sample is None:
+            object.__setattr__(self, "sample", np.full(n, -1, dtype=np.int64))
         dtypes = {
             "generator": np.int64, "item": np.int64, "annotator": np.int64,
             "chose_generated": bool, "generated_left": bool, "chose_left": bool,
             "kind": np.int8, "correct": bool, "rt_ms": np.float64, "order": np.int64,
-            "time_s": np.float64,
+            "time_s": np.float64, "sample": np.int64,
         }
         for name, dtype in dtypes.items():
             column = getattr(self, name)
@@ -206,6 +212,7 @@ class Judgments:
         rt_ms: Sequence | None = None,
         order: Sequence | None = None,
         time_s: Sequence | None = None,
+        sample: Sequence | None = None,
         generators: Sequence | None = None,
     ) -> Judgments:
         """Judgments from columns of any labels (ids, names), factorised to codes.
@@ -266,6 +273,7 @@ class Judgments:
             rt_ms=np.full(n, np.nan) if rt_ms is None else rt_ms,
             order=session_order(annotator_codes) if order is None else order,
             time_s=time_s,
+            sample=sample,
             generator_labels=generator_labels,
             item_labels=item_labels,
             annotator_labels=annotator_labels,

@@ -16,6 +16,15 @@ beside it:
 - the Cameron-Gelbach-Miller two-way standard error (`sandwich.cluster_variance`)
   of the balanced rate, with influence values psi_j = (y_j - rate_side) / (2 n_side),
   and of the raw share, with psi_j = (y_j - ybar) / n;
+- with the sample of each judgment (several seeds per prompt), the one-way variance
+  clustered on samples, V_sample. Samples nest in prompts: with psi_j = w_j e_j, the
+  products of two judgments of one sample have expectation w_j w_k (s2_prompt +
+  s2_seed), of one prompt but two samples w_j w_k s2_prompt. So with the weight sums
+  P_s = sum over samples of (sum w)^2 - sum w^2 and P_d = sum over prompts of
+  (sum w)^2 - sum w^2 - P_s, the moment estimates are s2_prompt = (V_item - V_sample)
+  / P_d and P_s s2_seed = V_sample - V_cell - P_s s2_prompt, the seeds' part of the
+  rate's variance; the prompts' part is V_item - V_cell less it (`seed_share`,
+  `prompt_share`: of the two-way variance, clipped at 0);
 - the design effect, deff = Var_CGM(rate) / Var_srs(rate) with
   Var_srs = (r_L (1 - r_L) / n_L + r_R (1 - r_R) / n_R) / 4 (Kish, L. (1965).
   Survey Sampling, Section 8.2), and the effective sample size n / deff.
@@ -44,9 +53,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .bootstrap import percentile_interval, two_way_sums
-from .judgments import GENERATED, Judgments
+from .judgments import GENERATED, Judgments, compact
 from .proportions import clopper_pearson_interval, wilson_interval, z_value
-from .sandwich import cluster_variance
+from .sandwich import cluster_variance, one_way_variance
 
 # Fewer judgments than this: the clustered intervals are not shown (module docstring).
 MIN_JUDGMENTS = 20
@@ -108,6 +117,11 @@ class RateTable:
     cgm_se_raw : CGM two-way standard error of `raw_rate`.
     var_item, var_annotator, var_cell : one-way CGM variance parts of `rate`.
     design_effect, effective_n : see the module docstring.
+    n_samples : distinct samples (seeds) behind each rate (0 where unknown).
+    var_sample : one-way variance of `rate` clustered on samples (NaN where unknown).
+    seed_share, prompt_share : of the two-way variance, the seeds' part and the
+        prompts' own (module docstring); NaN with one sample per prompt, where the two
+        cannot be told apart.
     replicates : (n_boot, G) bootstrap replicates of `rate`.
     flags : per group, the names of `RATE_FLAGS` that apply; where one but
         `one_side_only` does, the clustered intervals (low, high, boot_se, cgm_*),
@@ -145,6 +159,10 @@ class RateTable:
     var_cell: np.ndarray
     design_effect: np.ndarray
     effective_n: np.ndarray
+    n_samples: np.ndarray
+    var_sample: np.ndarray
+    seed_share: np.ndarray
+    prompt_share: np.ndarray
     replicates: np.ndarray
     flags: tuple = ()
 
@@ -187,6 +205,7 @@ def balanced_rates(
     level: float = 0.95,
     seed: int | np.random.SeedSequence = 0,
     scheme: str = "multinomial",
+    sample: np.ndarray | None = None,
 ) -> RateTable:
     """Position-balanced rates of `success` per group with clustered intervals.
 
@@ -253,6 +272,9 @@ def balanced_rates(
     with np.errstate(invalid="ignore", divide="ignore"):
         design_effect = np.where(positive, cgm_se**2 / srs, np.nan)
         effective_n = n / design_effect
+    weight = 1 / (n_side.reshape(-1)[side_group] * sides_present[group]) if len(group) else np.zeros(0)
+    n_samples, var_sample, seed_share, prompt_share = _seed_parts(
+        psi, weight, group, item, sample, n_groups, parts, positive)
 
     return RateTable(
         labels=tuple(labels), level=level, n_boot=n_boot,
@@ -269,8 +291,33 @@ def balanced_rates(
         cgm_se_raw=cgm_se_raw,
         var_item=parts.item[0], var_annotator=parts.annotator[0], var_cell=parts.cell[0],
         design_effect=design_effect, effective_n=effective_n,
+        n_samples=n_samples, var_sample=var_sample, seed_share=seed_share, prompt_share=prompt_share,
         replicates=replicates.astype(np.float32), flags=flags,
     )
+
+
+def _seed_parts(psi, weight, group, item, sample, n_groups, parts, positive):
+    """n_samples, V_sample, seed_share and prompt_share per group (module docstring)."""
+    nan = np.full(n_groups, np.nan)
+    if sample is None or len(group) == 0 or (np.asarray(sample) < 0).any():
+        return np.zeros(n_groups, np.int64), nan, nan, nan
+    sample, _ = compact(sample)
+    n_samples = _distinct_per_group(group, sample, n_groups)
+    var_sample = one_way_variance(psi, group, sample, n_groups)[0]
+    squares = np.bincount(group, weights=weight**2, minlength=n_groups)
+    pairs_sample = one_way_variance(weight, group, sample, n_groups)[0] - squares
+    pairs_prompt = one_way_variance(weight, group, item, n_groups)[0] - squares - pairs_sample
+    two_way = parts.two_way[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2_prompt = (parts.item[0] - var_sample) / pairs_prompt
+        seed_part = var_sample - parts.cell[0] - pairs_sample * s2_prompt
+        prompt_part = parts.item[0] - parts.cell[0] - seed_part
+        seed = np.clip(seed_part, 0, None) / two_way
+        prompt = np.clip(prompt_part, 0, None) / two_way
+    # One sample per prompt: seed and prompt are the same clusters, not two parts.
+    several = n_samples > _distinct_per_group(group, item, n_groups)
+    return (n_samples, var_sample, np.where(positive & several, seed, np.nan),
+            np.where(positive & several, prompt, np.nan))
 
 
 def preference_rates(
@@ -305,5 +352,5 @@ def preference_rates(
         item=judgments.item[mask],
         annotator=judgments.annotator[mask],
         labels=judgments.generator_labels,
-        n_boot=n_boot, level=level, seed=seed, scheme=scheme,
+        n_boot=n_boot, level=level, seed=seed, scheme=scheme, sample=judgments.sample[mask],
     )

@@ -50,6 +50,15 @@ def _sum_of_squares(psi: np.ndarray, cluster: np.ndarray, n_clusters: int, clust
     return np.stack([np.bincount(cluster_group, weights=row**2, minlength=n_groups) for row in sums])
 
 
+def one_way_variance(psi: np.ndarray, group: np.ndarray, level: np.ndarray, n_groups: int) -> np.ndarray:
+    """One-way cluster-robust variance per group, V_c = sum_c (sum_{j in c} psi_j)^2,
+    clustering on `level` (non-negative codes); psi (m, n) gives (m, n_groups)."""
+    psi = np.atleast_2d(np.asarray(psi, dtype=np.float64))
+    if psi.shape[1] == 0:
+        return np.zeros((len(psi), n_groups))
+    return _one_way(psi, np.asarray(group, np.int64), np.asarray(level, np.int64), n_groups)
+
+
 def _one_way(psi: np.ndarray, group: np.ndarray, level: np.ndarray, n_groups: int) -> np.ndarray:
     span = int(level.max()) + 1
     clusters = np.arange(n_groups * span)

@@ -156,7 +156,7 @@ BOUND_COLUMNS = ("low", "high", "wilson_low", "wilson_high", "cgm_low", "cgm_hig
 def test_csv_ends_with_the_clopper_pearson_interval_beside_wilson(report):
     # Columns are only added at the end: a script reading by position keeps working.
     assert CSV_COLUMNS[30:32] == ("cp_low", "cp_high") and CSV_COLUMNS.index("n_boot") == 29
-    assert CSV_COLUMNS[32:] == ("flags", "verdicts", "fit_flags")
+    assert CSV_COLUMNS[32:] == ("flags", "verdicts", "fit_flags", "n_samples", "seed_share", "prompt_share")
     rows = list(csv.DictReader(io.StringIO(report_csv(report))))
     body = report_json(report)
     for row in rows[::2]:
@@ -368,3 +368,26 @@ def test_degenerate_rates_show_their_flags_on_the_page_in_json_and_in_csv():
                  for row in csv.DictReader(io.StringIO(report_csv(report)))}
     assert csv_flags["never", "applied"] == "no_variation" and csv_flags["fine", "applied"] == ""
     assert set(csv_flags["one", "none"].split(";")) >= {"too_few_judgments", "single_cluster"}
+
+
+def test_a_study_of_two_seeds_per_prompt_reports_the_seeds_as_a_factor(db):
+    from annotate import services
+    from annotate.models import Annotator
+
+    study = build_study(generators=1, items=6, seeds=(0, 1), k=3, slug="seeded")
+    Study.objects.filter(pk=study.pk).update(seeds_per_item=2)
+    study.refresh_from_db()
+    services.study_build_trials(study=study)
+    services.study_open(study=study)
+    for index in range(6):
+        annotator = Annotator.objects.create(source=Annotator.Source.SIMULATED)
+        while (assignment := services.assignment_next(study=study, annotator=annotator)) is not None:
+            services.judgment_record(assignment_token=assignment.token, annotator=annotator,
+                                     choice="left" if (assignment.pk + index) % 3 else "right")
+    report = study_report(study=study, options=TEST_OPTIONS)
+    (generator,) = report_json(report)["generators"]
+    assert generator["rate"]["n_samples"] == 12 and generator["rate"]["n_items"] == 6
+    assert generator["rate"]["var_sample"] is not None
+    assert "<th class=\"num\">Samples</th>" in report_html(report)
+    row = next(csv.DictReader(io.StringIO(report_csv(report))))
+    assert row["n_samples"] == "12"
