@@ -75,8 +75,8 @@ PROVENANCE_EXAMPLE = {
                     "samples_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
 }
 JSON_EXAMPLE = {
-    "version": 6, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
-    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 6},
+    "version": 7, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 7},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
               "target_half_width": 0.05, "generators_done": [7], "...": "corpus, generators, created_at"},
@@ -115,6 +115,11 @@ JSON_EXAMPLE = {
                           "p_below": None, "p_near": None, "margin": 0.05, "alpha": 0.05, "power": 0.8,
                           "judgments": 4502, "judgments_needed": None},
               "errors": {}}],
+    "timeline": {"unit": "week", "block_effect": [0.0, -0.21],
+                 "generators": [{"id": 7, "name": "ladder-M", "raw": 0.3955, "adjusted": 0.4012, "drift_slope": -0.03,
+                                 "drift_se": 0.02, "drift_p": 0.13,
+                                 "blocks": [{"start": 1746000000.0, "mean_time": 1746300000.0, "n": 800, "wins": 330,
+                                             "share": 0.4125, "low": 0.378, "high": 0.447}, {"...": "..."}]}]},
     "alignment": [{"metric": "val_loss", "n": 3, "spearman": -1.0, "spearman_low": -1.0, "spearman_high": 1.0,
                    "kendall": -1.0, "...": "..."}],
     "plan": {"target_half_width": 0.05, "done": [7],
@@ -127,7 +132,7 @@ CSV_EXAMPLE = (
     ",".join(exports.CSV_COLUMNS) + "\r\n"
     "coco-ladder,7,ladder-M,ladder,120000000,,,,applied,1512,598,0.3955,0.3611,0.4297,0.0344,0.3976,0.3934,"
     "0.3955,0.3711,0.4204,0.0151,0.3659,0.4251,0.0174,1.43,1057.3,498,61,0.95,1000,0.3707,0.4207,,"
-    "params=undetermined,params/free=not_identified,498,,\r\n"
+    "params=undetermined,params/free=not_identified,498,,,0.4012,-0.03,0.13\r\n"
 )
 HTML_EXAMPLE = (
     '<!doctype html>\n<html lang="en">\n<head>…inline CSS…</head>\n'
@@ -244,7 +249,7 @@ frozen keeps its metadata and hash, and asking for its content is a 410 Gone.
 Members of the study's workspace read; owners and members (not viewers) freeze."""
 RECORD_EXAMPLE = {
     "id": 41, "built_at": "2025-05-02T10:00:00Z", "judgments": 4790,
-    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 6,
+    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 7,
     "frozen": True, "frozen_at": "2025-05-03T09:12:00Z", "frozen_by": "ada", "note": "Final for the paper.",
     "has_content": True,
 }

@@ -45,6 +45,9 @@ fit_flags       per axis and form with flags, ``axis/form=flag+flag``
 n_samples       distinct samples (seeds) behind the rate
 seed_share      share of the two-way variance that is the seeds' (several seeds per
                 prompt only); prompt_share: the prompts' own
+time_adjusted   the raw share adjusted for the time blocks (`stats.timeline`)
+drift_slope     change of the share from the study's first judgment to its last;
+                drift_p: its two-sided p-value (cluster-robust)
 =============== ================================================================
 
 Columns are only ever added at the end, so a column keeps its position.
@@ -74,7 +77,7 @@ CSV_COLUMNS = (
     "exclusions", "n", "wins", "rate", "low", "high", "half_width", "rate_left", "rate_right", "raw_rate",
     "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
     "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high", "flags", "verdicts", "fit_flags",
-    "n_samples", "seed_share", "prompt_share",
+    "n_samples", "seed_share", "prompt_share", "time_adjusted", "drift_slope", "drift_p",
 )
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_START = frozenset("=+-@\t\r")
@@ -164,6 +167,25 @@ def _fit_json(report: Report, fit) -> dict:
     }
 
 
+def _timeline_json(report: Report) -> dict:
+    timeline = report.timeline
+    generators = []
+    for c in report.order:
+        g = report.generators[c]
+        blocks = [
+            {"start": timeline.starts[b], "mean_time": timeline.mean_time[c, b], "n": timeline.n[c, b],
+             "wins": timeline.wins[c, b], "share": timeline.share[c, b], "low": timeline.low[c, b],
+             "high": timeline.high[c, b]}
+            for b in range(timeline.n.shape[1])
+        ]
+        generators.append({
+            "id": g.id, "name": g.name, "raw": timeline.raw[c], "adjusted": timeline.adjusted[c],
+            "drift_slope": timeline.slope[c], "drift_se": timeline.slope_se[c], "drift_p": timeline.slope_p[c],
+            "blocks": blocks,
+        })
+    return {"unit": timeline.unit, "block_effect": timeline.block_effect, "generators": generators}
+
+
 def annotator_rows(report: Report) -> list[dict]:
     analysis = report.analysis
     rows = []
@@ -242,6 +264,7 @@ def report_json(report: Report) -> dict:
         "fast_ms": quality.fast_ms,
         "annotators": annotator_rows(report),
         "fits": [_fit_json(report, fit) for fit in report.fits],
+        "timeline": _timeline_json(report),
         "alignment": [asdict(a) for a in report.alignment.values()],
         "plan": None if report.plan is None else {
             "target_half_width": report.plan.target, "done": list(report.done_ids or ()),
@@ -313,5 +336,9 @@ def report_csv(report: Report) -> str:
                       "train_step": g.train_step, "exclusions": setting, **row, "flags": ";".join(row["flags"]),
                       "verdicts": verdicts if setting == "applied" else "",
                       "fit_flags": fit_flags if setting == "applied" else ""}
+            if setting == "applied":
+                timeline = report.timeline
+                values.update(time_adjusted=timeline.adjusted[c], drift_slope=timeline.slope[c],
+                              drift_p=timeline.slope_p[c])
             writer.writerow([_cell(values.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()

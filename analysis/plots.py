@@ -302,3 +302,33 @@ def alignment_plot(metrics: dict, names, rate, low, high, correlations: dict) ->
     for ax in axes[len(shown):]:
         ax.set_axis_off()
     return _svg(figure, "alignment")
+
+
+def timeline_plot(names, mean_time, share, low, high, *, limit: int = 12) -> str:
+    """Each generator's raw share per time block against the block's mean date (at most
+    `limit` generators, the most judged first is the caller's order), with Wilson bars."""
+    from datetime import UTC, datetime
+
+    from matplotlib import dates
+
+    figure = _figure(7.5, 3.6)
+    ax = figure.add_subplot()
+    mean_time, share = np.asarray(mean_time, float), np.asarray(share, float)
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    for row, name in enumerate(names[:limit]):
+        shown = _finite(mean_time[row], share[row], low[row], high[row])
+        if not shown.any():
+            continue
+        when = [datetime.fromtimestamp(t, UTC) for t in mean_time[row][shown]]
+        value = share[row][shown]
+        ax.errorbar(when, value, yerr=[value - low[row][shown], high[row][shown] - value], fmt="o-", capsize=2,
+                    markersize=3, linewidth=1, label=literal(name, limit=30))
+    ax.axhline(0.5, color=ACCENT, linestyle="--", linewidth=1)
+    ax.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m-%d"))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share won by the generated image")
+    ax.set_xlabel("mean submission date of the block (UTC)")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(loc="upper left", fontsize="x-small", ncols=2)
+    return _svg(figure, "timeline")

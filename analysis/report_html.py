@@ -160,6 +160,19 @@ def _verdict_context(verdict) -> dict | None:
     }
 
 
+def _timeline_context(report: Report) -> dict | None:
+    timeline = report.timeline
+    if timeline.n.shape[1] < 2:
+        return None
+    order = [c for c in report.order if timeline.n[c].sum()]
+    rows = [{"name": report.generators[c].name, "n": int(timeline.n[c].sum()), "raw": num(timeline.raw[c]),
+             "adjusted": num(timeline.adjusted[c]), "slope": num(timeline.slope[c]),
+             "p": sig(timeline.slope_p[c], 2), "blocks": int((timeline.n[c] > 0).sum())} for c in order]
+    svg = plots.timeline_plot([report.generators[c].name for c in order], timeline.mean_time[order],
+                              timeline.share[order], timeline.low[order], timeline.high[order])
+    return {"unit": timeline.unit, "blocks": timeline.n.shape[1], "rows": rows, "svg": mark_safe(svg)}
+
+
 def _exclusion_rows(report: Report) -> list[dict]:
     by_rule = report.analysis.exclusions.by_rule
     least = report.configuration.get("min_catch_trials", 1)
@@ -282,6 +295,7 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "done_names": [g.name for g in report.generators if g.id in set(report.done_ids or ())],
         "forest": mark_safe(forest),
         "fits": [_fit_context(report, fit, report.options.gap_targets) for fit in report.fits],
+        "timeline": _timeline_context(report),
         "calibration": _calibration_context(report),
         "exclusions": {
             "rows": _exclusion_rows(report), "n_excluded": exclusions.n_excluded,

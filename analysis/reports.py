@@ -22,6 +22,8 @@ What a report holds, in the order the HTML shows it:
 - the annotator-quality table, each annotator by pseudonym, marked when simulated and
   with the rules that exclude them;
 - scaling fits per series and axis (`scaling`);
+- rates over time: per generator and week (or block of judgments), a drift test, and
+  rates adjusted for the time blocks (`stats.timeline`);
 - rank correlation of the human rate with each automatic metric of the generators;
 - with a target half-width, the plan: judgments and prompts each generator still
   needs, and which generators are done (written to `Study.generators_done` by
@@ -55,10 +57,11 @@ from analysis.stats import (
     metric_alignment,
     plan_judgments,
 )
+from analysis.stats.timeline import Timeline, rate_timeline
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 6
+REPORT_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class Report:
     analysis: StudyAnalysis
     rule_excluded: dict[str, np.ndarray]
     fits: tuple[SeriesFit, ...]
+    timeline: Timeline
     metrics: dict[str, np.ndarray]
     alignment: dict[str, Alignment]
     plan: Plan | None
@@ -233,6 +237,8 @@ def report_from_input(
     step("scaling fits")
     fits = series_fits(judgments, rates, data.generators, keep=analysis.exclusions.keep, n_boot=options.fit_boot,
                        level=options.level, seed=options.seed, targets=options.gap_targets)
+    step("rates over time")
+    timeline = rate_timeline(judgments, keep=analysis.exclusions.keep)
     step("metric alignment")
     metrics = _metric_columns(data.generators)
     alignment = metric_alignment(rates, metrics, level=options.level, seed=options.seed) if metrics else {}
@@ -260,6 +266,7 @@ def report_from_input(
         analysis=analysis,
         rule_excluded=_rule_masks(judgments, analysis, data.rules),
         fits=tuple(fits),
+        timeline=timeline,
         metrics=metrics,
         alignment=alignment,
         plan=plan,

@@ -15,6 +15,7 @@ Modules, by question:
 - asymptote    does a series reach parity: the verdict and the judgments it would take
 - alignment    rank correlation of human rates with automatic metrics
 - planning     judgments and prompts needed for a target interval half-width
+- timeline     rates per time block, drift over the study, rates adjusted for time
 - marginal     from logit-scale effects to marginal rates
 - mixed        cross-check: crossed random-effects logistic model, marginalised
 - simulate     simulated studies with a known truth

@@ -156,7 +156,8 @@ BOUND_COLUMNS = ("low", "high", "wilson_low", "wilson_high", "cgm_low", "cgm_hig
 def test_csv_ends_with_the_clopper_pearson_interval_beside_wilson(report):
     # Columns are only added at the end: a script reading by position keeps working.
     assert CSV_COLUMNS[30:32] == ("cp_low", "cp_high") and CSV_COLUMNS.index("n_boot") == 29
-    assert CSV_COLUMNS[32:] == ("flags", "verdicts", "fit_flags", "n_samples", "seed_share", "prompt_share")
+    assert CSV_COLUMNS[32:] == ("flags", "verdicts", "fit_flags", "n_samples", "seed_share", "prompt_share",
+                               "time_adjusted", "drift_slope", "drift_p")
     rows = list(csv.DictReader(io.StringIO(report_csv(report))))
     body = report_json(report)
     for row in rows[::2]:
@@ -391,3 +392,18 @@ def test_a_study_of_two_seeds_per_prompt_reports_the_seeds_as_a_factor(db):
     assert "<th class=\"num\">Samples</th>" in report_html(report)
     row = next(csv.DictReader(io.StringIO(report_csv(report))))
     assert row["n_samples"] == "12"
+
+
+def test_the_report_shows_rates_over_time_raw_and_adjusted(report):
+    body = report_json(report)
+    timeline = body["timeline"]
+    assert timeline["unit"] in ("week", "block") and len(timeline["generators"]) == len(body["generators"])
+    for entry, generator in zip(timeline["generators"], body["generators"]):
+        assert entry["name"] == generator["name"]
+        assert sum(block["n"] for block in entry["blocks"]) == generator["rate"]["n"]
+        assert entry["raw"] == pytest.approx(generator["rate"]["raw_rate"])
+        assert 0 < entry["adjusted"] < 1
+    html = report_html(report)
+    assert 'id="report-timeline"' in html and 'id="timeline-table"' in html
+    row = next(csv.DictReader(io.StringIO(report_csv(report))))
+    assert float(row["time_adjusted"]) == pytest.approx(timeline["generators"][0]["adjusted"])
