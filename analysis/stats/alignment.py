@@ -106,7 +106,9 @@ def metric_alignment(
 
     Returns
     -------
-    metric name -> Alignment (NaN throughout where fewer than 3 generators have values).
+    metric name -> Alignment (NaN throughout where fewer than 3 generators have values,
+    or where the metric or the rates are the same for all of them: no rank correlation
+    is defined there, and no interval is shown for it).
     """
     replicates = rates.replicates.astype(np.float64)
     n_boot = len(replicates) if n_boot is None else min(n_boot, len(replicates))
@@ -121,6 +123,9 @@ def metric_alignment(
             results[name] = Alignment(name, n, *([np.nan] * 12))
             continue
         x, y = rates.rate[ok], values[ok]
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            results[name] = Alignment(name, n, *([np.nan] * 12))
+            continue
         rep = replicates[:, ok]
         pick = rng.integers(0, n, size=(n_boot, n))
         both_x = np.take_along_axis(rep, pick, axis=1)

@@ -37,3 +37,14 @@ def test_alignment_with_a_metric_that_tracks_the_rate(rates):
     assert fid_result.kendall_low <= fid_result.kendall <= fid_result.kendall_high
     assert result["noise"].spearman_low < 0 < result["noise"].spearman_high
     assert result["sparse"].n == 2 and np.isnan(result["sparse"].spearman)
+
+
+def test_a_metric_equal_for_every_generator_has_no_correlation_and_no_interval(rates):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy warns on a constant input; nothing here may
+        result = metric_alignment(rates, {"flat": np.full(8, 3.0)})["flat"]
+    assert result.n == 8
+    assert all(np.isnan(getattr(result, field)) for field in (
+        "spearman", "spearman_p", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high"))
