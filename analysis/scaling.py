@@ -44,7 +44,8 @@ from analysis.stats import (
     fit_parity_curve,
     parity_verdict,
 )
-from analysis.stats.fits import FIT_FLAGS, series_cells
+from analysis.stats.fits import FIT_FLAGS
+from analysis.stats.series import series_cells
 
 AXES = ("params", "train_images", "train_flops", "train_step")
 SETTING = "settings."

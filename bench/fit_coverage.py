@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from analysis.stats import fit_parity_curve, series_counts, simulate_study
-from analysis.stats.fits import series_cells
+from analysis.stats.series import series_cells
 
 GAPS = (0.05, 0.01)
 

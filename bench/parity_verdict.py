@@ -31,7 +31,8 @@ from scipy import stats
 
 from analysis.stats import preference_rates, simulate_study
 from analysis.stats.asymptote import VERDICTS, asymptote_dispersion, parity_verdict
-from analysis.stats.fits import CurveFit, fit_parity_curve, series_cells
+from analysis.stats.fits import CurveFit, fit_parity_curve
+from analysis.stats.series import series_cells
 
 TRUTHS = (0.5, 0.45, 0.4)
 

@@ -11,7 +11,7 @@ Modules, by question:
 - calibration  calibration rate, side bias, drift over sessions
 - quality      annotator quality; agreement: Fleiss' kappa, Krippendorff's alpha
 - exclusions   exclusion rules applied at analysis time, exclusion-rate jumps
-- fits, forms, optimize   scaling-law fits (batched L-BFGS) with two-way bootstrap
+- fits, forms, optimize, series   scaling-law fits (batched L-BFGS) with two-way bootstrap
 - asymptote    does a series reach parity: the verdict and the judgments it would take
 - alignment    rank correlation of human rates with automatic metrics
 - planning     judgments and prompts needed for a target interval half-width
@@ -43,7 +43,7 @@ from .exclusions import (
     apply_exclusions,
     exclusion_jump,
 )
-from .fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, series_counts, x_at_gap
+from .fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, x_at_gap
 from .forms import FORMS, Form
 from .judgments import CALIBRATION, CATCH, GENERATED, KINDS, Judgments, factorize
 from .marginal import intercept_for_rate, marginal_rate
@@ -54,6 +54,7 @@ from .proportions import binomial_test_half, clopper_pearson_interval, two_propo
 from .quality import AnnotatorQuality, annotator_quality
 from .rates import RateTable, balanced_rates, preference_rates
 from .sandwich import ClusterVariance, cluster_variance
+from .series import series_counts
 from .simulate import SimulatedStudy, simulate_study
 from .study import StudyAnalysis, analyse_study
 

@@ -57,8 +57,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from .fits import CurveFit, SeriesCells, minimise_deviance
+from .fits import CurveFit, minimise_deviance
 from .forms import FORMS
+from .series import SeriesCells
 
 VERDICTS = {
     "reaches_parity": "reaches parity",

@@ -35,7 +35,7 @@ bootstrap (`bootstrap.two_way_sums`, as Chatbot Arena bootstraps its Bradley-Ter
 fit: Chiang, W.-L. et al. (2024). Chatbot Arena: an open platform for evaluating LLMs
 by human preference. ICML) resamples prompts x annotators, recounts every ordered pair
 and refits. The product weights count each judgment's own noise three times
-(`bootstrap`, `fits._two_way_rates`): the refits' deviations from the estimate have,
+(`bootstrap`, `series.two_way_rates`): the refits' deviations from the estimate have,
 to first order, covariance H^-1 ((1 - 1/A) B_item + (1 - 1/I) B_annotator + B_cell) H^-1;
 they are mapped by V_target^(1/2) V_boot^(-1/2) onto the CGM covariance (symmetric
 roots) and widened by t_(df) / z, df = min(prompts, annotators) - 1; ``method=

@@ -10,7 +10,8 @@ from analysis.stats.asymptote import (
     noncentrality_for_power,
     parity_verdict,
 )
-from analysis.stats.fits import fit_parity_curve, series_cells
+from analysis.stats.fits import fit_parity_curve
+from analysis.stats.series import series_cells
 
 SIZES = np.geomspace(1e6, 1e9, 6)
 

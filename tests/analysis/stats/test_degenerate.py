@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from analysis.stats import Judgments, plan_judgments, preference_rates
 from analysis.stats.bootstrap import percentile_interval
-from analysis.stats.fits import NotFitted, SeriesCells, fit_parity_curve
+from analysis.stats.fits import NotFitted, fit_parity_curve
 from analysis.stats.rates import MIN_JUDGMENTS
+from analysis.stats.series import SeriesCells
 
 CLUSTERED = ("low", "high", "boot_se", "cgm_se", "cgm_low", "cgm_high", "design_effect", "effective_n")
 

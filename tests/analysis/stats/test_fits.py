@@ -19,8 +19,10 @@ from analysis.stats import (
     two_way_sums,
     x_at_gap,
 )
-from analysis.stats.fits import NotFitted, _Binomial, _two_way_rates, series_cells
+from analysis.stats.fits import NotFitted, _Binomial
 from analysis.stats.forms import FORMS
+from analysis.stats.series import series_cells
+from analysis.stats.series import two_way_rates as _two_way_rates
 
 SCALES = np.array([1e7, 3e7, 1e8, 3e8, 1e9, 3e9])
 A, ALPHA = 44.0, 0.3
