@@ -22,7 +22,7 @@ class StudyAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["workspace", "name", "slug", "corpus", "generators", "status"]}),
         *((group, {"fields": names}) for group, names in study_settings.groups()),
-        ("Written by the analysis", {"fields": ["generators_done"]}),
+        ("Written by the analysis", {"fields": ["generators_done", "head_to_head_active"]}),
         ("Written by the services", {"fields": ["generator_history", "trial_seed"]}),
     ]
     # The record of generators joining and leaving, and the seed the first build drew.

@@ -52,16 +52,16 @@ from workspaces.drf import WORKSPACE_PARAM, NoNegotiation, ScopedPermissions, fi
 
 CSV_EXAMPLE = (
     "judgment,study,trial,kind,generator,generator_id,item_key,reference_side,choice,chose_generated,"
-    "client_response_ms,server_response_ms,annotator,issued_at,judged_at,simulated\r\n"
+    "client_response_ms,server_response_ms,annotator,issued_at,judged_at,simulated,opponent,opponent_id\r\n"
     "812,coco-ladder,77,generated,ladder-M,3,000123,left,right,true,1840,1912,"
-    "4b0c9a8e-5f7e-4f1e-9a53-0d1f4f4f2a11,2025-05-02T09:14:03.120455+00:00,2025-05-02T09:14:05.301872+00:00,false\r\n"
+    "4b0c9a8e-5f7e-4f1e-9a53-0d1f4f4f2a11,2025-05-02T09:14:03.120455+00:00,2025-05-02T09:14:05.301872+00:00,false,,\r\n"
 )
 JSONL_EXAMPLE = (
     '{"judgment":812,"study":"coco-ladder","trial":77,"kind":"generated","generator":"ladder-M",'
     '"generator_id":3,"item_key":"000123","reference_side":"left","choice":"right","chose_generated":true,'
     '"client_response_ms":1840,"server_response_ms":1912,"annotator":"4b0c9a8e-5f7e-4f1e-9a53-0d1f4f4f2a11",'
     '"issued_at":"2025-05-02T09:14:03.120455+00:00","judged_at":"2025-05-02T09:14:05.301872+00:00",'
-    '"simulated":false}\n'
+    '"simulated":false,"opponent":null,"opponent_id":null}\n'
 )
 
 # A time, then a space where the "+" of a UTC offset was.

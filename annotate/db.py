@@ -332,6 +332,62 @@ def trial_first_unlocked(
     return trial
 
 
+# Head-to-head trials are picked per pair through their own partial index, whose
+# condition the planner matches only against the kind written out in the statement.
+_PAIR = f"t.study_id = %s AND t.kind = '{Trial.Kind.HEAD_TO_HEAD}' AND t.generator_id = %s AND t.opponent_id = %s"
+
+
+@functools.cache
+def _pairs_neediest_sql(pairs: int) -> str:
+    values = ", ".join(["(%s, %s)"] * pairs)
+    return f"""SELECT g.column1, g.column2, (SELECT t.active_count FROM {_T} t
+                WHERE t.study_id = %s AND t.kind = '{Trial.Kind.HEAD_TO_HEAD}'
+                  AND t.generator_id = g.column1 AND t.opponent_id = g.column2
+                  AND t.active_count < %s AND {_UNSEEN}
+                ORDER BY t.active_count, t.shuffle LIMIT 1)
+            FROM (VALUES {values}) AS g"""
+
+
+def pairs_neediest(
+    *, study_id: int, annotator_id: int, pairs: list[tuple[int, int]], judgments_per_trial: int
+) -> list[tuple[int, int, int]]:
+    """(generator, opponent, fewest active assignments) of every pair with a head-to-head
+    trial left for the annotator, in one round trip as `trials_neediest_per_generator`."""
+    if not pairs:
+        return []
+    rows = _rows(
+        _pairs_neediest_sql(len(pairs)),
+        [study_id, judgments_per_trial, annotator_id, *(g for pair in pairs for g in pair)],
+    )
+    return [(a, b, level) for a, b, level in rows if level is not None]
+
+
+@functools.cache
+def _pair_first_unlocked_sql(need: str, lock: str) -> str:
+    return f"""SELECT t.id, t.kind, t.item_id, t.sample_id, t.generator_id, {_caption_of('t')}
+            FROM {_T} t
+            WHERE {_PAIR} AND {need} AND {_UNSEEN}
+            ORDER BY t.active_count, t.shuffle LIMIT 1 {lock}"""
+
+
+def pair_first_unlocked(
+    *, study_id: int, annotator_id: int, pair: tuple[int, int], judgments_per_trial: int, level: int | None = None
+) -> Trial | None:
+    """`trial_first_unlocked` for the head-to-head trials of one pair (generator, opponent)."""
+    need = "t.active_count < %s" if level is None else "t.active_count = %s"
+    lock = "FOR UPDATE OF t SKIP LOCKED" if skip_locked() else ""
+    rows = _rows(
+        _pair_first_unlocked_sql(need, lock),
+        [study_id, *pair, judgments_per_trial if level is None else level, annotator_id],
+    )
+    if not rows:
+        return None
+    *fields, caption = rows[0]
+    trial = Trial.from_db(_db().alias, TRIAL_READ, fields)
+    trial.item = _with_caption(trial.item_id, caption)
+    return trial
+
+
 _OPEN_ASSIGNMENTS_SQL = f"""SELECT {_ASSIGNMENT_COLUMNS}, {_caption_of('s')} FROM {_A} s
             WHERE s.study_id = %s AND s.annotator_id = %s AND s.released_at IS NULL AND s.expires_at > %s
               AND NOT EXISTS (SELECT 1 FROM {_J} j WHERE j.assignment_id = s.id)

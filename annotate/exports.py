@@ -13,14 +13,15 @@ Columns, in this order (stable names; the same keys in JSONL):
 judgment            the judgment's id (the export's order; a key for de-duplication)
 study               the study's slug
 trial               the trial's id
-kind                generated, catch or calibration
+kind                generated, catch, calibration or head_to_head
 generator           the generator's name; empty (JSON null) for control trials
 generator_id        the generator's id; empty (JSON null) for control trials
 item_key            the item's key in its corpus
-reference_side      left or right: the side the real image was shown on
+reference_side      left or right: the side the real image was shown on; on a
+                    head-to-head trial, the side of the opponent's sample
 choice              left or right: the side the annotator picked
-chose_generated     true/false on generated trials (the generated image was picked);
-                    empty (JSON null) for control trials, which have no generated image
+chose_generated     true/false on generated and head-to-head trials (the generator's
+                    image was picked); empty (JSON null) for control trials
 client_response_ms  response time measured in the browser; empty (null) if not sent
 server_response_ms  response time measured on the server, from when the trial was shown
 annotator           the annotator's pseudonym (a UUID): never a database or platform id
@@ -28,6 +29,8 @@ issued_at           when the trial was issued to the annotator, ISO 8601 in UTC
 judged_at           when the judgment was recorded, ISO 8601 in UTC
 simulated           true/false: the annotator is simulated (manage.py
                     simulate_annotators), not a person
+opponent            on a head-to-head trial the other generator's name; else empty (null)
+opponent_id         on a head-to-head trial the other generator's id; else empty (null)
 =================== ============================================================
 
 In CSV, a generator name or item key that begins with ``=``, ``+``, ``-``, ``@``, a tab
@@ -39,7 +42,8 @@ Timestamps carry microseconds and a ``+00:00`` offset. In CSV every value is tex
 (``true``/``false`` for chose_generated and simulated); in JSONL ids and times are
 numbers, chose_generated and simulated are booleans, and empty values are null.
 
-Filters (`ExportFilters`): generators (keeps the generated trials of these;
+Filters (`ExportFilters`): generators (keeps the generated and head-to-head trials of these,
+a head-to-head trial where either of its generators is named;
 control trials are governed by `controls` alone), since (judged_at >= since,
 inclusive), until (judged_at < until, exclusive), controls (``include`` the
 default, ``exclude``, or ``only``).
@@ -84,6 +88,8 @@ COLUMNS = (
     "issued_at",
     "judged_at",
     "simulated",
+    "opponent",
+    "opponent_id",
 )
 CONTROLS = ("include", "exclude", "only")
 FORMATS = {
@@ -160,10 +166,14 @@ def _fields() -> tuple:
         IsoUTC("assignment__issued_at"),
         IsoUTC("created_at"),
         "assignment__annotator__source",
+        "assignment__trial__opponent__name",
+        "assignment__trial__opponent_id",
     )
 
 
 _GENERATED = Trial.Kind.GENERATED.value
+# Kinds where a generator's image was judged: chose_generated is true or false.
+_JUDGED = frozenset((_GENERATED, Trial.Kind.HEAD_TO_HEAD.value))
 _SIMULATED = Annotator.Source.SIMULATED.value
 
 
@@ -183,9 +193,10 @@ class ExportFilters:
 
 def judgments_for_export(*, study: Study, filters: ExportFilters = ExportFilters()):
     """The query behind an export: one values_list with joins, in judgment id order."""
-    generated = Q(assignment__trial__kind=_GENERATED)
+    generated = Q(assignment__trial__kind__in=_JUDGED)
     if filters.generator_ids:
-        generated &= Q(assignment__trial__generator_id__in=filters.generator_ids)
+        generated &= Q(assignment__trial__generator_id__in=filters.generator_ids) | Q(
+            assignment__trial__opponent_id__in=filters.generator_ids)
     controls = Q(assignment__trial__kind__in=[kind.value for kind in CONTROL_KINDS])
     kinds = {"include": generated | controls, "exclude": generated, "only": controls}[filters.controls]
     judgments = Judgment.objects.filter(kinds, assignment__study_id=study.pk)
@@ -208,11 +219,12 @@ def export_rows(*, study: Study, filters: ExportFilters = ExportFilters()) -> It
     """Typed rows in `COLUMNS` order: ints, strings, a bool or None, ISO 8601 strings."""
     slug = study.slug
     for chunk in _chunks(study, filters):
-        for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged, source in chunk:
+        for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged, source, oname, oid \
+                in chunk:
             yield (
                 jid, slug, trial, kind, gname, gid, key, ref, choice,
-                (choice != ref) if kind == _GENERATED else None,
-                cms, sms, who, issued, judged, source == _SIMULATED,
+                (choice != ref) if kind in _JUDGED else None,
+                cms, sms, who, issued, judged, source == _SIMULATED, oname, oid,
             )
 
 
@@ -246,10 +258,11 @@ def export_csv(*, study: Study, filters: ExportFilters = ExportFilters()) -> Ite
         writer.writerows(
             (
                 jid, slug, trial, kind, _as_text(gname), gid, ("'" + key) if key[:1] in start else key, ref, choice,
-                verdict[choice != ref] if kind == _GENERATED else "",
-                cms, sms, who, issued, judged, verdict[source == _SIMULATED],
+                verdict[choice != ref] if kind in _JUDGED else "",
+                cms, sms, who, issued, judged, verdict[source == _SIMULATED], _as_text(oname), oid,
             )
-            for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged, source in chunk
+            for jid, trial, kind, gname, gid, key, ref, choice, cms, sms, who, issued, judged, source, oname, oid
+            in chunk
         )
         del chunk
         text = "".join(lines)

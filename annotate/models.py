@@ -64,6 +64,10 @@ class Study(models.Model):
         REALISM = "realism"
         CUSTOM = "custom"
 
+    class Pairs(models.TextChoices):
+        NEIGHBOURS = "neighbours"
+        UNCERTAIN = "uncertain"
+
     class Status(models.TextChoices):
         DRAFT = "draft"
         OPEN = "open"
@@ -144,6 +148,34 @@ class Study(models.Model):
     trial_seed = models.BigIntegerField(
         null=True, blank=True, help_text="Seed of the trial build (set by the first build; reports show it)."
     )
+    # Head-to-head trials and anchors: they may change while the study runs.
+    head_to_head_share = models.FloatField(
+        default=0.0,
+        help_text="Share of the judgments (after controls) given to head-to-head trials: two generators' "
+        "samples of one prompt.",
+    )
+    head_to_head_pairs = models.CharField(
+        max_length=10, choices=Pairs.choices, default=Pairs.NEIGHBOURS,
+        help_text="Which generators meet head to head: `neighbours` along a scale axis within a series, or the "
+        "`uncertain` pairs, whose order the judgments so far leave most in doubt.",
+    )
+    head_to_head_axis = models.CharField(
+        max_length=100, blank=True,
+        help_text="The scale axis that makes neighbours; blank takes each series' first axis that varies.",
+    )
+    anchor_generators = models.JSONField(
+        default=list, blank=True,
+        help_text="Ids of the study's generators kept in rotation for its whole life, so drift over time shows.",
+    )
+    anchor_share = models.FloatField(
+        default=0.0, help_text="Share of the vs-real judgments given to the anchor generators.",
+    )
+    # The pairs whose head-to-head trials are built and served, [[generator, generator],
+    # ...]: written by the trial build (neighbours) and by the analysis (uncertain pairs).
+    head_to_head_active = models.JSONField(
+        default=list, blank=True,
+        help_text="Pairs of generator ids whose head-to-head trials are served (written by the build and the analysis).",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -179,6 +211,11 @@ class Study(models.Model):
                 name="study_analysis_settings_valid",
             ),
             models.CheckConstraint(condition=Q(min_catch_trials__gte=1), name="study_min_catch_trials_positive"),
+            models.CheckConstraint(
+                condition=Q(head_to_head_share__range=(0, 1)) & Q(anchor_share__range=(0, 1))
+                & Q(head_to_head_pairs__in=["neighbours", "uncertain"]),
+                name="study_head_to_head_settings_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -252,6 +289,8 @@ class Trial(models.Model):
         # A catch pair on an item set aside for practice: shown with feedback before
         # the study, never picked by the engine, never in results.
         PRACTICE = "practice"
+        # Two generators' samples of one prompt: the trial's generator against its opponent.
+        HEAD_TO_HEAD = "head_to_head"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="trials")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.GENERATED)
@@ -263,6 +302,15 @@ class Trial(models.Model):
     # is a range scan of one index.
     generator = models.ForeignKey(
         Generator, on_delete=models.PROTECT, null=True, blank=True, related_name="trials"
+    )
+    # Head-to-head trials: the opponent's sample takes the reference's place (it sits on
+    # `Assignment.reference_side`), so the trial's generator wins where the other side
+    # was chosen, exactly as on a vs-real trial.
+    opponent_sample = models.ForeignKey(
+        Sample, on_delete=models.PROTECT, null=True, blank=True, related_name="opposed_trials"
+    )
+    opponent = models.ForeignKey(
+        Generator, on_delete=models.PROTECT, null=True, blank=True, related_name="opposed_trials"
     )
     # For control trials: the other image (a corrupted or re-cropped reference).
     control_image = models.FileField(max_length=300, blank=True)
@@ -284,15 +332,27 @@ class Trial(models.Model):
                 name="trial_judged_within_active",
             ),
             models.CheckConstraint(
-                condition=(Q(kind="generated") & Q(sample__isnull=False) & Q(generator__isnull=False))
+                condition=(Q(kind__in=["generated", "head_to_head"]) & Q(sample__isnull=False)
+                           & Q(generator__isnull=False))
                 | (Q(kind__in=["catch", "calibration", "practice"]) & Q(sample__isnull=True) & Q(generator__isnull=True)),
                 name="trial_sample_iff_generated",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="head_to_head") & Q(opponent_sample__isnull=False) & Q(opponent__isnull=False)
+                           & ~Q(opponent=F("generator")) & ~Q(opponent_sample=F("sample")))
+                | (~Q(kind="head_to_head") & Q(opponent_sample__isnull=True) & Q(opponent__isnull=True)),
+                name="trial_opponent_iff_head_to_head",
             ),
         ]
         indexes = [
             models.Index(fields=["study", "judgment_count"], name="trial_study_need_idx"),
             # The engine's pick: one kind (and generator), neediest first, then the random key.
             models.Index(fields=["study", "kind", "generator", "active_count", "shuffle"], name="trial_pick_idx"),
+            # The engine's pick of a head-to-head pair.
+            models.Index(
+                fields=["study", "generator", "opponent", "active_count", "shuffle"],
+                condition=Q(kind="head_to_head"), name="trial_pick_pair_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -301,6 +361,8 @@ class Trial(models.Model):
     def save(self, *args, **kwargs):
         if self.sample_id is not None and self.generator_id is None:
             self.generator_id = self.sample.generator_id
+        if self.opponent_sample_id is not None and self.opponent_id is None:
+            self.opponent_id = self.opponent_sample.generator_id
         super().save(*args, **kwargs)
 
 

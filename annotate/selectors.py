@@ -225,10 +225,13 @@ def image_key_resolve(*, key: str) -> tuple[Assignment, str] | None:
 def image_source(*, assignment: Assignment, slot: str) -> tuple[str, str]:
     """(storage name, sha256 or "") of the stored image in the slot of the assignment."""
     item = assignment.item
-    if slot == assignment.reference_side:
-        return item.image.name, item.sha256
     trial = assignment.trial
-    if trial.kind == Trial.Kind.GENERATED:
+    if slot == assignment.reference_side:
+        if trial.kind == Trial.Kind.HEAD_TO_HEAD:
+            # The opponent's sample stands in the reference's place.
+            return trial.opponent_sample.image.name, trial.opponent_sample.sha256
+        return item.image.name, item.sha256
+    if trial.kind in (Trial.Kind.GENERATED, Trial.Kind.HEAD_TO_HEAD):
         return trial.sample.image.name, trial.sample.sha256
     if trial.control_image:
         # Control images are stored content-addressed (controls/<sha256>.png).

@@ -39,6 +39,7 @@ class StudySetting:
     group : the admin's fieldset.
     rule : the exclusion rule this setting switches on or off, by its name in reports.
     in_report : part of a report's configuration (a completion code, or consent text, is not).
+    rebuilds : changing it on a study whose trials are built builds the trials it now needs.
     """
 
     name: str
@@ -52,6 +53,7 @@ class StudySetting:
     changes_after_open: bool = False
     rule: str = ""
     in_report: bool = True
+    rebuilds: bool = False
 
     def default_value(self) -> Any:
         return self.default() if callable(self.default) else self.default
@@ -162,12 +164,41 @@ SETTINGS: tuple[StudySetting, ...] = (
         "target_half_width", "float", None, min=0.001, max=0.5, nullable=True, group="Planning",
         help="Stop serving a generator once its 95% interval is at most this half-width; blank never stops.",
     ),
+    StudySetting(
+        "head_to_head_share", "float", 0.0, min=0, max=1, group="Head-to-head and anchors",
+        changes_after_open=True, rebuilds=True,
+        help="Share of the judgments (after controls) given to head-to-head trials: two generators' "
+        "samples of one prompt.",
+    ),
+    StudySetting(
+        "head_to_head_pairs", "choice", "neighbours", group="Head-to-head and anchors", changes_after_open=True,
+        rebuilds=True,
+        help="Which generators meet head to head: `neighbours` along a scale axis within a series, or the "
+        "`uncertain` pairs, whose order the judgments so far leave most in doubt.",
+    ),
+    StudySetting(
+        "head_to_head_axis", "text", "", group="Head-to-head and anchors", changes_after_open=True,
+        rebuilds=True,
+        help="The scale axis that makes neighbours; blank takes each series' first axis that varies.",
+    ),
+    StudySetting(
+        "anchor_generators", "json", list, group="Head-to-head and anchors", changes_after_open=True,
+        help="Ids of the study's generators kept in rotation for its whole life, so drift over time shows.",
+    ),
+    StudySetting(
+        "anchor_share", "float", 0.0, min=0, max=1, group="Head-to-head and anchors", changes_after_open=True,
+        help="Share of the vs-real judgments given to the anchor generators.",
+    ),
 )
 
 NAMES: tuple[str, ...] = tuple(setting.name for setting in SETTINGS)
 BY_NAME: dict[str, StudySetting] = {setting.name: setting for setting in SETTINGS}
 # Exclusion rule name -> the setting that switches it.
 RULE_SETTINGS: dict[str, str] = {setting.rule: setting.name for setting in SETTINGS if setting.rule}
+
+
+# Changing one of these on built trials builds what they now need.
+REBUILDING: frozenset[str] = frozenset(setting.name for setting in SETTINGS if setting.rebuilds)
 
 
 def defaults() -> dict[str, Any]:

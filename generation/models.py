@@ -3,6 +3,8 @@
 Each belongs to a workspace (`workspaces.models`), the app below this one.
 """
 
+import math
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -87,6 +89,12 @@ class Series(models.Model):
         return self.name
 
 
+# The scale axes a generator records; an inference setting is an axis too, as
+# ``settings.<key>``.
+SCALE_AXES = ("params", "train_images", "train_flops", "train_step")
+SETTING_AXIS = "settings."
+
+
 class Generator(models.Model):
     """One model checkpoint under fixed inference settings."""
 
@@ -127,6 +135,16 @@ class Generator(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def axis_value(self, axis: str) -> float | None:
+        """The generator's positive value on a scale axis (``settings.<key>`` for a setting), else None."""
+        if axis.startswith(SETTING_AXIS):
+            value = (self.settings or {}).get(axis[len(SETTING_AXIS):])
+        else:
+            value = getattr(self, axis) if axis in SCALE_AXES else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value) if value > 0 else None
 
 
 class GenerationJob(models.Model):

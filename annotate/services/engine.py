@@ -212,15 +212,24 @@ def _pick_trial(study: Study, annotator: Annotator, participation: Participation
     random key.
     """
     draw = _tie_break.random()
+    controls = study.catch_rate + study.calibration_rate
+    judged = [Trial.Kind.GENERATED]
+    if study.head_to_head_share > 0:
+        # Of what the controls leave, head_to_head_share goes to head-to-head trials.
+        rest = (draw - controls) / (1 - controls) if controls < 1 else 1.0
+        judged = [Trial.Kind.HEAD_TO_HEAD, *judged] if 0 <= rest < study.head_to_head_share else [
+            *judged, Trial.Kind.HEAD_TO_HEAD]
     if draw < study.catch_rate:
-        order = [Trial.Kind.CATCH, Trial.Kind.CALIBRATION, Trial.Kind.GENERATED]
-    elif draw < study.catch_rate + study.calibration_rate:
-        order = [Trial.Kind.CALIBRATION, Trial.Kind.CATCH, Trial.Kind.GENERATED]
+        order = [Trial.Kind.CATCH, Trial.Kind.CALIBRATION, *judged]
+    elif draw < controls:
+        order = [Trial.Kind.CALIBRATION, Trial.Kind.CATCH, *judged]
     else:
-        order = [Trial.Kind.GENERATED, *(CONTROL_KINDS if draw < 0.5 else CONTROL_KINDS[::-1])]
+        order = [*judged, *(CONTROL_KINDS if draw < 0.5 else CONTROL_KINDS[::-1])]
     for kind in order:
         if kind == Trial.Kind.GENERATED:
             trial = _pick_generated(study, annotator, participation)
+        elif kind == Trial.Kind.HEAD_TO_HEAD:
+            trial = _pick_head_to_head(study, annotator)
         else:
             trial = _first_unlocked(study, annotator, kind=kind)
         if trial is not None:
@@ -237,14 +246,22 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
         for generator_id in study.generators.values_list("id", flat=True):
             counts.setdefault(str(generator_id), 0)
     # Generators whose interval is already narrow enough (analysis writes the list) are
-    # skipped, and so are those removed from the study (their trials stay).
-    done = set(study.generators_done or ()) | study.removed_generator_ids()
-    tops = db.trials_neediest_per_generator(
-        study_id=study.pk,
-        annotator_id=annotator.pk,
-        generator_ids=[int(g) for g in counts if int(g) not in done],
-        judgments_per_trial=study.judgments_per_trial,
-    )
+    # skipped, but for anchors, and so are those removed from the study (their trials stay).
+    removed = study.removed_generator_ids()
+    anchors = {int(a) for a in study.anchor_generators or ()} - removed
+    done = (set(study.generators_done or ()) - anchors) | removed
+    candidates = [int(g) for g in counts if int(g) not in done]
+    tops = []
+    if anchors and study.anchor_share > 0:
+        # anchor_share of these picks go to the anchors, the rest to the others, so that
+        # the anchors keep their share for the study's whole life; either falls back on the other.
+        first = _tie_break.random() < study.anchor_share
+        for anchored in (first, not first):
+            tops = _neediest(study, annotator, [g for g in candidates if (g in anchors) == anchored])
+            if tops:
+                break
+    else:
+        tops = _neediest(study, annotator, candidates)
     if not tops:
         return None
     ranked = sorted(tops, key=lambda row: (row[1], counts.get(str(row[0]), 0), _tie_break.random()))
@@ -260,6 +277,34 @@ def _pick_generated(study: Study, annotator: Annotator, participation: Participa
                 return trial
         return None
     return _first_unlocked(study, annotator, kind=Trial.Kind.GENERATED, generator_id=db.ANY_GENERATOR)
+
+
+def _neediest(study: Study, annotator: Annotator, generator_ids: list[int]) -> list[tuple[int, int]]:
+    return db.trials_neediest_per_generator(
+        study_id=study.pk,
+        annotator_id=annotator.pk,
+        generator_ids=generator_ids,
+        judgments_per_trial=study.judgments_per_trial,
+    )
+
+
+def _pick_head_to_head(study: Study, annotator: Annotator) -> Trial | None:
+    """The neediest head-to-head trial of a served pair (`Study.head_to_head_active`), locked."""
+    removed = study.removed_generator_ids()
+    pairs = [(int(a), int(b)) for a, b in study.head_to_head_active or () if a not in removed and b not in removed]
+    if not pairs:
+        return None
+    tops = db.pairs_neediest(study_id=study.pk, annotator_id=annotator.pk, pairs=pairs,
+                             judgments_per_trial=study.judgments_per_trial)
+    ranked = sorted(tops, key=lambda row: (row[2], _tie_break.random()))
+    for level in (True, False):
+        for a, b, need in ranked:
+            trial = db.pair_first_unlocked(study_id=study.pk, annotator_id=annotator.pk, pair=(a, b),
+                                           judgments_per_trial=study.judgments_per_trial,
+                                           level=need if level else None)
+            if trial is not None:
+                return trial
+    return None
 
 
 def _first_unlocked(

@@ -20,8 +20,9 @@ from annotate.errors import (
     StudyNotReady,
 )
 from annotate.models import CONTROL_KINDS, Study, Trial
+from annotate.services.head_to_head import head_to_head_trials, study_pairs
 from generation.errors import InUse, NameTaken
-from generation.models import Corpus, Generator, Item, Sample
+from generation.models import SCALE_AXES, SETTING_AXIS, Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
 from workspaces.models import Workspace
 
@@ -74,11 +75,44 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
                             generator_id=sample.generator_id))
     if not Trial.objects.filter(study=study, kind__in=CONTROL_KINDS).exists():
         trials += _control_trials(study, rng, exclude=set_aside)
+    pairs = []
+    if study.head_to_head_share > 0:
+        pairs = study_pairs(study)
+        trials += head_to_head_trials(study, pairs, set_aside=set_aside)
     for trial in trials:
         trial.shuffle = rng.randrange(SHUFFLE_RANGE)
     with transaction.atomic():
         Trial.objects.bulk_create(trials, batch_size=1000)
+        if study.head_to_head_share > 0:
+            _pairs_save(study, pairs)
     return len(trials)
+
+
+def study_head_to_head_pairs_write(*, study: Study, pairs: Iterable[tuple[int, int]]) -> int:
+    """Serve head-to-head trials of `pairs` (generator ids) from now on, building the
+    missing ones; return how many were built. The analysis calls it with the pairs
+    whose order is most uncertain; trials of pairs no longer served stay, unserved."""
+    pairs = [(int(a), int(b)) for a, b in pairs]
+    members = set(study.generators.values_list("id", flat=True))
+    for a, b in pairs:
+        if a == b or a not in members or b not in members:
+            raise StudyInvalid(f"pair ({a}, {b}) is not two generators of study {study.slug!r}",
+                               field="head_to_head_active")
+    set_aside = set(Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True))
+    rng = random.Random()
+    trials = head_to_head_trials(study, pairs, set_aside=set_aside)
+    for trial in trials:
+        trial.shuffle = rng.randrange(SHUFFLE_RANGE)
+    with transaction.atomic():
+        Trial.objects.bulk_create(trials, batch_size=1000)
+        _pairs_save(study, pairs)
+    return len(trials)
+
+
+def _pairs_save(study: Study, pairs: list[tuple[int, int]]) -> None:
+    """Write `Study.head_to_head_active` alone, so no other column of a running study is overwritten."""
+    study.head_to_head_active = [list(pair) for pair in pairs]
+    Study.objects.filter(pk=study.pk).update(head_to_head_active=study.head_to_head_active)
 
 
 def _trial_seed(study: Study, rng_seed: int | None) -> int:
@@ -196,7 +230,12 @@ def study_remove_generators(*, study: Study, generators: Iterable[Generator]) ->
                                    field="generators")
         current.generators.remove(*leaving)
         current.generator_history = [*current.generator_history, *_events(leaving, "removed")]
-        current.save(update_fields=["generator_history"])
+        gone = {g.pk for g in leaving}
+        current.anchor_generators = [a for a in current.anchor_generators if a not in gone]
+        current.save(update_fields=["generator_history", "anchor_generators"])
+    if current.head_to_head_share > 0 and Trial.objects.filter(study=current).exists():
+        # The neighbours of a generator that left now meet each other.
+        study_build_trials(study=current)
     return current
 
 
@@ -247,11 +286,17 @@ def study_update(*, study: Study, generators: Iterable[Generator] | None = None,
             raise StudyNotDraft(
                 f"study {study.slug!r} is {current.status}: its configuration changes only while it is a draft"
             )
-        return _study_save(
+        study = _study_save(
             study, generators=None if generators is None else list(generators), fields=fields, created=False,
             # An open study's other columns (its status above all) are the database's, not this copy's.
             only=None if current.status == Study.Status.DRAFT else list(fields),
         )
+    if study_settings.REBUILDING & set(fields) and current.status != Study.Status.CLOSED \
+            and Trial.objects.filter(study=study).exists():
+        # A share raised, or pairs made another way, on built trials: build what they now need.
+        study_build_trials(study=study)
+    return study
+
 
 
 def study_delete(*, study: Study) -> None:
@@ -286,12 +331,31 @@ def _study_save(
     return study
 
 
+def _check_head_to_head(study: Study, generators: list[Generator] | None) -> None:
+    axis = study.head_to_head_axis or ""
+    if axis and axis not in SCALE_AXES and not (axis.startswith(SETTING_AXIS) and len(axis) > len(SETTING_AXIS)):
+        raise StudyInvalid(
+            f"head-to-head axis {axis!r} is no scale axis: one of {', '.join(SCALE_AXES)}, or settings.<key>",
+            field="head_to_head_axis")
+    anchors = study.anchor_generators
+    if not isinstance(anchors, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in anchors):
+        raise StudyInvalid("anchor generators must be a list of generator ids", field="anchor_generators")
+    if anchors:
+        members = {g.pk for g in generators} if generators is not None else (
+            set(study.generators.values_list("id", flat=True)) if study.pk else set())
+        strangers = [a for a in anchors if a not in members]
+        if strangers:
+            raise StudyInvalid(f"anchor generators {strangers} are not generators of the study",
+                               field="anchor_generators")
+
+
 def _check_study(study: Study, generators: list[Generator] | None) -> None:
     if study.corpus.workspace_id != study.workspace_id:
         raise StudyInvalid(f"corpus {study.corpus.name!r} belongs to another workspace", field="corpus")
     for generator in generators or ():
         if generator.workspace_id != study.workspace_id:
             raise StudyInvalid(f"generator {generator.name!r} belongs to another workspace", field="generators")
+    _check_head_to_head(study, generators)
     if study.question == Study.Question.CUSTOM and not study.question_text.strip():
         raise StudyInvalid("a custom question needs its text", field="question_text")
     try:

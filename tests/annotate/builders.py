@@ -45,8 +45,12 @@ def build_study(
     slug: str = "s",
     seeds: tuple[int, ...] = (0,),
     practice: int = 0,
+    head_to_head_share: float = 0.0,
+    anchors: int = 0,
+    anchor_share: float = 0.0,
 ) -> Study:
-    """A draft study: `generators` x `items`, every pair with a sample of each seed."""
+    """A draft study: `generators` x `items`, every pair with a sample of each seed; its
+    first `anchors` generators are anchors."""
     workspace = workspace or Workspace.objects.create(name=f"ws-{slug}", slug=f"ws-{slug}")
     corpus = Corpus.objects.create(workspace=workspace, name=f"corpus-{slug}")
     made = []
@@ -56,7 +60,8 @@ def build_study(
     study = Study.objects.create(
         workspace=workspace, name=slug, slug=slug, corpus=corpus, judgments_per_trial=k,
         quota_per_annotator=quota, catch_rate=catch_rate, calibration_rate=calibration_rate,
-        assignment_timeout_seconds=timeout, practice_trials=practice,
+        assignment_timeout_seconds=timeout, practice_trials=practice, head_to_head_share=head_to_head_share,
+        anchor_share=anchor_share,
     )
     for g in range(generators):
         generator = Generator.objects.create(workspace=workspace, name=f"{slug}-g{g}")
@@ -65,6 +70,9 @@ def build_study(
             Sample(generator=generator, item=item, seed=seed, **_facts("samples/x.png"))
             for item in made for seed in seeds
         )
+    if anchors:
+        study.anchor_generators = list(study.generators.order_by("pk").values_list("pk", flat=True)[:anchors])
+        study.save(update_fields=["anchor_generators"])
     return study
 
 

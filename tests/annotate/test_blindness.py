@@ -4,6 +4,9 @@ ARCHITECTURE.md, path 3 (Present): image URLs are opaque and of one shape for bo
 kinds, both images go through the study's presentation policy, and nothing in the
 HTML, attributes, alt text, script, URL, headers or cookies differs by kind.
 
+Head-to-head trials are mixed in, with the opponent's sample in the reference's place:
+their pages are those of vs-real trials, and nothing tells the opponent's side either.
+
 The test plays 12 annotators through the real pages with Django's test client, the
 way a browser does: entry, consent, then trials as full pages and as htmx partials,
 fetching both images of every trial with that annotator's session (and the next
@@ -111,10 +114,10 @@ def _smooth(reference: Image.Image) -> bytes:
 
 
 def build_blind_study(*, policy: dict = POLICY, items: int = ITEMS, quota: int = QUOTA,
-                      detail_leak: bool = False, practice: int = 0) -> Study:
+                      detail_leak: bool = False, practice: int = 0, head_to_head_share: float = 0.0) -> Study:
     """An open study: drawn scenes as JPEG references (as a corpus holds them), two
     generators whose samples are altered PNGs of the same size, catch and calibration
-    trials, no practice, no breaks.
+    trials, head-to-head trials of the two at `head_to_head_share`, no practice, no breaks.
 
     `detail_leak`: grainy references against smooth samples of both generators, the
     study where the size of an encoded image says most about its kind.
@@ -125,7 +128,7 @@ def build_blind_study(*, policy: dict = POLICY, items: int = ITEMS, quota: int =
         workspace=workspace, name="Blindness", slug="blind", corpus=corpus, judgments_per_trial=K,
         quota_per_annotator=quota, catch_rate=0.1, calibration_rate=0.05, assignment_timeout_seconds=3600,
         practice_trials=practice, break_every=0, presentation_policy=policy, consent_text="You agree to take part.",
-        instructions="Look closely at both images.", completion_code="BLIND1",
+        instructions="Look closely at both images.", completion_code="BLIND1", head_to_head_share=head_to_head_share,
     )
     blurred = Generator.objects.create(workspace=workspace, name="soft")
     noisy = Generator.objects.create(workspace=workspace, name="grainy")
@@ -532,14 +535,17 @@ def test_no_field_of_the_served_pages_and_images_predicts_the_real_side(db, sett
     # 12 annotators from one address, answering as fast as the test client can: the
     # rate limits would refuse them, and they are not what this test is about.
     settings.PARITY_RATE_JOIN = settings.PARITY_RATE_SUBMIT = None
-    study = build_blind_study()
+    # Head-to-head trials are mixed in: on them the "real side" is the opponent's, and
+    # their page must be the page of a vs-real trial.
+    study = build_blind_study(head_to_head_share=0.35)
     rng, seen_urls, served = random.Random(2024), set(), []
     for annotator in range(ANNOTATORS):
         served += play(study, annotator, rng, seen_urls)
     sides = [s.side for s in served]
     kinds = Counter(s.kind for s in served)
     assert len(served) >= MIN_SERVED and set(sides) == set(SLOTS), (len(served), Counter(sides))
-    assert kinds["generated"] >= MIN_SERVED and kinds["catch"] and kinds["calibration"], kinds
+    assert kinds["generated"] + kinds["head_to_head"] >= MIN_SERVED, kinds
+    assert kinds["head_to_head"] >= 40 and kinds["catch"] and kinds["calibration"], kinds
     assert {s.mode for s in served} == {"full", "partial"}
 
     width, height = POLICY["size"], POLICY["size"]
@@ -577,6 +583,9 @@ def test_no_field_of_the_served_pages_and_images_predicts_the_real_side(db, sett
              for side in SLOTS}
     assert pages["left"] == pages["right"], "the masked pages differ with the real side"
     assert len(pages["left"]) == 2, f"expected one full page and one partial, got {len(pages['left'])} variants"
+    by_kind = {kind: {(s.mode, PRELOAD_ATTR.sub("", s.masked_html)) for s in served if s.kind == kind}
+               for kind in ("generated", "head_to_head")}
+    assert by_kind["head_to_head"] == by_kind["generated"], "a head-to-head trial's page differs from a vs-real one's"
     preloads = Counter(s.page["page.preload.shapes"] for s in served)
     assert set(preloads) <= {(), (_shape(served[0].urls["left"]),) * 2}, preloads
     # The page's headers and cookies (names, attributes, the values' shape): every

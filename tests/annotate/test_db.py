@@ -41,7 +41,7 @@ TABLES = {m._meta.db_table: m for m in (Trial, Assignment, Item, Judgment, Parti
 # added to one of these models must be named here or read by the fence (with its
 # statement), so that an engine which starts to use it does not pay a query per read.
 LEFT_OUT = {
-    Trial: {"study_id", "control_image", "judgment_count", "active_count", "shuffle", "created_at"},
+    Trial: {"study_id", "opponent_sample_id", "opponent_id", "control_image", "judgment_count", "active_count", "shuffle", "created_at"},
     Participation: {
         "study_id", "annotator_id", "prolific_study_id", "prolific_session_id", "invited_at", "browser_key",
         "session_key", "consented_at", "practice_finished_at", "finished_at", "created_at",

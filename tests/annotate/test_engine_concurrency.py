@@ -23,9 +23,12 @@ K = 3
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("submit", ["record then next", "record and next"])
-def test_racing_annotators_never_break_the_invariants(postgres_only, transactional_db, submit):
-    study = build_study(generators=3, items=40, k=K, quota=20, catch_rate=0.05, calibration_rate=0.05)
+@pytest.mark.parametrize("submit, mixed", [("record then next", False), ("record and next", False),
+                                           ("record and next", True)])
+def test_racing_annotators_never_break_the_invariants(postgres_only, transactional_db, submit, mixed):
+    # `mixed`: head-to-head trials of neighbouring generators and an anchor generator too.
+    study = build_study(generators=3, items=40, k=K, quota=20, catch_rate=0.05, calibration_rate=0.05,
+                        **({"head_to_head_share": 0.3, "anchors": 1, "anchor_share": 0.2} if mixed else {}))
     study_build_trials(study=study, rng_seed=0)
     study_open(study=study)
     people = annotators(THREADS)
@@ -80,6 +83,9 @@ def test_racing_annotators_never_break_the_invariants(postgres_only, transaction
     assert max(per_annotator.values()) <= 20
     # The pool was drained: every trial holds k judgments.
     assert set(study.trials.values_list("judgment_count", flat=True)) == {K}
+    if mixed:
+        # Three generators in a row: two neighbour pairs, each a head-to-head trial per item.
+        assert study.trials.filter(kind="head_to_head").count() == 2 * 40
 
 
 @pytest.mark.postgres

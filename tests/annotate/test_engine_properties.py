@@ -26,6 +26,9 @@ shapes = st.fixed_dictionaries({
     "quota": st.integers(1, 8),
     "catch_rate": st.sampled_from([0.0, 0.3]),
     "calibration_rate": st.sampled_from([0.0, 0.3]),
+    "head_to_head_share": st.sampled_from([0.0, 0.5]),
+    "anchors": st.integers(0, 1),
+    "anchor_share": st.sampled_from([0.0, 0.2]),
 })
 steps = st.lists(
     st.tuples(

@@ -29,14 +29,14 @@ from annotate.errors import StudyNotDraft
 from annotate.models import Study
 from annotate.serializers import StudySerializer
 from annotate.study_settings import NUMERIC, SETTINGS
-from generation.models import Corpus
+from generation.models import Corpus, Generator
 from generation.presentation import PresentationPolicy
 from workspaces.models import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a study has besides its settings: what names and compares, its state, what the analysis writes.
 NOT_SETTINGS = {"id", "workspace", "name", "slug", "corpus", "generators", "status", "generators_done", "created_at",
-                "generator_history", "trial_seed"}
+                "generator_history", "trial_seed", "head_to_head_active"}
 KIND_FIELDS = {
     "int": models.IntegerField, "float": models.FloatField, "bool": models.BooleanField, "choice": models.CharField,
     "text": (models.CharField, models.TextField), "json": models.JSONField,
@@ -59,8 +59,13 @@ def other_value(setting):
     if setting.kind == "choice":
         # The first other choice that needs no other setting (`custom` needs its text).
         return next(value for value, _ in field(setting).choices if value not in (default, "custom"))
+    if setting.name == "anchor_generators":
+        # Ids of the study's generators: the `study` fixture's one generator.
+        return [Generator.objects.get(name="anchor").pk]
     if setting.kind == "json":
         return PresentationPolicy(size=256, format="PNG").to_dict()
+    if setting.name == "head_to_head_axis":
+        return "train_step"
     return "set by a test"
 
 
@@ -68,7 +73,9 @@ def other_value(setting):
 def study(db):
     workspace = Workspace.objects.create(name="Lab", slug="lab")
     corpus = Corpus.objects.create(workspace=workspace, name="corpus")
-    return Study.objects.create(workspace=workspace, name="Study", slug="study", corpus=corpus)
+    made = Study.objects.create(workspace=workspace, name="Study", slug="study", corpus=corpus)
+    made.generators.add(Generator.objects.create(workspace=workspace, name="anchor"))
+    return made
 
 
 # ------------------------------------------------------------------------------
@@ -145,7 +152,7 @@ def test_the_services_create_and_change_each_setting(study, setting):
     value = other_value(setting)
     extra = {"question_text": "Which one?"} if setting.name == "question" else {}
     made = services.study_create(workspace=study.workspace, name="New", slug="new", corpus=study.corpus,
-                                 **{setting.name: value}, **extra)
+                                 generators=study.generators.all(), **{setting.name: value}, **extra)
     assert getattr(Study.objects.get(pk=made.pk), setting.name) == value
     services.study_update(study=study, **{setting.name: value})
     assert getattr(Study.objects.get(pk=study.pk), setting.name) == value
