@@ -194,7 +194,7 @@ STUDY_REQUEST = {
 }
 STUDY_EXAMPLE = {
     "id": 4, **STUDY_REQUEST, "generators_done": [], "status": "draft",
-    "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0},
+    "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0, "head_to_head": 0},
     "links": {
         "invite_url": "http://127.0.0.1:8000/s/coco-ladder/",
         "prolific_url": "http://127.0.0.1:8000/s/coco-ladder/?" + selectors.PROLIFIC_QUERY,
@@ -203,7 +203,8 @@ STUDY_EXAMPLE = {
 }
 OPENED_EXAMPLE = {
     **STUDY_EXAMPLE, "status": "open",
-    "trials": {"generated": 9994, "catch": 500, "calibration": 250, "practice": 3}, "trials_created": 10747,
+    "trials": {"generated": 9994, "catch": 500, "calibration": 250, "practice": 3, "head_to_head": 0},
+    "trials_created": 10747,
 }
 PROGRESS_EXAMPLE = {
     "generators": [
@@ -225,17 +226,10 @@ DRAFT_RULE = (
 def _generators_named(study: Study, values: list[str], *, missing=ValidationError) -> list[Generator]:
     """Generators of the study's workspace by id or name, in the order given; the first
     value that names none is an error that quotes it."""
-    found = []
-    generators = Generator.objects.filter(workspace_id=study.workspace_id)
-    for value in values:
-        value = str(value).strip()
-        # An id past the database's integer range names no row (rather than an overflow error).
-        match = generators.filter(pk=int(value)).first() if value.isdigit() and len(value) < 19 else None
-        match = match or generators.filter(name=value).first()
-        if match is None:
-            message = f"No generator {value!r} in workspace {study.workspace.slug!r}."
-            raise Http404(message) if missing is Http404 else ValidationError({"generators": [message]})
-        found.append(match)
+    found, unknown = selectors.generators_named(study=study, values=values)
+    if unknown is not None:
+        message = f"No generator {unknown!r} in workspace {study.workspace.slug!r}."
+        raise Http404(message) if missing is Http404 else ValidationError({"generators": [message]})
     return found
 
 

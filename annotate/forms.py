@@ -4,6 +4,8 @@ import re
 
 from django import forms
 
+from annotate import study_settings
+from annotate.models import Study
 from generation.models import Generator
 
 # One form is one transaction; a cohort larger than this is better invited in parts.
@@ -51,3 +53,23 @@ class GeneratorsForm(forms.Form):
 
 class RemoveGeneratorForm(forms.Form):
     generator = forms.IntegerField(min_value=1)
+
+
+class HeadToHeadForm(forms.Form):
+    """A study's head-to-head and anchor settings, changeable while it runs (`study_settings`)."""
+
+    head_to_head_share = forms.FloatField(min_value=0, max_value=1, label="Head-to-head share")
+    head_to_head_pairs = forms.ChoiceField(choices=Study.Pairs.choices, label="Pairs")
+    head_to_head_axis = forms.CharField(required=False, max_length=100, label="Axis")
+    anchor_generators = forms.ModelMultipleChoiceField(queryset=None, required=False, label="Anchor generators")
+    anchor_share = forms.FloatField(min_value=0, max_value=1, label="Anchor share")
+
+    def __init__(self, *args, study, **kwargs):
+        kwargs.setdefault("initial", {name: getattr(study, name) for name in self.base_fields})
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            field.help_text = study_settings.BY_NAME[name].describe(blank="blank")
+        self.fields["anchor_generators"].queryset = study.generators.order_by("name")
+
+    def clean_anchor_generators(self) -> list[int]:
+        return [generator.pk for generator in self.cleaned_data["anchor_generators"]]

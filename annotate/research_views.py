@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
 from annotate.errors import InviteRefused, ParticipantUnknown
-from annotate.forms import GeneratorsForm, InviteForm, ReleaseForm, RemoveGeneratorForm
+from annotate.forms import GeneratorsForm, HeadToHeadForm, InviteForm, ReleaseForm, RemoveGeneratorForm
 from annotate.models import Study
 from annotate.services import (
     participation_invite,
@@ -25,6 +25,7 @@ from annotate.services import (
     study_close,
     study_open,
     study_remove_generators,
+    study_update,
 )
 from workspaces.errors import ParityError
 
@@ -46,10 +47,11 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _study_page(request: HttpRequest, study: Study, invite_form: InviteForm | None = None,
                 release_form: ReleaseForm | None = None, generators_form: GeneratorsForm | None = None,
-                status: int = 200) -> HttpResponse:
+                head_to_head_form: HeadToHeadForm | None = None, status: int = 200) -> HttpResponse:
     context = {
         "generators": study.generators.order_by("name"),
         "generators_form": generators_form or GeneratorsForm(study=study),
+        "head_to_head_form": head_to_head_form or HeadToHeadForm(study=study),
         "study": study,
         "can_manage": selectors.study_can_manage(user=request.user, study=study),
         **selectors.study_links(study=study, absolute=request.build_absolute_uri),
@@ -168,3 +170,23 @@ def study_generator_remove(request: HttpRequest, slug: str) -> HttpResponse:
         messages.success(request, f"Removed {generator.name}: its trials are no longer served; "
                                   "its judgments stay in the report.")
     return redirect("annotate:study-detail", slug=study.slug)
+
+
+@login_required
+@require_POST
+def study_head_to_head(request: HttpRequest, slug: str) -> HttpResponse:
+    """Change the study's head-to-head and anchor settings; on built trials, build what they now need."""
+    study = _visible_study(request, slug)
+    if not selectors.study_can_manage(user=request.user, study=study):
+        raise PermissionDenied("viewers cannot change a study's settings")
+    form = HeadToHeadForm(request.POST, study=study)
+    if form.is_valid():
+        try:
+            study_update(study=study, **form.cleaned_data)
+        except ParityError as exc:
+            form.add_error(getattr(exc, "field", None) if getattr(exc, "field", None) in form.fields else None,
+                           str(exc))
+        else:
+            messages.success(request, "Head-to-head and anchor settings saved.")
+            return redirect("annotate:study-detail", slug=study.slug)
+    return _study_page(request, study, head_to_head_form=form, status=400)

@@ -95,6 +95,22 @@ def study_for_user(*, user, slug: str) -> Study | None:
     return readable(Study.objects.select_related("corpus", "workspace").filter(slug=slug), user=user).first()
 
 
+def generators_named(*, study: Study, values) -> tuple[list[Generator], str | None]:
+    """Generators of the study's workspace by id or name, in the order given, and the
+    first value that names none (None when every one names a generator)."""
+    found = []
+    generators = Generator.objects.filter(workspace_id=study.workspace_id)
+    for value in values:
+        value = str(value).strip()
+        # An id past the database's integer range names no row (rather than an overflow error).
+        match = generators.filter(pk=int(value)).first() if value.isdigit() and len(value) < 19 else None
+        match = match or generators.filter(name=value).first()
+        if match is None:
+            return found, value
+        found.append(match)
+    return found, None
+
+
 def study_can_manage(*, user, study: Study) -> bool:
     """Whether `user` may open or close the study: a superuser, or a member who is not a viewer."""
     return workspace_can_write(user=user, workspace_id=study.workspace_id)
@@ -104,7 +120,8 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
     """Aggregate progress of a study, in a handful of grouped queries.
 
     Returns a dict with ``generators`` (rows of name, trials, done, needed, where
-    needed = generated trials x k), ``catch`` / ``catch_passed`` / ``catch_pass_rate``
+    needed = generated trials x k, and anchor), ``pairs`` (head-to-head trials per pair of
+    generators: name, opponent_name, trials, done, needed, served), ``catch`` / ``catch_passed`` / ``catch_pass_rate``
     (a catch is passed when the real reference was chosen), ``calibration`` /
     ``calibration_left`` / ``calibration_left_rate`` (expected near 0.5; far from it
     shows a side bias), ``active_annotators`` (issued a trial within `ACTIVE_WINDOW`),
@@ -121,7 +138,16 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
         .annotate(trials=Count("id"), done=Coalesce(Sum("judgment_count"), 0))
         .order_by("name")
     )
-    generators = [{**row, "needed": row["trials"] * k} for row in rows]
+    anchors = set(study.anchor_generators or ())
+    generators = [{**row, "needed": row["trials"] * k, "anchor": row["generator_id"] in anchors} for row in rows]
+    served = {tuple(pair) for pair in study.head_to_head_active or ()}
+    pairs = [
+        {**row, "needed": row["trials"] * k, "served": (row["generator_id"], row["opponent_id"]) in served}
+        for row in Trial.objects.filter(study=study, kind=Trial.Kind.HEAD_TO_HEAD)
+        .values("generator_id", "opponent_id", name=F("generator__name"), opponent_name=F("opponent__name"))
+        .annotate(trials=Count("id"), done=Coalesce(Sum("judgment_count"), 0))
+        .order_by("name", "opponent_name")
+    ]
     practice = Q(assignment__trial__kind=Trial.Kind.PRACTICE)
     controls = Judgment.objects.filter(assignment__study=study).aggregate(
         catch=Count("id", filter=Q(assignment__trial__kind=Trial.Kind.CATCH)),
@@ -147,6 +173,7 @@ def study_progress(*, study: Study, now: datetime | None = None) -> dict:
     )
     return {
         "generators": generators,
+        "pairs": pairs,
         "done": sum(row["done"] for row in generators),
         "needed": sum(row["needed"] for row in generators),
         **controls,

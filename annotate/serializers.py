@@ -55,6 +55,7 @@ class TrialCountsSerializer(serializers.Serializer):
     catch = serializers.IntegerField(help_text="The reference against a scrambled copy of itself.")
     calibration = serializers.IntegerField(help_text="The reference against itself (expected 0.5).")
     practice = serializers.IntegerField(help_text="Shown with feedback before the study; never in results.")
+    head_to_head = serializers.IntegerField(help_text="Two generators' samples of one prompt, head to head.")
 
 
 class StudyLinksSerializer(serializers.Serializer):

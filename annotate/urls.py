@@ -20,5 +20,6 @@ urlpatterns = [
     path("studies/<slug:slug>/generators/", research_views.study_generators, name="study-generators"),
     path("studies/<slug:slug>/generators/remove/", research_views.study_generator_remove,
          name="study-generator-remove"),
+    path("studies/<slug:slug>/head-to-head/", research_views.study_head_to_head, name="study-head-to-head"),
     path("studies/<slug:slug>/<str:action>/", research_views.study_action, name="study-action"),
 ]

@@ -319,6 +319,7 @@ def _study_save(
     for name, value in fields.items():
         setattr(study, name, value)
     _check_study(study, generators)
+    _check_head_to_head(study, generators)
     try:
         with transaction.atomic():
             study.save(update_fields=only)
@@ -332,6 +333,12 @@ def _study_save(
 
 
 def _check_head_to_head(study: Study, generators: list[Generator] | None) -> None:
+    """The choices, the axis, and anchors among `generators` (the study's own where None)."""
+    for setting in study_settings.SETTINGS:
+        choices = [value for value, _ in Study._meta.get_field(setting.name).choices or ()]
+        if setting.kind == "choice" and getattr(study, setting.name) not in choices:
+            raise StudyInvalid(f"{setting.name} must be one of {', '.join(choices)}, not "
+                               f"{getattr(study, setting.name)!r}", field=setting.name)
     axis = study.head_to_head_axis or ""
     if axis and axis not in SCALE_AXES and not (axis.startswith(SETTING_AXIS) and len(axis) > len(SETTING_AXIS)):
         raise StudyInvalid(
@@ -355,7 +362,6 @@ def _check_study(study: Study, generators: list[Generator] | None) -> None:
     for generator in generators or ():
         if generator.workspace_id != study.workspace_id:
             raise StudyInvalid(f"generator {generator.name!r} belongs to another workspace", field="generators")
-    _check_head_to_head(study, generators)
     if study.question == Study.Question.CUSTOM and not study.question_text.strip():
         raise StudyInvalid("a custom question needs its text", field="question_text")
     try:

@@ -65,7 +65,8 @@ def config(studio, **changes) -> dict:
         "completion_code": "DONE42", "exclude_catch_accuracy_below": 0.75, "min_catch_trials": 3,
         "exclude_fast_share_above": None,
         "fast_response_ms": 300, "exclude_side_bias": True, "exclude_agreement_below": 0.6,
-        "target_half_width": 0.04, **changes,
+        "target_half_width": 0.04, "head_to_head_share": 0.0, "head_to_head_pairs": "uncertain",
+        "head_to_head_axis": "params", "anchor_generators": [], "anchor_share": 0.0, **changes,
     }
 
 
@@ -91,7 +92,7 @@ def test_create_with_the_full_configuration(api, studio):
     created = response.json()
     assert created == {
         **body, "id": created["id"], "status": "draft", "generators_done": [],
-        "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0},
+        "trials": {"generated": 0, "catch": 0, "calibration": 0, "practice": 0, "head_to_head": 0},
         "links": {
             "invite_url": "http://testserver/s/ladder/", "prolific_url": f"http://testserver/s/ladder/?{PROLIFIC}",
         },
@@ -176,7 +177,7 @@ def test_open_builds_the_trials_and_gives_the_links(api, studio):
     study = Study.objects.get(slug="ladder")
     assert study.status == "open" and opened["status"] == "open"
     # 6 items, 1 set aside for practice: 5 per generator; controls at 0.2 of 5.
-    assert opened["trials"] == {"generated": 10, "catch": 1, "calibration": 1, "practice": 1}
+    assert opened["trials"] == {"generated": 10, "catch": 1, "calibration": 1, "practice": 1, "head_to_head": 0}
     assert opened["trials_created"] == 13 == study.trials.count()
     assert opened["links"] == {
         "invite_url": "http://testserver/s/ladder/", "prolific_url": f"http://testserver/s/ladder/?{PROLIFIC}",

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 
 from analysis.selectors import study_configuration
 from annotate import services
-from annotate.models import Annotator, Judgment, Trial
+from annotate.models import Annotator, Judgment, Study, Trial
 from tests.api.conftest import session_client, token_client
 from tests.api.test_studies import config, error, make_corpus
 
@@ -163,3 +163,41 @@ def test_a_generator_added_to_a_draft_gets_its_trials_at_open(api, studio):
     assert response.json()["trials_created"] == 0 and Trial.objects.count() == 0
     opened = api.post("/api/v1/studies/ladder/open/", {}, format="json").json()
     assert opened["trials"]["generated"] == 12
+
+
+def test_head_to_head_and_anchors_from_the_api_the_page_and_the_command(api, running, researcher, viewer):
+    first, second, outside = running
+    response = api.patch("/api/v1/studies/ladder/", {"head_to_head_share": 0.5, "anchor_generators": [first.pk],
+                                                     "anchor_share": 0.1}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["trials"]["head_to_head"] == 6
+    # The one neighbour pair, a trial per prompt, served; the anchor marked on the page.
+    html = session_client(researcher).get("/studies/ladder/").content.decode()
+    assert f'data-pair="{first.name} vs {second.name}"' in html and 'class="anchor"' in html
+    assert 'id="head-to-head-form"' in html
+    refused = api.patch("/api/v1/studies/ladder/", {"anchor_generators": [outside.pk]}, format="json")
+    assert refused.status_code == 400 and "anchor_generators" in refused.content.decode()
+    assert api.patch("/api/v1/studies/ladder/", {"head_to_head_pairs": "best"}, format="json").status_code == 400
+
+    page = session_client(researcher)
+    saved = page.post("/studies/ladder/head-to-head/", {
+        "head_to_head_share": "0.2", "head_to_head_pairs": "uncertain", "head_to_head_axis": "",
+        "anchor_generators": [second.pk], "anchor_share": "0.05"})
+    assert saved.status_code == 302
+    study = Study.objects.get(slug="ladder")
+    assert (study.head_to_head_share, study.head_to_head_pairs, study.anchor_generators) == (0.2, "uncertain",
+                                                                                             [second.pk])
+    bad = page.post("/studies/ladder/head-to-head/", {"head_to_head_share": "0.2", "head_to_head_pairs": "neighbours",
+                                                      "head_to_head_axis": "size", "anchor_share": "0"})
+    assert bad.status_code == 400 and "no scale axis" in bad.content.decode()
+    assert session_client(viewer).post("/studies/ladder/head-to-head/", {"head_to_head_share": "0"}).status_code == 403
+
+    call_command("configure_study", "ladder", "head_to_head_pairs=neighbours", f"anchor_generators={first.name}",
+                 "anchor_share=0.3")
+    study.refresh_from_db()
+    assert (study.head_to_head_pairs, study.anchor_generators, study.anchor_share) == ("neighbours", [first.pk], 0.3)
+    for wrong, says in (("judgments=3", "no study setting"), ("anchor_share=2", "outside"),
+                        ("head_to_head_pairs=best", "must be one of"), (f"anchor_generators={outside.name}",
+                                                                        "not generators of the study")):
+        with pytest.raises(CommandError, match=says):
+            call_command("configure_study", "ladder", wrong)

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Study
+from annotate.selectors import generators_named
 from annotate.services import study_add_generators, study_remove_generators
-from generation.models import Generator
 from workspaces.errors import ParityError
 
 
@@ -27,14 +27,9 @@ class Command(BaseCommand):
             study = Study.objects.get(slug=slug)
         except Study.DoesNotExist:
             raise CommandError(f"no study with slug {slug!r}") from None
-        found = []
-        in_workspace = Generator.objects.filter(workspace_id=study.workspace_id)
-        for value in generators:
-            match = in_workspace.filter(pk=int(value)).first() if value.isdigit() and len(value) < 19 else None
-            match = match or in_workspace.filter(name=value).first()
-            if match is None:
-                raise CommandError(f"no generator {value!r} in workspace {study.workspace.slug!r}")
-            found.append(match)
+        found, unknown = generators_named(study=study, values=generators)
+        if unknown is not None:
+            raise CommandError(f"no generator {unknown!r} in workspace {study.workspace.slug!r}")
         names = ", ".join(g.name for g in found)
         try:
             if remove:
