@@ -75,13 +75,15 @@ PROVENANCE_EXAMPLE = {
                     "samples_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
 }
 JSON_EXAMPLE = {
-    "version": 7, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
-    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "version": 7},
+    "version": 8, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "bt_boot": 0,
+                "version": 8},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
               "target_half_width": 0.05, "generators_done": [7], "...": "corpus, generators, created_at"},
     "provenance": PROVENANCE_EXAMPLE,
-    "counts": {"judgments": 4790, "generated": 4502, "catch": 192, "calibration": 96, "annotators": 61,
+    "counts": {"judgments": 5270, "generated": 4502, "catch": 192, "calibration": 96, "head_to_head": 480,
+               "annotators": 61,
                "simulated_annotators": 0, "simulated_judgments": 0, "prompts": 1500, "excluded_annotators": 2,
                "excluded_judgments": 80},
     "warnings": [],
@@ -114,9 +116,23 @@ JSON_EXAMPLE = {
               "verdict": {"verdict": "undetermined", "reason": "No asymptote to test: ...", "p_inf": None,
                           "p_below": None, "p_near": None, "margin": 0.05, "alpha": 0.05, "power": 0.8,
                           "judgments": 4502, "judgments_needed": None},
-              "errors": {}}],
-    "timeline": {"unit": "week", "block_effect": [0.0, -0.21],
-                 "generators": [{"id": 7, "name": "ladder-M", "raw": 0.3955, "adjusted": 0.4012, "drift_slope": -0.03,
+              "errors": {}, "source": "direct"}],
+    "bradley_terry": {
+        "source": "vs-real and head-to-head", "judgments": 4982, "head_to_head": 480, "method": "sandwich",
+        "level": 0.95, "n_boot": 0, "fit_flags": [],
+        "players": [{"id": None, "name": "real"}, {"id": 7, "name": "ladder-M"}, {"id": 8, "name": "ladder-L"}],
+        "generators": [{"id": 7, "name": "ladder-M", "direct_rate": 0.3955, "direct_low": 0.3611,
+                        "direct_high": 0.4297, "pooled_rate": 0.3961, "pooled_low": 0.3702, "pooled_high": 0.4226,
+                        "theta": -0.4218, "theta_low": -0.5314, "theta_high": -0.3113, "se": 0.0561, "n": 1992,
+                        "n_vs_real": 1512, "n_head_to_head": 480, "flags": []}, {"...": "..."}],
+        "position_effect": {"gamma": 0.012, "low": -0.045, "high": 0.069, "se": 0.029},
+        "wins": [[0, 913, 870], [599, 0, 221], [620, 259, 0]], "totals": [[0, 1512, 1490], [1512, 0, 480],
+                                                                           [1490, 480, 0]],
+        "fit": {"pearson": 1.3, "deviance": 1.3, "df": 3, "p_value": 0.73, "dispersion": 0.43,
+                "reading": "The judgments are consistent with one scale (...)"},
+    },
+    "timeline": {"unit": "week", "block_effect": [0.0, -0.21], "anchors": [7],
+                 "generators": [{"id": 7, "name": "ladder-M", "anchor": True, "raw": 0.3955, "adjusted": 0.4012, "drift_slope": -0.03,
                                  "drift_se": 0.02, "drift_p": 0.13,
                                  "blocks": [{"start": 1746000000.0, "mean_time": 1746300000.0, "n": 800, "wins": 330,
                                              "share": 0.4125, "low": 0.378, "high": 0.447}, {"...": "..."}]}]},
@@ -132,7 +148,7 @@ CSV_EXAMPLE = (
     ",".join(exports.CSV_COLUMNS) + "\r\n"
     "coco-ladder,7,ladder-M,ladder,120000000,,,,applied,1512,598,0.3955,0.3611,0.4297,0.0344,0.3976,0.3934,"
     "0.3955,0.3711,0.4204,0.0151,0.3659,0.4251,0.0174,1.43,1057.3,498,61,0.95,1000,0.3707,0.4207,,"
-    "params=undetermined,params/free=not_identified,498,,,0.4012,-0.03,0.13\r\n"
+    "params=undetermined,params/free=not_identified,498,,,0.4012,-0.03,0.13,0.3961,0.3702,0.4226,480,,true\r\n"
 )
 HTML_EXAMPLE = (
     '<!doctype html>\n<html lang="en">\n<head>…inline CSS…</head>\n'
@@ -249,7 +265,7 @@ frozen keeps its metadata and hash, and asking for its content is a 410 Gone.
 Members of the study's workspace read; owners and members (not viewers) freeze."""
 RECORD_EXAMPLE = {
     "id": 41, "built_at": "2025-05-02T10:00:00Z", "judgments": 4790,
-    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 7,
+    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 8,
     "frozen": True, "frozen_at": "2025-05-03T09:12:00Z", "frozen_by": "ada", "note": "Final for the paper.",
     "has_content": True,
 }

@@ -48,6 +48,14 @@ seed_share      share of the two-way variance that is the seeds' (several seeds 
 time_adjusted   the raw share adjusted for the time blocks (`stats.timeline`)
 drift_slope     change of the share from the study's first judgment to its last;
                 drift_p: its two-sided p-value (cluster-robust)
+pooled_rate     the pooled rate expit(theta) of the Bradley-Terry fit of the kept
+                vs-real and head-to-head judgments (`stats.bradley_terry`);
+                ``applied`` rows only
+pooled_low      its CGM two-way interval (t quantile); pooled_high
+n_head_to_head  the generator's kept head-to-head judgments (either side)
+bt_flags        the Bradley-Terry flags (`stats.bradley_terry.BT_FLAGS`), separated
+                by ``;``
+anchor          ``true`` for an anchor generator of the study
 =============== ================================================================
 
 Columns are only ever added at the end, so a column keeps its position.
@@ -78,6 +86,7 @@ CSV_COLUMNS = (
     "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
     "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high", "flags", "verdicts", "fit_flags",
     "n_samples", "seed_share", "prompt_share", "time_adjusted", "drift_slope", "drift_p",
+    "pooled_rate", "pooled_low", "pooled_high", "n_head_to_head", "bt_flags", "anchor",
 )
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_START = frozenset("=+-@\t\r")
@@ -142,6 +151,8 @@ def _verdict_json(verdict) -> dict | None:
 
 
 def _fit_json(report: Report, fit) -> dict:
+    """One series' fits along one axis; `source` "direct" (vs-real counts) or "pooled"
+    (Bradley-Terry pooled rates, `scaling.pooled_series_fits`)."""
     forms = {}
     for name, curve in fit.fits.items():
         forms[name] = {
@@ -163,14 +174,20 @@ def _fit_json(report: Report, fit) -> dict:
         "notes": list(fit.notes), "forms": forms,
         "not_fitted": {name: {"reason": why.reason, "message": why.message, "n_distinct": why.n_distinct,
                               "needed": why.needed} for name, why in fit.not_fitted.items()},
-        "criterion": "qaic",
+        "criterion": "qaic", "source": fit.source,
     }
+
+
+def timeline_order(report: Report) -> list[int]:
+    """Generator codes in display order, the study's anchor generators first."""
+    anchors = set(report.anchors)
+    return [c for c in report.order if c in anchors] + [c for c in report.order if c not in anchors]
 
 
 def _timeline_json(report: Report) -> dict:
     timeline = report.timeline
     generators = []
-    for c in report.order:
+    for c in timeline_order(report):
         g = report.generators[c]
         blocks = [
             {"start": timeline.starts[b], "mean_time": timeline.mean_time[c, b], "n": timeline.n[c, b],
@@ -179,11 +196,44 @@ def _timeline_json(report: Report) -> dict:
             for b in range(timeline.n.shape[1])
         ]
         generators.append({
-            "id": g.id, "name": g.name, "raw": timeline.raw[c], "adjusted": timeline.adjusted[c],
+            "id": g.id, "name": g.name, "anchor": c in report.anchors,
+            "raw": timeline.raw[c], "adjusted": timeline.adjusted[c],
             "drift_slope": timeline.slope[c], "drift_se": timeline.slope_se[c], "drift_p": timeline.slope_p[c],
             "blocks": blocks,
         })
-    return {"unit": timeline.unit, "block_effect": timeline.block_effect, "generators": generators}
+    return {"unit": timeline.unit, "block_effect": timeline.block_effect,
+            "anchors": [report.generators[c].id for c in report.anchors], "generators": generators}
+
+
+def _bradley_terry_json(report: Report) -> dict | None:
+    """The one-scale section: players in display order (the real images first)."""
+    from analysis.reports import fit_check_reading
+    bt = report.bradley_terry
+    if bt is None:
+        return None
+    rates = report.analysis.rates
+    players = [0] + [c + 1 for c in report.order]
+    generators = [
+        {"id": report.generators[c].id, "name": report.generators[c].name,
+         "direct_rate": rates.rate[c], "direct_low": rates.low[c], "direct_high": rates.high[c],
+         "pooled_rate": bt.rate[c], "pooled_low": bt.rate_low[c], "pooled_high": bt.rate_high[c],
+         "theta": bt.theta[c], "theta_low": bt.theta_low[c], "theta_high": bt.theta_high[c], "se": bt.se[c],
+         "n": bt.n[c], "n_vs_real": bt.n_vs_real[c], "n_head_to_head": bt.n[c] - bt.n_vs_real[c],
+         "flags": list(bt.flags[c])}
+        for c in report.order
+    ]
+    head_to_head = int((bt.n - bt.n_vs_real).sum() // 2)
+    return {
+        "source": "vs-real and head-to-head" if head_to_head else "vs-real only",
+        "judgments": int(bt.totals[np.triu_indices(len(bt.players), 1)].sum()), "head_to_head": head_to_head,
+        "method": bt.method, "level": bt.level, "n_boot": bt.n_boot, "fit_flags": list(bt.fit_flags),
+        "players": [{"id": None, "name": "real"}] + [{"id": g["id"], "name": g["name"]} for g in generators],
+        "generators": generators,
+        "position_effect": {"gamma": bt.gamma, "low": bt.gamma_low, "high": bt.gamma_high, "se": bt.gamma_se},
+        "wins": bt.wins[np.ix_(players, players)], "totals": bt.totals[np.ix_(players, players)],
+        "fit": {"pearson": bt.pearson, "deviance": bt.deviance, "df": bt.df, "p_value": bt.p_value,
+                "dispersion": bt.dispersion, "reading": fit_check_reading(bt)},
+    }
 
 
 def annotator_rows(report: Report) -> list[dict]:
@@ -263,7 +313,8 @@ def report_json(report: Report) -> dict:
         "response_time_quantiles_ms": {f"{q:g}": v for q, v in quality.rt_quantiles.items()},
         "fast_ms": quality.fast_ms,
         "annotators": annotator_rows(report),
-        "fits": [_fit_json(report, fit) for fit in report.fits],
+        "fits": [_fit_json(report, fit) for fit in (*report.fits, *report.pooled_fits)],
+        "bradley_terry": _bradley_terry_json(report),
         "timeline": _timeline_json(report),
         "alignment": [asdict(a) for a in report.alignment.values()],
         "plan": None if report.plan is None else {
@@ -340,5 +391,10 @@ def report_csv(report: Report) -> str:
                 timeline = report.timeline
                 values.update(time_adjusted=timeline.adjusted[c], drift_slope=timeline.slope[c],
                               drift_p=timeline.slope_p[c])
+                bt = report.bradley_terry
+                if bt is not None:
+                    values.update(pooled_rate=bt.rate[c], pooled_low=bt.rate_low[c], pooled_high=bt.rate_high[c],
+                                  n_head_to_head=int(bt.n[c] - bt.n_vs_real[c]), bt_flags=";".join(bt.flags[c]))
+            values["anchor"] = c in report.anchors
             writer.writerow([_cell(values.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()

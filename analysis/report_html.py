@@ -17,8 +17,9 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from analysis import plots
-from analysis.exports import CONDITIONS, annotator_rows, json_safe
+from analysis.exports import CONDITIONS, annotator_rows, json_safe, timeline_order
 from analysis.stats.asymptote import VERDICTS
+from analysis.stats.bradley_terry import BT_FLAGS
 from analysis.stats.fits import FIT_FLAGS
 from analysis.stats.rates import RATE_FLAGS
 from annotate import study_settings
@@ -116,6 +117,10 @@ def _generator_rows(report: Report) -> list[dict]:
 
 def _fit_context(report: Report, fit, targets) -> dict:
     rates = report.analysis.rates
+    rate, low, high = rates.rate, rates.low, rates.high
+    if fit.source == "pooled":
+        bt = report.bradley_terry
+        rate, low, high = bt.rate, bt.rate_low, bt.rate_high
     codes = fit.codes
     forms = []
     for name, curve in fit.fits.items():
@@ -131,12 +136,12 @@ def _fit_context(report: Report, fit, targets) -> dict:
             "flags": flag_list(curve.flags, FIT_FLAGS),
         })
     svg = plots.scaling_plot(
-        fit, [report.generators[c].name for c in codes], rates.rate[codes], rates.low[codes], rates.high[codes],
-        targets=targets,
+        fit, [report.generators[c].name for c in codes], rate[codes], low[codes], high[codes], targets=targets,
     )
     comparison = fit.comparison
     return {
         "series": fit.series, "axis": fit.axis, "points": len(codes), "forms": forms, "errors": fit.errors,
+        "source": fit.source,
         "notes": fit.notes, "not_fitted": {name: why.message for name, why in fit.not_fitted.items()},
         "dispersion": num(fit.dispersion, 2), "dispersion_basis": fit.dispersion_basis, "svg": mark_safe(svg),
         "verdict": _verdict_context(fit.verdict),
@@ -164,13 +169,42 @@ def _timeline_context(report: Report) -> dict | None:
     timeline = report.timeline
     if timeline.n.shape[1] < 2:
         return None
-    order = [c for c in report.order if timeline.n[c].sum()]
-    rows = [{"name": report.generators[c].name, "n": int(timeline.n[c].sum()), "raw": num(timeline.raw[c]),
+    order = [c for c in timeline_order(report) if timeline.n[c].sum()]
+    rows = [{"name": report.generators[c].name, "anchor": c in report.anchors,
+             "n": int(timeline.n[c].sum()), "raw": num(timeline.raw[c]),
              "adjusted": num(timeline.adjusted[c]), "slope": num(timeline.slope[c]),
              "p": sig(timeline.slope_p[c], 2), "blocks": int((timeline.n[c] > 0).sum())} for c in order]
     svg = plots.timeline_plot([report.generators[c].name for c in order], timeline.mean_time[order],
                               timeline.share[order], timeline.low[order], timeline.high[order])
-    return {"unit": timeline.unit, "blocks": timeline.n.shape[1], "rows": rows, "svg": mark_safe(svg)}
+    return {"unit": timeline.unit, "blocks": timeline.n.shape[1], "rows": rows, "svg": mark_safe(svg),
+            "anchors": [report.generators[c].name for c in report.anchors]}
+
+
+def _bradley_terry_context(report: Report) -> dict | None:
+    """The one-scale section: direct and pooled rates, the win matrix, the fit check."""
+    from analysis.reports import fit_check_reading
+    bt = report.bradley_terry
+    if bt is None:
+        return None
+    rates = report.analysis.rates
+    rows = [{"name": report.generators[c].name, "direct": num(rates.rate[c]),
+             "direct_interval": interval(rates.low[c], rates.high[c]), "pooled": num(bt.rate[c]),
+             "pooled_interval": interval(bt.rate_low[c], bt.rate_high[c]), "n_vs_real": int(bt.n_vs_real[c]),
+             "n_head_to_head": int(bt.n[c] - bt.n_vs_real[c]), "flags": flag_list(bt.flags[c], BT_FLAGS)}
+            for c in report.order]
+    players = [0] + [c + 1 for c in report.order]
+    names = ["real images"] + [report.generators[c].name for c in report.order]
+    matrix = [{"name": names[i], "cells": [
+        {"wins": int(bt.wins[p, q]), "totals": int(bt.totals[p, q]),
+         "share": pct(bt.wins[p, q] / bt.totals[p, q]) if bt.totals[p, q] else "", "self": p == q}
+        for q in players]} for i, p in enumerate(players)]
+    head_to_head = int((bt.n - bt.n_vs_real).sum() // 2)
+    return {
+        "rows": rows, "names": names, "matrix": matrix, "head_to_head": head_to_head,
+        "gamma": num(bt.gamma), "gamma_interval": interval(bt.gamma_low, bt.gamma_high),
+        "reading": fit_check_reading(bt), "pearson": num(bt.pearson, 1), "df": bt.df,
+        "p": sig(bt.p_value, 2), "dispersion": num(bt.dispersion, 2), "fit_flags": list(bt.fit_flags),
+    }
 
 
 def _exclusion_rows(report: Report) -> list[dict]:
@@ -295,6 +329,8 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "done_names": [g.name for g in report.generators if g.id in set(report.done_ids or ())],
         "forest": mark_safe(forest),
         "fits": [_fit_context(report, fit, report.options.gap_targets) for fit in report.fits],
+        "pooled_fits": [_fit_context(report, fit, report.options.gap_targets) for fit in report.pooled_fits],
+        "bradley_terry": _bradley_terry_context(report),
         "timeline": _timeline_context(report),
         "calibration": _calibration_context(report),
         "exclusions": {

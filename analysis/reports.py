@@ -16,14 +16,21 @@ What a report holds, in the order the HTML shows it:
 - per generator, the preference rate with its intervals, with and without the
   exclusion rules (`stats.analyse_study`); exclusions are applied here, at analysis
   time, and never by deleting data;
+- one scale: the Bradley-Terry fit (`stats.bradley_terry`) of the kept vs-real and
+  head-to-head judgments, with each generator's pooled rate beside its direct one,
+  the position effect, the win matrix of real images and generators, and the fit's
+  check of one scale (transitivity); without head-to-head judgments it is the
+  vs-real-only fit, whose pooled rates nearly equal the direct ones;
 - exclusions: what each rule removed, alone and together, and the exclusion-rate
   jump check;
 - calibration (real vs real should cover 0.5), side bias and drift over sessions;
 - the annotator-quality table, each annotator by pseudonym, marked when simulated and
   with the rules that exclude them;
-- scaling fits per series and axis (`scaling`);
+- scaling fits per series and axis (`scaling`), on the direct rates, and with
+  head-to-head judgments also on the pooled rates (`source` "pooled");
 - rates over time: per generator and week (or block of judgments), a drift test, and
-  rates adjusted for the time blocks (`stats.timeline`);
+  rates adjusted for the time blocks (`stats.timeline`), the study's anchor
+  generators (`Study.anchor_generators`) first;
 - rank correlation of the human rate with each automatic metric of the generators;
 - with a target half-width, the plan: judgments and prompts each generator still
   needs, and which generators are done (written to `Study.generators_done` by
@@ -40,28 +47,32 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from analysis.scaling import GeneratorInfo, SeriesFit, series_fits
+from analysis.scaling import GeneratorInfo, SeriesFit, pooled_series_fits, series_fits
 from analysis.stats import (
     CALIBRATION,
     CATCH,
     EXCLUSION_RULES,
     GENERATED,
+    HEAD_TO_HEAD,
     Alignment,
+    BradleyTerry,
     ExclusionRules,
     Judgments,
     Plan,
     StudyAnalysis,
     analyse_study,
     apply_exclusions,
+    bradley_terry,
     generators_done,
     metric_alignment,
     plan_judgments,
+    study_trials,
 )
 from analysis.stats.timeline import Timeline, rate_timeline
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 7
+REPORT_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,9 @@ class ReportOptions:
         smoother intervals for a final report (`manage.py report --fit-boot`).
     level : interval level; seed: of every bootstrap (same seed, same report).
     gap_targets : parity gaps at which fits report the extrapolated scale.
+    bt_boot : two-way bootstrap refits of the Bradley-Terry fit, kept for quantities of
+        several strengths at once; its intervals are the CGM sandwich's either way (the
+        default method, whose coverage holds in simulation), so 0 skips the refits.
     """
 
     n_boot: int = 1000
@@ -84,10 +98,11 @@ class ReportOptions:
     level: float = 0.95
     seed: int = 0
     gap_targets: tuple[float, ...] = (0.05, 0.01)
+    bt_boot: int = 0
 
     def as_dict(self) -> dict:
         return {"n_boot": self.n_boot, "fit_boot": self.fit_boot, "level": self.level, "seed": self.seed,
-                "gap_targets": list(self.gap_targets), "version": REPORT_VERSION}
+                "gap_targets": list(self.gap_targets), "bt_boot": self.bt_boot, "version": REPORT_VERSION}
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,11 @@ class Report:
     metrics : metric name -> (generators,) values (NaN where a generator has none).
     plan : `stats.Plan` with a target half-width, else None; done_ids: the generator
         ids whose interval is narrow enough (None without a target).
+    bradley_terry : the Bradley-Terry fit of the kept vs-real and head-to-head
+        judgments (`stats.bradley_terry`, codes as the generators'), None before any
+        is judged; pooled_fits: `fits` refitted to its pooled rates, where the study
+        has head-to-head judgments (`scaling.pooled_series_fits`).
+    anchors : codes of the study's anchor generators (`Study.anchor_generators`).
     """
 
     configuration: dict
@@ -154,6 +174,9 @@ class Report:
     done_ids: tuple[int, ...] | None
     warnings: tuple[str, ...] = field(default=())
     provenance: dict = field(default_factory=dict)
+    bradley_terry: BradleyTerry | None = None
+    pooled_fits: tuple[SeriesFit, ...] = ()
+    anchors: tuple[int, ...] = ()
 
     @property
     def simulated(self) -> np.ndarray:
@@ -188,6 +211,7 @@ def _counts(judgments: Judgments, annotators: tuple[AnnotatorInfo, ...], analysi
         "generated": int((judgments.kind == GENERATED).sum()),
         "catch": int((judgments.kind == CATCH).sum()),
         "calibration": int((judgments.kind == CALIBRATION).sum()),
+        "head_to_head": int((judgments.kind == HEAD_TO_HEAD).sum()),
         "annotators": int((per_annotator > 0).sum()),
         "simulated_annotators": int((simulated & (per_annotator > 0)).sum()),
         "simulated_judgments": int(per_annotator[simulated].sum()),
@@ -221,6 +245,35 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+# P-value under which the fit check reads as a rejection of one scale.
+FIT_ALPHA = 0.05
+
+
+def fit_check_reading(bt: BradleyTerry) -> str:
+    """The Bradley-Terry goodness-of-fit check in plain words."""
+    if not bt.df > 0 or not math.isfinite(bt.pearson):
+        return ("Too few pairs of players have judgments to test whether one scale fits: every pair judged is "
+                "fitted exactly.")
+    stat = (f"Pearson X² = {bt.pearson:.1f} on {bt.df} df, p = {bt.p_value:.2g}, "
+            f"dispersion X²/df = {bt.dispersion:.2f}")
+    if bt.p_value >= FIT_ALPHA:
+        return (f"The judgments are consistent with one scale ({stat}): the win shares of every pair of players "
+                "follow from the strengths, as far as these judgments can tell.")
+    return (f"One scale does not fit every pair ({stat}). Prompt and annotator effects inflate X² even when the "
+            "model holds, so a dispersion near the generators' design effects points to clustering; a much "
+            "larger one to intransitive pairs (A beats B beats C beats A) or a position effect that differs "
+            "between pairs: read the win matrix before trusting the pooled rates.")
+
+
+def study_bradley_terry(judgments: Judgments, keep: np.ndarray, options: ReportOptions) -> BradleyTerry | None:
+    """The Bradley-Terry fit of the kept vs-real and head-to-head judgments; None before any."""
+    if not (keep & ((judgments.kind == GENERATED) | (judgments.kind == HEAD_TO_HEAD))).any():
+        return None
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return bradley_terry(**study_trials(judgments, keep=keep), n_boot=options.bt_boot, level=options.level,
+                             seed=options.seed, method="sandwich")
+
+
 def report_from_input(
     data: ReportInput,
     options: ReportOptions = ReportOptions(),
@@ -237,6 +290,12 @@ def report_from_input(
     step("scaling fits")
     fits = series_fits(judgments, rates, data.generators, keep=analysis.exclusions.keep, n_boot=options.fit_boot,
                        level=options.level, seed=options.seed, targets=options.gap_targets)
+    step("one scale: Bradley-Terry")
+    bt = study_bradley_terry(judgments, analysis.exclusions.keep, options)
+    pooled = []
+    if bt is not None and (judgments.kind == HEAD_TO_HEAD).any():
+        pooled = pooled_series_fits(fits, bt, n_boot=options.fit_boot, level=options.level, seed=options.seed,
+                                    targets=options.gap_targets)
     step("rates over time")
     timeline = rate_timeline(judgments, keep=analysis.exclusions.keep)
     step("metric alignment")
@@ -273,4 +332,12 @@ def report_from_input(
         done_ids=done_ids,
         warnings=tuple(warnings),
         provenance=data.provenance,
+        bradley_terry=bt,
+        pooled_fits=tuple(pooled),
+        anchors=_anchor_codes(data),
     )
+
+
+def _anchor_codes(data: ReportInput) -> tuple[int, ...]:
+    wanted = {str(pk) for pk in data.configuration.get("anchor_generators") or ()}
+    return tuple(code for code, g in enumerate(data.generators) if str(g.id) in wanted)

@@ -22,6 +22,17 @@ why it was not fitted instead of numbers. Where both `params` and
 `train_images` vary, not in lockstep, over at least `JOINT_MIN_POINTS` generators,
 the joint form p(N, D) = 0.5 - A N^(-alpha) - B D^(-beta) is fitted as well.
 
+Pooled fits (`pooled_series_fits`), where the study has head-to-head judgments: the
+same series, axes and forms fitted to the generators' pooled rates expit(theta) of the
+Bradley-Terry fit (`stats.bradley_terry`) instead of their direct vs-real counts. A
+generator's pooled rate p with standard error se(theta) enters as an effective count
+n_eff = 1 / (p (1 - p) se(theta)^2) (the binomial count whose rate has the same
+variance, by the delta method: se(p) = p (1 - p) se(theta)) with p n_eff wins; the
+cluster structure is in se already, so the dispersion is 1. Intervals come from
+refits on parametric draws of the strengths, N(theta, V) with V the fit's CGM
+covariance, so the covariance between generators' pooled rates (they share
+head-to-head judgments) is kept; the point fit's weights ignore it.
+
 A generator enters a fit along an axis when it has a positive value on it; the other
 axes are not held fixed, so in a ladder where size and compute grow together, the
 fits along `params` and along `train_flops` describe the same generators twice.
@@ -30,11 +41,13 @@ fits along `params` and along `train_flops` describe the same generators twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.special import expit
 
 from analysis.stats import (
+    BradleyTerry,
     CurveFit,
     Judgments,
     RateTable,
@@ -43,6 +56,7 @@ from analysis.stats import (
     compare_forms,
     fit_parity_curve,
     parity_verdict,
+    percentile_interval,
 )
 from analysis.stats.fits import FIT_FLAGS
 from analysis.stats.series import series_cells
@@ -111,6 +125,7 @@ class SeriesFit:
     not_fitted: dict = field(default_factory=dict)
     verdict: Verdict | None = None
     dispersion_basis: str = "design effect"
+    source: str = "direct"
 
 
 def candidate_axes(generators: tuple[GeneratorInfo, ...]) -> list[str]:
@@ -128,11 +143,15 @@ def fit_notes(fits: dict) -> tuple[str, ...]:
 
 
 def _fit(x, cells, form: str, **kwargs):
-    """(fit, None): a CurveFit, or a NotFitted form; (None, message) where the fit failed."""
+    """(fit, None): a CurveFit, or a NotFitted form; (None, message) where the fit failed.
+
+    `cells` None: counts come as ``wins`` and ``totals`` keywords (pooled fits)."""
     try:
         # Overflow in a wild bootstrap refit (a coefficient past 1e308) is an infinite
         # replicate, which the percentile intervals handle.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if cells is None:
+                return fit_parity_curve(x, form=form, **kwargs), None
             return fit_parity_curve(x, cells=cells, form=form, **kwargs), None
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         return None, str(exc)
@@ -225,3 +244,79 @@ def _joint(judgments, rates, generators, members, keep, settings):
     not_fitted = {"joint_gap": fit} if fit is not None and not fits else {}
     errors = {"joint_gap": error} if fit is None else {}
     return JOINT_AXIS, codes, x, fits, None, _dispersion(rates, codes), errors, fit_notes(fits), not_fitted
+
+
+def _pooled_fit(x, rate, n_eff, draws, form: str, targets, level: float):
+    point, error = _fit(x, None, form, wins=rate * n_eff, totals=n_eff, n_boot=0, targets=targets)
+    if not isinstance(point, CurveFit):
+        return point, error
+    if point.flags:
+        # As the direct fits: a flagged fit (not identified) gets no interval.
+        return point, None
+    names = list(point.params)
+    replicates = {name: np.full(len(draws), np.nan) for name in names}
+    gaps = {target: np.full(len(draws), np.nan) for target in point.x_at_gap}
+    for b, drawn in enumerate(draws):
+        refit, _ = _fit(x, None, form, wins=drawn * n_eff, totals=n_eff, n_boot=0, targets=targets,
+                        starts=point.theta[None])
+        if isinstance(refit, CurveFit):
+            for name in names:
+                replicates[name][b] = refit.params[name]
+            for target in gaps:
+                gaps[target][b] = refit.x_at_gap[target][0]
+    intervals = {name: tuple(float(v) for v in percentile_interval(replicates[name], level)) for name in names}
+    x_at_gap = {target: (value[0], *(float(v) for v in percentile_interval(gaps[target], level)))
+                for target, value in point.x_at_gap.items()}
+    converged = float(np.isfinite(replicates[names[0]]).mean()) if len(draws) else np.nan
+    replicates.update({f"x_at_gap_{target:g}": draws_ for target, draws_ in gaps.items()})
+    return replace(point, intervals=intervals, x_at_gap=x_at_gap, replicates=replicates, boot_converged=converged,
+                   resampled="Bradley-Terry strengths (parametric)" if len(draws) else ""), None
+
+
+def pooled_series_fits(
+    direct: list[SeriesFit],
+    bt: BradleyTerry,
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    targets: tuple[float, ...] = (0.05, 0.01),
+) -> list[SeriesFit]:
+    """The direct fits' series, axes and forms refitted to the pooled rates (module
+    docstring), ``source="pooled"``; a series whose generators lack pooled estimates
+    (or standard errors) on too few scale values is left out."""
+    theta, se = bt.theta, bt.se
+    usable = np.isfinite(theta) & np.isfinite(se) & (se > 0)
+    free = np.flatnonzero(np.isfinite(theta))
+    draws = np.empty((0, len(theta)))
+    if n_boot and len(free) and np.isfinite(bt.covariance).all():
+        rng = np.random.default_rng(seed)
+        cov = bt.covariance[:len(free), :len(free)]
+        drawn = rng.multivariate_normal(theta[free], cov, size=n_boot, method="eigh")
+        draws = np.full((n_boot, len(theta)), np.nan)
+        draws[:, free] = drawn
+    rate = expit(theta)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_eff = 1.0 / (rate * (1 - rate) * se**2)
+    out = []
+    for fit in direct:
+        keep = usable[fit.codes]
+        codes, x = fit.codes[keep], fit.x[keep]
+        forms = tuple(fit.fits) + tuple(fit.not_fitted) + tuple(fit.errors)
+        if len(np.unique(x, axis=0)) < MIN_POINTS or not forms:
+            continue
+        fits, errors, not_fitted = {}, {}, {}
+        for form in forms:
+            result, error = _pooled_fit(x, rate[codes], n_eff[codes], expit(draws[:, codes]), form, targets, level)
+            if result is None:
+                errors[form] = error
+            elif isinstance(result, CurveFit):
+                fits[form] = result
+            else:
+                not_fitted[form] = result
+        comparison = None
+        if "saturating" in fits and "free" in fits:
+            comparison = compare_forms(fits["saturating"], fits["free"], dispersion=1.0)
+        out.append(SeriesFit(fit.series, fit.series_id, fit.axis, codes, x, fits, comparison, 1.0, errors,
+                             fit_notes(fits), not_fitted, None, "pooled standard errors", source="pooled"))
+    return out

@@ -2,11 +2,11 @@
 
 Two queries, every column an integer computed in the database (ids, never names; the
 side of the probe image and whether it was chosen packed into one code; the time in
-microseconds): one over the study's judgments, one over its trials (generator and
-kind), joined in numpy. Both are read by binary COPY on PostgreSQL and in blocks of
-rows elsewhere straight into numpy, without a Python object per value where the
-database allows, so that a study of a million judgments loads in seconds. Practice
-judgments are never analysed.
+microseconds): one over the study's judgments, one over its trials (generator, kind
+and, on a head-to-head trial, the opponent), joined in numpy. Both are read by binary
+COPY on PostgreSQL and in blocks of rows elsewhere straight into numpy, without a
+Python object per value where the database allows, so that a study of a million
+judgments loads in seconds. Practice judgments are never analysed.
 
 Beside the judgments: what their codes stand for (generators with their series and
 scale axes, annotators by pseudonym and source), the study's exclusion rules as
@@ -112,12 +112,13 @@ def _judgment_columns():
 
 
 def _trial_columns():
-    """Per trial: id, generator id (-1 on control trials), kind as a code into KINDS (practice: `NOT_ANALYSED`)."""
+    """Per trial: id, generator id (-1 on control trials), kind as a code into KINDS (practice: `NOT_ANALYSED`),
+    opponent's generator id (-1 but on head-to-head trials)."""
     kind_code = Case(
         *(When(kind=name, then=Value(code)) for code, name in enumerate(KINDS)),
         default=Value(NOT_ANALYSED), output_field=IntegerField(),
     )
-    return F("id"), Coalesce("generator_id", Value(-1)), kind_code
+    return F("id"), Coalesce("generator_id", Value(-1)), kind_code, Coalesce("opponent_id", Value(-1))
 
 
 def _analysed(study: Study):
@@ -193,6 +194,7 @@ def study_data(*, study: Study) -> StudyData:
         time_s=time_us[analysed] / 1e6,
         # The trial stands for its sample: a study builds one trial per sample it judges.
         sample=trial[analysed],
+        opponent=trials[of_trial, 3][analysed],
         generators=list(study.generators.values_list("id", flat=True)),
     )
     generator_ids = list(judgments.generator_labels)

@@ -9,6 +9,14 @@ The engine stops serving them. The list is recomputed from scratch each time, so
 generator whose interval widens again (an exclusion rule changed) is served again.
 A study without a target is left as it is.
 
+Head-to-head pairs, the same way: for an open study that serves the `uncertain`
+pairs (`Study.head_to_head_pairs`, with a positive `head_to_head_share`), every
+report build and the periodic update rank the pairs of its generators by how much
+in doubt their order is on the Bradley-Terry scale (`stats.pairs.uncertain_pairs`)
+and hand the top G - 1 (at least one) to `annotate.services.studies.
+study_head_to_head_pairs_write`, which sets `Study.head_to_head_active` and builds
+their missing head-to-head trials.
+
 Stored reports (`models.ReportSnapshot`): the study page and the API serve the last
 report while its fingerprint (`selectors.study_fingerprint`) still matches, and both
 ask `report_delivery` what to do otherwise: build it during the request for a small
@@ -37,15 +45,18 @@ from http import HTTPStatus
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from analysis import selectors
 from analysis.exports import report_csv, report_json_text
 from analysis.models import ReportRecord, ReportSnapshot
 from analysis.report_html import report_pages
-from analysis.reports import REPORT_VERSION, Report, ReportOptions, analyse, report_from_input
-from analysis.stats import generators_done
+from analysis.reports import REPORT_VERSION, Report, ReportOptions, analyse, report_from_input, study_bradley_terry
+from analysis.stats import BradleyTerry, generators_done
+from analysis.stats.pairs import uncertain_pairs
 from annotate.models import Study
+from annotate.services.studies import study_head_to_head_pairs_write
 from workspaces.errors import ParityError
 
 log = logging.getLogger(__name__)
@@ -80,6 +91,29 @@ def study_generators_done_write(*, study: Study, done_ids) -> bool:
     return True
 
 
+def serves_uncertain_pairs(study: Study) -> bool:
+    """The study is open and serves the head-to-head pairs the analysis picks."""
+    return (study.status == Study.Status.OPEN and (study.head_to_head_share or 0) > 0
+            and study.head_to_head_pairs == Study.Pairs.UNCERTAIN)
+
+
+def study_head_to_head_update(*, study: Study, bt: BradleyTerry | None) -> list[list[int]] | None:
+    """Serve the pairs of the study's generators whose order is most in doubt (module
+    docstring); the pairs written, or None where the study does not serve uncertain
+    pairs or nothing is judged yet."""
+    if bt is None or not serves_uncertain_pairs(study):
+        return None
+    members = set(study.generators.values_list("id", flat=True))
+    if len(members) < 2:
+        return None
+    ranked = uncertain_pairs(bt, len(bt.labels) ** 2)
+    pairs = [[int(a), int(b)] for a, b in ranked if int(a) in members and int(b) in members]
+    pairs = pairs[:max(1, len(members) - 1)]
+    built = study_head_to_head_pairs_write(study=study, pairs=pairs)
+    log.info("study %s: head-to-head pairs %s (%d trials built)", study.slug, pairs, built)
+    return pairs
+
+
 def study_report(
     *,
     study: Study,
@@ -97,29 +131,39 @@ def study_report(
     if write_plan and report.done_ids is not None:
         study_generators_done_write(study=study, done_ids=report.done_ids)
         report.configuration["generators_done"] = list(study.generators_done)
+    if write_plan:
+        study_head_to_head_update(study=study, bt=report.bradley_terry)
     return replace(report, seconds=report.seconds + loaded)
 
 
 def study_plan_update_request_open() -> int:
-    """Ask workers to update the generators done of each open study with a target; how many."""
-    ids = list(
-        Study.objects.filter(status=Study.Status.OPEN, target_half_width__isnull=False).values_list("pk", flat=True)
-    )
+    """Ask workers to update the generators done of each open study with a target, and
+    the head-to-head pairs of each that serves the uncertain pairs; how many studies."""
+    planned = Q(target_half_width__isnull=False) | Q(head_to_head_share__gt=0,
+                                                     head_to_head_pairs=Study.Pairs.UNCERTAIN)
+    ids = list(Study.objects.filter(planned, status=Study.Status.OPEN).values_list("pk", flat=True))
     for study_id in ids:
         task_send(name="study_plan_update_task", args=(study_id,))
     return len(ids)
 
 
 def study_plan_update(*, study: Study, options: ReportOptions = STORED_OPTIONS) -> list[int] | None:
-    """Recompute and write the generators done of a study with a target; None without one.
+    """Recompute and write the generators done of a study with a target (None without
+    one), and the head-to-head pairs of a study that serves the uncertain pairs.
 
-    Only the rates are computed (exclusions applied, as in the report, with the same
-    bootstrap settings, so both give the same answer).
+    Only the rates (and the Bradley-Terry fit for the pairs) are computed, exclusions
+    applied, as in the report, with the same bootstrap settings, so both give the same answer.
     """
-    if not study.target_half_width:
+    uncertain = serves_uncertain_pairs(study)
+    if not study.target_half_width and not uncertain:
         return None
     data = selectors.report_input(study=study)
     analysis = analyse(data.judgments, data.rules, options)
+    if uncertain:
+        study_head_to_head_update(
+            study=study, bt=study_bradley_terry(data.judgments, analysis.exclusions.keep, options))
+    if not study.target_half_width:
+        return None
     done = generators_done(analysis.rates, study.target_half_width)
     study_generators_done_write(study=study, done_ids=[label for label, flag in done.items() if flag])
     return list(study.generators_done)

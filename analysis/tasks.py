@@ -31,12 +31,13 @@ def report_snapshot_task(study_id: int) -> str:
 
 @shared_task(acks_late=True)
 def study_plan_update_task(study_id: int) -> list[int] | None:
-    """Write the generators done of one study with a target half-width."""
+    """Write the generators done of one study with a target half-width, and the uncertain pairs it serves."""
     study = Study.objects.filter(pk=study_id).first()
     return None if study is None else services.study_plan_update(study=study)
 
 
 @shared_task
 def plan_update_open_studies_task() -> int:
-    """Run by beat (settings.CELERY_BEAT_SCHEDULE): one plan update per open study with a target."""
+    """Run by beat (settings.CELERY_BEAT_SCHEDULE): one plan update per open study with a target or
+    serving the uncertain head-to-head pairs."""
     return services.study_plan_update_request_open()

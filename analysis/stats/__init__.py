@@ -5,6 +5,7 @@ Modules, by question:
 - judgments    the input: `Judgments`, equal-length columns, one row per judgment
 - rates        preference rate per generator, position-balanced, clustered intervals
 - bradley_terry  generator strengths from vs-real and head-to-head judgments at once
+- pairs        which generator pairs' order is most in doubt (head-to-head trials to serve)
 - bootstrap    the vectorised two-way (prompt x annotator) cluster bootstrap
 - sandwich     Cameron-Gelbach-Miller two-way cluster-robust variance
 - proportions  Wilson and Clopper-Pearson intervals, exact binomial tests (no clustering)
@@ -19,6 +20,7 @@ Modules, by question:
 - marginal     from logit-scale effects to marginal rates
 - mixed        cross-check: crossed random-effects logistic model, marginalised
 - simulate     simulated studies with a known truth
+- simulate_bt  simulated vs-real and head-to-head judgments under Bradley-Terry
 - study        one call: quality, exclusions, rates with and without them
 """
 
@@ -26,7 +28,7 @@ from .agreement import Agreement, agreement, krippendorff_alpha_nominal, majorit
 from .alignment import Alignment, kendall_rows, metric_alignment, spearman_rows
 from .asymptote import VERDICTS, Verdict, asymptote_dispersion, parity_verdict
 from .bootstrap import cluster_weights, percentile_interval, two_way_sums
-from .bradley_terry import BradleyTerry, bradley_terry, simulate_bradley_terry, vs_real_trials
+from .bradley_terry import BradleyTerry, bradley_terry, study_trials, vs_real_trials
 from .calibration import (
     Calibration,
     Drift,
@@ -45,7 +47,7 @@ from .exclusions import (
 )
 from .fits import CurveFit, compare_forms, fit_loss_curve, fit_parity_curve, x_at_gap
 from .forms import FORMS, Form
-from .judgments import CALIBRATION, CATCH, GENERATED, KINDS, Judgments, factorize
+from .judgments import CALIBRATION, CATCH, GENERATED, HEAD_TO_HEAD, KINDS, Judgments, factorize
 from .marginal import intercept_for_rate, marginal_rate
 from .mixed import MixedModelRates, mixed_model_rates
 from .optimize import BatchResult, lbfgs
@@ -56,6 +58,7 @@ from .rates import RateTable, balanced_rates, preference_rates
 from .sandwich import ClusterVariance, cluster_variance
 from .series import series_counts
 from .simulate import SimulatedStudy, simulate_study
+from .simulate_bt import SimulatedBradleyTerry, simulate_bradley_terry
 from .study import StudyAnalysis, analyse_study
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "EXCLUSION_RULES",
     "FORMS",
     "GENERATED",
+    "HEAD_TO_HEAD",
     "KINDS",
     "VERDICTS",
     "Agreement",
@@ -84,6 +88,7 @@ __all__ = [
     "Plan",
     "RateTable",
     "SideBias",
+    "SimulatedBradleyTerry",
     "SimulatedStudy",
     "StudyAnalysis",
     "Verdict",
@@ -123,6 +128,7 @@ __all__ = [
     "simulate_bradley_terry",
     "simulate_study",
     "spearman_rows",
+    "study_trials",
     "two_proportion_test",
     "two_way_sums",
     "vs_real_trials",

@@ -1,7 +1,9 @@
 """Agreement between annotators on shared trials.
 
-A trial is one (kind, generator, item) comparison; the value an annotator gives it is
-whether they chose the probe image (not which side). Trials judged by at least two
+A trial is one (kind, generator, item) comparison, and on a head-to-head trial also its
+opponent and probe sample (a pair of generators may meet on several samples of one
+prompt); the value an annotator gives it is whether they chose the probe image (not
+which side). Trials judged by at least two
 annotators are "shared".
 """
 
@@ -11,14 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .judgments import Judgments, compact
+from .judgments import HEAD_TO_HEAD, Judgments, compact
 
 
 def trial_codes(judgments: Judgments) -> tuple[np.ndarray, int]:
-    """Code of each judgment's trial, (kind, generator, item), and the number of trials."""
-    key = (judgments.kind.astype(np.int64) * (judgments.n_generators + 1) + judgments.generator + 1) \
+    """Code of each judgment's trial, (kind, generator, opponent, item[, sample]), and the number of trials."""
+    players = judgments.n_generators + 1
+    key = ((judgments.kind.astype(np.int64) * players + judgments.generator + 1) * players + judgments.opponent + 1) \
         * (max(judgments.n_items, 1)) + judgments.item
-    return compact(key)
+    pair = judgments.kind == HEAD_TO_HEAD
+    if not pair.any():
+        return compact(key)
+    code, _ = compact(key)
+    sample, n_samples = compact(np.where(pair, judgments.sample + 1, 0))
+    return compact(code * n_samples + sample)
 
 
 def rating_counts(trial: np.ndarray, value: np.ndarray, n_trials: int) -> np.ndarray:

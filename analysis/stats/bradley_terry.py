@@ -72,8 +72,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
 from .bootstrap import percentile_interval, two_way_sums
-from .judgments import GENERATED, Judgments, _flag_column, _integer_column, compact
-from .marginal import marginal_rate
+from .judgments import GENERATED, HEAD_TO_HEAD, Judgments, _flag_column, _integer_column, compact
 
 # Flag -> what it means, for the report. Any flag but `no_vs_real` and `single_cluster`
 # leaves the generator without an estimate; `single_cluster` leaves it without interval.
@@ -229,16 +228,26 @@ def _cgm(score_rows, cluster_codes, X):
     return parts
 
 
-def vs_real_trials(judgments: Judgments, *, keep: np.ndarray | None = None) -> dict:
-    """The arrays of `bradley_terry` for a study's generated (vs-real) judgments: the
-    probe is the generator, on the side `generated_left`; the real image the other."""
-    mask = judgments.kind == GENERATED
+def study_trials(judgments: Judgments, *, keep: np.ndarray | None = None, head_to_head: bool = True) -> dict:
+    """The arrays of `bradley_terry` for a study's vs-real and head-to-head judgments.
+
+    The probe's generator is on the side `generated_left`; the other image is the real
+    one (-1) on a vs-real trial, the opponent on a head-to-head trial. Control trials
+    are left out, and so are head-to-head trials with ``head_to_head=False``.
+    """
+    mask = (judgments.kind == GENERATED) | (head_to_head & (judgments.kind == HEAD_TO_HEAD))
     if keep is not None:
         mask &= np.asarray(keep, dtype=bool)
     g, on_left = judgments.generator[mask], judgments.generated_left[mask]
-    return {"left": np.where(on_left, g, -1), "right": np.where(on_left, -1, g),
+    other = np.where(judgments.kind[mask] == HEAD_TO_HEAD, judgments.opponent[mask], -1)
+    return {"left": np.where(on_left, g, other), "right": np.where(on_left, other, g),
             "chose_left": judgments.chose_left[mask], "item": judgments.item[mask],
             "annotator": judgments.annotator[mask], "labels": tuple(judgments.generator_labels)}
+
+
+def vs_real_trials(judgments: Judgments, *, keep: np.ndarray | None = None) -> dict:
+    """`study_trials` of the generated (vs-real) judgments alone."""
+    return study_trials(judgments, keep=keep, head_to_head=False)
 
 
 def bradley_terry(
@@ -407,92 +416,3 @@ def bradley_terry(
         replicates=boot_theta, gamma_replicates=replicates[:, -1], boot_converged=kept,
         flags=tuple(flags), fit_flags=tuple(fit_flags),
     )
-
-
-@dataclass(frozen=True, eq=False)
-class SimulatedBradleyTerry:
-    """A simulated study of vs-real and head-to-head judgments and the truth behind it.
-
-    arrays : the keyword arguments of `bradley_terry` (left, right, chose_left, item,
-        annotator, labels).
-    theta, gamma : the conditional strengths and position effect of the simulation.
-    truth_theta, truth_gamma : what the fit estimates: equal to theta and gamma without
-        random effects, else the population-averaged (pseudo-true) values for this
-        design (`simulate_bradley_terry`); truth_rate = expit(truth_theta).
-    marginal_rate : E[expit(theta_g + sd Z)], the vs-real rate of the population.
-    """
-
-    arrays: dict
-    theta: np.ndarray
-    gamma: float
-    truth_theta: np.ndarray
-    truth_gamma: float
-    truth_rate: np.ndarray
-    marginal_rate: np.ndarray
-
-
-def simulate_bradley_terry(
-    theta,
-    *,
-    n_judgments: int = 4000,
-    vs_real_share: float = 1.0,
-    gamma: float = 0.0,
-    n_items: int = 200,
-    n_annotators: int = 30,
-    item_sd: float = 0.0,
-    annotator_sd: float = 0.0,
-    seed: int = 0,
-) -> SimulatedBradleyTerry:
-    """Simulate vs-real and head-to-head judgments under Bradley-Terry; deterministic given `seed`.
-
-    A share `vs_real_share` of the judgments pits a uniformly drawn generator against
-    the real image, the rest two distinct generators; sides, prompts are uniform, and
-    annotators have equal workloads. Each player p (real = 0, theta_0 = 0) has a
-    strength per prompt and per annotator, theta_p + u_ip + v_ap with
-    u ~ N(0, item_sd^2 / 2) and v ~ N(0, annotator_sd^2 / 2), and
-
-        P(left chosen) = expit(theta_l - theta_r + gamma + u_il - u_ir + v_al - v_ar)
-
-    so every comparison, vs-real or head-to-head, carries noise of variance
-    s^2 = item_sd^2 + annotator_sd^2, and judgments sharing a prompt or an annotator
-    and a player are correlated. Averaged over the effects, P = E[expit(delta + s Z)]
-    (`marginal.marginal_rate`), which is not exactly logistic in delta: the fit then
-    estimates the pseudo-true parameters, the maximisers of the expected
-    log-likelihood for this design's pair counts, computed by fitting the expected
-    counts (`truth_theta`).
-    """
-    rng = np.random.default_rng(seed)
-    theta = np.asarray(theta, dtype=float)
-    G = len(theta)
-    strength = np.r_[0.0, theta]
-    vs_real = rng.random(n_judgments) < vs_real_share
-    first = rng.integers(1, G + 1, n_judgments)
-    other = rng.integers(1, G, n_judgments)
-    other = np.where(vs_real, 0, other + (other >= first))  # distinct from `first`
-    swap = rng.random(n_judgments) < 0.5
-    lp, rp = np.where(swap, other, first), np.where(swap, first, other)
-    item = rng.integers(0, n_items, n_judgments)
-    annotator = np.repeat(np.arange(n_annotators), -(-n_judgments // n_annotators))[:n_judgments]
-    u = rng.normal(0.0, item_sd / np.sqrt(2), (n_items, G + 1))
-    v = rng.normal(0.0, annotator_sd / np.sqrt(2), (n_annotators, G + 1))
-    eta = strength[lp] - strength[rp] + gamma + u[item, lp] - u[item, rp] + v[annotator, lp] - v[annotator, rp]
-    chose_left = rng.random(n_judgments) < expit(eta)
-    sd = float(np.hypot(item_sd, annotator_sd))
-    truth_theta, truth_gamma = theta.copy(), float(gamma)
-    if sd > 0:
-        P = G + 1
-        counts = np.bincount(lp * P + rp, minlength=P * P).astype(float)
-        cells = np.flatnonzero(counts)
-        cl, cr = cells // P, cells % P
-        X = np.zeros((len(cells), G + 1))
-        rows = np.arange(len(cells))
-        X[rows[cl > 0], cl[cl > 0] - 1] = 1.0
-        X[rows[cr > 0], cr[cr > 0] - 1] = -1.0
-        X[:, -1] = 1.0
-        expected = counts[cells] * marginal_rate(strength[cl] - strength[cr] + gamma, sd)
-        beta = newton(expected[None], counts[cells][None], X)[0][0]
-        truth_theta, truth_gamma = beta[:-1], float(beta[-1])
-    arrays = {"left": lp - 1, "right": rp - 1, "chose_left": chose_left, "item": item, "annotator": annotator,
-              "labels": tuple(range(G))}
-    return SimulatedBradleyTerry(arrays, theta, float(gamma), truth_theta, truth_gamma, expit(truth_theta),
-                                 marginal_rate(theta, sd))

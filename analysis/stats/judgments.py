@@ -6,8 +6,10 @@ Every estimator of this package reads one `Judgments` container, so the Django s
 The *probe* image of a trial is the image whose choice is counted: the generated
 sample on a generated trial, the corrupted image on a catch trial, and one of the two
 identical-role references, chosen by the server and recorded like a sample's side, on
-a calibration trial. `chose_generated` and `generated_left` always refer to the probe,
-so that side bias and drift can be computed on all kinds of trials alike.
+a calibration trial, and the trial's generator's sample on a head-to-head trial (two
+generators' samples of one prompt; the other one is the opponent's, in the place of
+the reference). `chose_generated` and `generated_left` always refer to the probe, so
+that side bias and drift can be computed on all kinds of trials alike.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("generated", "catch", "calibration")
-GENERATED, CATCH, CALIBRATION = 0, 1, 2
+KINDS = ("generated", "catch", "calibration", "head_to_head")
+GENERATED, CATCH, CALIBRATION, HEAD_TO_HEAD = 0, 1, 2, 3
 # Columns checked value by value: what a cast would silently turn into a choice or a code.
 FLAGS = ("chose_generated", "generated_left", "chose_left", "correct")
-INTEGERS = ("generator", "item", "annotator", "kind", "order", "sample")
+INTEGERS = ("generator", "item", "annotator", "kind", "order", "sample", "opponent")
 
 
 def _refuse(name: str, array: np.ndarray, bad: np.ndarray, wanted: str) -> None:
@@ -72,6 +74,12 @@ def _time_column(name: str, values, *, allow_negative: bool) -> np.ndarray:
         bad |= array < 0
     _refuse(name, array, bad, "a finite time" if allow_negative else "a finite, non-negative time (NaN if unknown)")
     return array
+
+
+def _label_column(values) -> np.ndarray:
+    array = np.asarray(values).reshape(-1)
+    # Control rows may hold anything (None): labels are factorised as objects.
+    return array if array.dtype.kind in "iu" else array.astype(object)
 
 
 def factorize(values: Sequence | np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -125,7 +133,8 @@ class Judgments:
 
     Attributes
     ----------
-    generator : int64, codes into `generator_labels`; -1 on control trials.
+    generator : int64, codes into `generator_labels`; -1 on control trials. On a
+        head-to-head trial, the generator of the probe.
     item : int64, codes into `item_labels` (the prompt and its reference).
     annotator : int64, codes into `annotator_labels`.
     chose_generated : bool, the annotator chose the probe image (module docstring).
@@ -140,6 +149,8 @@ class Judgments:
     sample : int64, the probe image judged (a code of any unit: the database passes the
         trial, one per sample), so that seeds of one prompt can be told apart; -1 where
         unknown.
+    opponent : int64, on head-to-head trials the other generator (codes into
+        `generator_labels`, never the row's generator); -1 on every other row.
 
     Bad values are refused with a ValueError naming the column and the first bad row:
     a flag that is not a boolean, 0 or 1 (NaN, None, 0.5), a code that is not an
@@ -158,6 +169,7 @@ class Judgments:
     order: np.ndarray
     time_s: np.ndarray | None = None
     sample: np.ndarray | None = None
+    opponent: np.ndarray | None = None
     generator_labels: tuple = field(default=())
     item_labels: tuple = field(default=())
     annotator_labels: tuple = field(default=())
@@ -168,11 +180,13 @@ class Judgments:
             object.__setattr__(self, "time_s", np.full(n, np.nan))
         if self.sample is None:
             object.__setattr__(self, "sample", np.full(n, -1, dtype=np.int64))
+        if self.opponent is None:
+            object.__setattr__(self, "opponent", np.full(n, -1, dtype=np.int64))
         dtypes = {
             "generator": np.int64, "item": np.int64, "annotator": np.int64,
             "chose_generated": bool, "generated_left": bool, "chose_left": bool,
             "kind": np.int8, "correct": bool, "rt_ms": np.float64, "order": np.int64,
-            "time_s": np.float64, "sample": np.int64,
+            "time_s": np.float64, "sample": np.int64, "opponent": np.int64,
         }
         for name, dtype in dtypes.items():
             column = getattr(self, name)
@@ -190,12 +204,30 @@ class Judgments:
             raise ValueError("chose_left must equal (chose_generated == generated_left)")
         if np.any((self.kind < 0) | (self.kind >= len(KINDS))):
             raise ValueError(f"kind codes must index {KINDS}")
+        self._check_opponent()
         for name, labels in (("generator", "generator_labels"), ("item", "item_labels"),
                              ("annotator", "annotator_labels")):
             if not getattr(self, labels):
                 codes = getattr(self, name)
                 top = int(codes.max()) + 1 if len(codes) else 0
+                if name == "generator" and len(codes):
+                    top = max(top, int(self.opponent.max()) + 1)
                 object.__setattr__(self, labels, tuple(range(top)))
+
+    def _check_opponent(self) -> None:
+        head_to_head = self.kind == HEAD_TO_HEAD
+        top = len(self.generator_labels) if self.generator_labels else np.iinfo(np.int64).max
+        checks = (
+            ("opponent", self.opponent, head_to_head & ((self.opponent < 0) | (self.opponent >= top)),
+             "a generator code on a head-to-head trial"),
+            ("opponent", self.opponent, head_to_head & (self.opponent == self.generator),
+             "a generator other than the row's own"),
+            ("generator", self.generator, head_to_head & (self.generator < 0),
+             "a generator code on a head-to-head trial"),
+            ("opponent", self.opponent, ~head_to_head & (self.opponent != -1), "-1 (the trial is not head-to-head)"),
+        )
+        for name, column, bad, wanted in checks:
+            _refuse(name, column, bad, wanted)
 
     @classmethod
     def build(
@@ -213,13 +245,17 @@ class Judgments:
         order: Sequence | None = None,
         time_s: Sequence | None = None,
         sample: Sequence | None = None,
+        opponent: Sequence | None = None,
         generators: Sequence | None = None,
     ) -> Judgments:
         """Judgments from columns of any labels (ids, names), factorised to codes.
 
         Give `chose_generated` or `chose_left` (or both, which must agree). `kind`
         holds names from `KINDS` or codes, or one name for all rows. On control trials
-        the generator label is ignored. Missing `correct` is ``not chose_generated``
+        the generator label is ignored. `opponent` holds, on head-to-head rows, the
+        other generator's label (labels coded with the generator's; a generator that is
+        only ever an opponent still gets a code); it is ignored on other rows. Missing
+        `correct` is ``not chose_generated``
         on catch trials; missing `order` counts each annotator's judgments in input
         order. `generators` lists labels that get a code even where no judgment names
         them (a generator not judged yet then has a row with n = 0 in every table).
@@ -236,19 +272,34 @@ class Judgments:
             if unknown:
                 raise ValueError(f"unknown kinds {sorted(unknown)}; expected {KINDS}")
             kinds = np.array([KINDS.index(name) for name in names], dtype=np.int8)[inverse.reshape(-1)]
-        is_generated = kinds == GENERATED
+        is_generated = (kinds == GENERATED) | (kinds == HEAD_TO_HEAD)
+        is_pair = kinds == HEAD_TO_HEAD
         generator_codes = np.full(n, -1, dtype=np.int64)
-        generator_values = np.asarray(generator)
-        if generator_values.dtype.kind not in "iu":
-            # Control rows may hold anything (None): labels are factorised as objects.
-            generator_values = generator_values.astype(object)
+        opponent_codes = np.full(n, -1, dtype=np.int64)
+        generator_values = _label_column(generator)
         named = generator_values[is_generated]
-        if generators is not None and len(generators):
-            named = np.concatenate([named, np.asarray(list(generators))])
+        opponents = np.empty(0, dtype=object)
+        if opponent is not None:
+            opponents = _label_column(opponent)
+            if len(opponents) != n:
+                raise ValueError(f"column opponent has {len(opponents)} rows, item has {n}")
+            opponents = opponents[is_pair]
+            missing = np.zeros(len(opponents), bool) if opponents.dtype != object else \
+                np.array([v is None for v in opponents.tolist()], dtype=bool)
+            if missing.any():
+                row = int(np.flatnonzero(is_pair)[np.flatnonzero(missing)[0]])
+                raise ValueError(f"column opponent: row {row} holds None, not a generator (a head-to-head trial)")
+        elif is_pair.any():
+            row = int(np.flatnonzero(is_pair)[0])
+            raise ValueError(f"column opponent: row {row} is a head-to-head trial; give opponent")
+        listed = np.asarray(list(generators)) if generators is not None else np.empty(0)
+        parts = [p for p in (named, opponents, listed) if len(p)]
         generator_labels: tuple = ()
-        if len(named):
-            codes, generator_labels = factorize(named)
-            generator_codes[is_generated] = codes[:int(is_generated.sum())]
+        if parts:
+            mixed = any(p.dtype == object for p in parts) or len({p.dtype.kind for p in parts}) > 1
+            codes, generator_labels = factorize(np.concatenate([p.astype(object) if mixed else p for p in parts]))
+            generator_codes[is_generated] = codes[:len(named)]
+            opponent_codes[is_pair] = codes[len(named):len(named) + len(opponents)]
         generated_left = _flag_column("generated_left", generated_left)
         if chose_generated is None and chose_left is None:
             raise ValueError("give chose_generated or chose_left")
@@ -274,6 +325,7 @@ class Judgments:
             order=session_order(annotator_codes) if order is None else order,
             time_s=time_s,
             sample=sample,
+            opponent=opponent_codes,
             generator_labels=generator_labels,
             item_labels=item_labels,
             annotator_labels=annotator_labels,
