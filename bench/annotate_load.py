@@ -23,6 +23,7 @@ EXPLAIN ANALYZE of the slowest. Prints figures; asserts nothing.
 
     .venv/bin/python bench/annotate_load.py [--seconds 20] [--annotators 20]
         [--workers N] [--threads N] [--phases split,htmx,paced] [--rate 200] [--explain]
+        [--head-to-head 0.3]
 """
 
 import argparse
@@ -57,7 +58,7 @@ TIMEOUT_S = 600
 # ------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------
-def build_study(*, control_rate: float, analyze: bool = True) -> tuple[str, dict]:
+def build_study(*, control_rate: float, head_to_head: float = 0.0, analyze: bool = True) -> tuple[str, dict]:
     import io
 
     from django.core.files.base import ContentFile
@@ -86,9 +87,11 @@ def build_study(*, control_rate: float, analyze: bool = True) -> tuple[str, dict
         workspace=workspace, name="bench", slug="bench", corpus=corpus, judgments_per_trial=K,
         quota_per_annotator=QUOTA, catch_rate=control_rate, calibration_rate=control_rate,
         assignment_timeout_seconds=TIMEOUT_S, consent_text="Bench.", practice_trials=0,
+        head_to_head_share=head_to_head,
     )
     for g in range(GENERATORS):
-        generator = Generator.objects.create(workspace=workspace, name=f"bench-g{g}")
+        # A ladder along params: with a head-to-head share, neighbours meet.
+        generator = Generator.objects.create(workspace=workspace, name=f"bench-g{g}", params=10 ** (6 + g))
         study.generators.add(generator)
         Sample.objects.bulk_create(
             (Sample(generator=generator, item_id=i, seed=0, image="samples/x.png", **facts) for i in items),
@@ -375,7 +378,10 @@ def db_checks(slug: str, acked: list[str]) -> None:
     )
     judged_tokens = {str(t) for t in Judgment.objects.filter(assignment__study=study).values_list("assignment__token", flat=True)}
     missing = [t for t in acked if t not in judged_tokens]
+    kinds = dict(Judgment.objects.filter(assignment__study=study).values_list("assignment__trial__kind")
+                 .annotate(n=Count("id")).order_by())
     print("\n== database checks")
+    print(f"  judgments by trial kind: {kinds}")
     print(f"  assignments {Assignment.objects.filter(study=study).count()}, judgments {len(judged_tokens)}, "
           f"acknowledged submits {len(acked)} ({len(set(acked))} distinct)")
     print(f"  max judgments per trial: {max_judged} (k={k}); k-overflows: {over_judged} by judgments, "
@@ -505,6 +511,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY; default: the conf's 2*cores+1")
     parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS; default: the conf's 4")
     parser.add_argument("--control-rate", type=float, default=0.05, help="catch and calibration rate each")
+    parser.add_argument("--head-to-head", type=float, default=0.0,
+                        help="share of head-to-head trials among the judged ones (neighbours along params)")
     parser.add_argument("--phases", default="split,htmx,paced")
     parser.add_argument("--rate", type=float, default=200, help="cycles/s offered in the paced phase")
     parser.add_argument("--debug", action="store_true", help="run gunicorn with DJANGO_DEBUG=1 (dev default)")
@@ -524,7 +532,8 @@ def main() -> None:
         from django.db import connection, connections
 
         print(describe_machine(connection, time.perf_counter() - started))
-        slug, timings = build_study(control_rate=args.control_rate, analyze=not args.no_analyze)
+        slug, timings = build_study(control_rate=args.control_rate, head_to_head=args.head_to_head,
+                                    analyze=not args.no_analyze)
         for name, value in timings.items():
             print(f"  {name}: {value:.1f} s" if isinstance(value, float) else f"  {name}: {value}")
         connections.close_all()

@@ -58,9 +58,10 @@ def test_the_reduced_demo_runs_from_an_empty_database_to_the_report(demo):
     # The report: self-contained HTML, and the analysis excludes exactly the bad annotators.
     html = (folder / "report.html").read_text()
     assert "<svg" in html and "scenes-ladder-L-step2000" in html
-    simulated = json.loads((folder / "simulated.json").read_text())
-    bad = {a["pseudonym"] for a in simulated["annotators"] if a["profile"] != "good"}
-    assert len(bad) == 4
+    # Both waves' simulated annotators, a few of each deliberately bad.
+    waves = [json.loads((folder / name).read_text()) for name in ("simulated.json", "simulated-wave2.json")]
+    bad = {a["pseudonym"] for wave in waves for a in wave["annotators"] if a["profile"] != "good"}
+    assert len(bad) == 8
     call_command("report", "demo", "--format", "json", "--out", str(folder / "report.json"))
     report = json.loads((folder / "report.json").read_text())
     assert {a["pseudonym"] for a in report["annotators"] if a["excluded"]} == bad
@@ -70,6 +71,18 @@ def test_the_reduced_demo_runs_from_an_empty_database_to_the_report(demo):
     fit = next(f for f in report["fits"] if f["axis"] == "train_flops")
     assert fit["forms"]["saturating"]["params"]["alpha"] > 0, fit["forms"]["saturating"]
     assert "Demo ready" in out
+    # The second wave: the final checkpoints joined the running study, head-to-head trials
+    # of neighbours were mixed in and judged, and the report ranks the ladder on one scale.
+    finals = {g.pk for g in generators if g.train_step == 2000}
+    assert {e["generator"] for e in study.generator_history if e["event"] == "added"} == finals
+    assert study.anchor_generators == [generators[0].pk]
+    assert judgments.filter(assignment__trial__kind="head_to_head").count() > 100
+    assert json.loads((folder / "simulated-wave2.json").read_text())["head_to_head"]
+    one_scale = report["bradley_terry"]
+    assert one_scale["source"] == "vs-real and head-to-head" and one_scale["head_to_head"] > 100
+    pooled = {g["name"]: g["pooled_rate"] for g in one_scale["generators"]}
+    assert pooled["scenes-ladder-L-step2000"] > pooled["scenes-ladder-XS-step2000"], pooled
+    assert report["timeline"]["anchors"] == [generators[0].pk]
 
     # A second run builds nothing again, not even a generation job that would find its work done.
     def counts():

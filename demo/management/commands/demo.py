@@ -11,10 +11,16 @@ Every stage goes through the path a researcher's data takes:
 3. samples — a generation job per generator makes its samples for the held-out
    prompts (the items no size was trained on), here, through the runner a GPU
    worker uses;
-4. study — over those prompts, with catch and calibration trials, opened; then
-   `simulate_annotators` sends simulated annotators (a few deliberately bad) through
-   the real pages over HTTP, choosing by how well each image shows its caption;
-5. report — the study's HTML report, written to var/demo/report.html.
+4. study — over those prompts, with catch and calibration trials, opened with the
+   half-way checkpoints (the smallest one an anchor generator, kept in rotation for the
+   study's whole life); then `simulate_annotators` sends simulated annotators (a few
+   deliberately bad) through the real pages over HTTP, choosing by how well each image
+   shows its caption;
+5. second wave — the final checkpoints join the running study (`study_add_generators`,
+   as a lab's later checkpoints do), head-to-head trials of neighbouring generators are
+   mixed in (`head_to_head_share`), and a second group of simulated annotators judges;
+6. report — the study's HTML report, written to var/demo/report.html: a curve that
+   grew, and the ladder ranked on one Bradley-Terry scale.
 
 A stage whose result exists is skipped, so a second run only reports where things
 are. A stage left incomplete (stopped during "Training M", say) or built with other
@@ -41,7 +47,13 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils.text import slugify
 
 from annotate.models import Assignment, Judgment, Study
-from annotate.services import study_build_trials, study_create, study_open
+from annotate.services import (
+    study_add_generators,
+    study_build_trials,
+    study_create,
+    study_open,
+    study_update,
+)
 from demo.scenes import write_webdataset
 from generation.models import Corpus, GenerationJob, Generator, Sample, Series
 from generation.selectors import held_out
@@ -67,6 +79,9 @@ STAGE_OPTIONS = {
     "judgments": ("annotators", "bad"),
 }
 STAGES = tuple(STAGE_OPTIONS)
+# The second wave's share of head-to-head trials, and the anchor's share of the vs-real ones.
+HEAD_TO_HEAD_SHARE = 0.3
+ANCHOR_SHARE = 0.2
 
 
 class Command(BaseCommand):
@@ -114,11 +129,17 @@ class Command(BaseCommand):
         self._study(workspace, corpus, generators, options)
         self._record(built, "study", options)
         simulated = settings.VAR_DIR / "demo" / "simulated.json"
+        report = settings.VAR_DIR / "demo" / "report.html"
         if not simulated.exists():
             call_command("simulate_annotators", STUDY, annotators=options["annotators"], bad=options["bad"],
                          seed=0, report=simulated, stdout=self.stdout)
+        second = settings.VAR_DIR / "demo" / "simulated-wave2.json"
+        if not second.exists():
+            self._second_wave(generators)
+            call_command("simulate_annotators", STUDY, annotators=options["annotators"], bad=options["bad"],
+                         seed=1, report=second, stdout=self.stdout)
+            report.unlink(missing_ok=True)
         self._record(built, "judgments", options)
-        report = settings.VAR_DIR / "demo" / "report.html"
         if not report.exists():
             call_command("report", STUDY, format="html", out=report, stdout=self.stdout)
         self.stdout.write(f"Demo ready ({time.monotonic() - started:.0f} s). Report: {report}")
@@ -231,7 +252,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(self.style.WARNING(f"Demo: the {stage} {why}; {again}."))
         folder = settings.VAR_DIR / "demo"
-        for name in ("report.html", "simulated.json"):
+        for name in ("report.html", "simulated.json", "simulated-wave2.json"):
             (folder / name).unlink(missing_ok=True)
         later = STAGES[STAGES.index(stage):]
         if "study" in later:
@@ -317,9 +338,11 @@ class Command(BaseCommand):
         study = Study.objects.filter(slug=STUDY).first()
         if study is not None:
             return study
+        # The first wave: each size's half-way checkpoint; the final ones join later.
+        first = [g for g in generators if g.train_step == options["steps"] // 2]
         study = study_create(
             workspace=workspace, name="Demo: the built-in ladder against real scenes", slug=STUDY, corpus=corpus,
-            generators=generators, judgments_per_trial=3, catch_rate=0.15, calibration_rate=0.02,
+            generators=first, anchor_generators=[first[0].pk], anchor_share=ANCHOR_SHARE, judgments_per_trial=3, catch_rate=0.15, calibration_rate=0.02,
             quota_per_annotator=options["quota"], break_every=20, practice_trials=2,
             consent_text="This is a demo study: your choices are stored in this local Parity only.",
             instructions="Each trial shows a caption and two images. Pick the one that better shows the caption.",
@@ -340,3 +363,14 @@ class Command(BaseCommand):
         study_build_trials(study=study, rng_seed=0)
         study_open(study=study)
         return study
+
+    def _second_wave(self, generators: list[Generator]) -> None:
+        """The later checkpoints join the running study, and head-to-head trials are mixed in."""
+        study = Study.objects.get(slug=STUDY)
+        study, created = study_add_generators(study=study, generators=generators)
+        if study.head_to_head_share != HEAD_TO_HEAD_SHARE:
+            study = study_update(study=study, head_to_head_share=HEAD_TO_HEAD_SHARE)
+        self.stdout.write(
+            f"Demo: second wave: the final checkpoints join the running study ({created} new trials) and "
+            f"{HEAD_TO_HEAD_SHARE:.0%} of the judged trials meet neighbouring generators head to head "
+            f"({study.trials.filter(kind='head_to_head').count()} head-to-head trials).")

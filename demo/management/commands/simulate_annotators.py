@@ -138,6 +138,10 @@ class Command(BaseCommand):
             out(f"    {name:<30} {chosen / seen:5.2f}  ({chosen} of {seen})")
         if not generators:
             out("    (no generated trial judged)")
+        if pairs := _head_to_head(visits, facts):
+            out("  head to head: the first generator chosen over the second")
+            for (name, opponent), (won, seen) in sorted(pairs.items()):
+                out(f"    {name} vs {opponent}: {won / seen:5.2f}  ({won} of {seen})")
         out("  by profile: catch trials passed, left image chosen")
         for name in PROFILES:
             mine = [v for v in visits if v.persona.profile == name]
@@ -154,20 +158,21 @@ class Command(BaseCommand):
 # ------------------------------------------------------------------------------
 def _open_judgments(study: Study) -> int:
     """Judgments the study still needs: k per trial, less those made."""
-    left = Trial.objects.filter(study=study, kind__in=[Trial.Kind.GENERATED, *CONTROL_KINDS]).aggregate(
+    judged = [Trial.Kind.GENERATED, Trial.Kind.HEAD_TO_HEAD, *CONTROL_KINDS]
+    left = Trial.objects.filter(study=study, kind__in=judged).aggregate(
         n=Sum(study.judgments_per_trial - F("judgment_count"))
     )["n"]
     return max(0, left or 0)
 
 
-def _trial_facts(tokens: list[str]) -> dict[str, tuple[str, str | None, str]]:
-    """(trial kind, generator name, reference side) of each assignment token."""
+def _trial_facts(tokens: list[str]) -> dict[str, tuple[str, str | None, str, str | None]]:
+    """(trial kind, generator name, reference side, opponent name) of each assignment token."""
     facts = {}
     for start in range(0, len(tokens), TOKENS_PER_QUERY):
         rows = Assignment.objects.filter(token__in=tokens[start:start + TOKENS_PER_QUERY]).values_list(
-            "token", "trial__kind", "trial__generator__name", "reference_side"
+            "token", "trial__kind", "trial__generator__name", "reference_side", "trial__opponent__name"
         )
-        facts.update({str(token): (kind, name, side) for token, kind, name, side in rows})
+        facts.update({str(token): (kind, name, side, opponent) for token, kind, name, side, opponent in rows})
     return facts
 
 
@@ -180,17 +185,27 @@ def _study_clicks(visits: list[Visit], facts: dict):
 
 def _by_generator(visits: list[Visit], facts: dict) -> dict[str, tuple[int, int]]:
     counts = defaultdict(lambda: [0, 0])
-    for _, click, (kind, name, reference) in _study_clicks(visits, facts):
+    for _, click, (kind, name, reference, _) in _study_clicks(visits, facts):
         if kind == Trial.Kind.GENERATED:
             counts[name][0] += click.choice != reference
             counts[name][1] += 1
     return {name: tuple(pair) for name, pair in counts.items()}
 
 
+def _head_to_head(visits: list[Visit], facts: dict) -> dict[tuple[str, str], tuple[int, int]]:
+    """(generator, opponent) -> (judgments the generator won, judgments) on head-to-head trials."""
+    counts = defaultdict(lambda: [0, 0])
+    for _, click, (kind, name, reference, opponent) in _study_clicks(visits, facts):
+        if kind == Trial.Kind.HEAD_TO_HEAD:
+            counts[name, opponent][0] += click.choice != reference
+            counts[name, opponent][1] += 1
+    return {pair: tuple(won) for pair, won in counts.items()}
+
+
 def _profile_counts(visits: list[Visit], facts: dict) -> tuple[int, int, int, int]:
     """(catch passed, catch judged, left chosen, judged) over the visits."""
     passed = catches = lefts = judged = 0
-    for _, click, (kind, _, reference) in _study_clicks(visits, facts):
+    for _, click, (kind, _, reference, _) in _study_clicks(visits, facts):
         judged += 1
         lefts += click.choice == "left"
         if kind == Trial.Kind.CATCH:
@@ -226,5 +241,9 @@ def _report(study: Study, run: str, seed: int, visits: list[Visit], facts: dict,
         name: {"chosen": chosen, "judged": seen, "share": chosen / seen}
         for name, (chosen, seen) in sorted(_by_generator(visits, facts).items())
     }
+    head_to_head = [
+        {"generator": name, "opponent": opponent, "won": won, "judged": seen}
+        for (name, opponent), (won, seen) in sorted(_head_to_head(visits, facts).items())
+    ]
     return {"study": study.slug, "seed": seed, "run": run, "simulated": True,
-            "annotators": annotators, "generators": generators}
+            "annotators": annotators, "generators": generators, "head_to_head": head_to_head}
