@@ -76,7 +76,7 @@ PROVENANCE_EXAMPLE = {
 }
 JSON_EXAMPLE = {
     "version": 8, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
-    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "bt_boot": 0,
+    "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "bt_boot": 1000,
                 "version": 8},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
@@ -118,8 +118,8 @@ JSON_EXAMPLE = {
                           "judgments": 4502, "judgments_needed": None},
               "errors": {}, "source": "direct"}],
     "bradley_terry": {
-        "source": "vs-real and head-to-head", "judgments": 4982, "head_to_head": 480, "method": "sandwich",
-        "level": 0.95, "n_boot": 0, "fit_flags": [],
+        "source": "vs-real and head-to-head", "judgments": 4982, "head_to_head": 480, "method": "bootstrap",
+        "level": 0.95, "n_boot": 1000, "fit_flags": [],
         "players": [{"id": None, "name": "real"}, {"id": 7, "name": "ladder-M"}, {"id": 8, "name": "ladder-L"}],
         "generators": [{"id": 7, "name": "ladder-M", "direct_rate": 0.3955, "direct_low": 0.3611,
                         "direct_high": 0.4297, "pooled_rate": 0.3961, "pooled_low": 0.3702, "pooled_high": 0.4226,

@@ -203,6 +203,9 @@ def _bradley_terry_context(report: Report) -> dict | None:
         "rows": rows, "names": names, "matrix": matrix, "head_to_head": head_to_head,
         "gamma": num(bt.gamma), "gamma_interval": interval(bt.gamma_low, bt.gamma_high),
         "reading": fit_check_reading(bt), "pearson": num(bt.pearson, 1), "df": bt.df,
+        "intervals": (f"two-way (prompt × annotator) cluster bootstrap, {bt.n_boot} resamples refitted, mapped onto "
+                      "the cluster-robust (CGM) covariance" if bt.method == "bootstrap" else
+                      "two-way (prompt × annotator) cluster-robust (CGM) with a t quantile"),
         "p": sig(bt.p_value, 2), "dispersion": num(bt.dispersion, 2), "fit_flags": list(bt.fit_flags),
     }
 

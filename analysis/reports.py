@@ -88,9 +88,10 @@ class ReportOptions:
         smoother intervals for a final report (`manage.py report --fit-boot`).
     level : interval level; seed: of every bootstrap (same seed, same report).
     gap_targets : parity gaps at which fits report the extrapolated scale.
-    bt_boot : two-way bootstrap refits of the Bradley-Terry fit, kept for quantities of
-        several strengths at once; its intervals are the CGM sandwich's either way (the
-        default method, whose coverage holds in simulation), so 0 skips the refits.
+    bt_boot : two-way (prompt x annotator) bootstrap refits of the Bradley-Terry fit,
+        whose percentile intervals (mapped onto the cluster-robust covariance,
+        `stats.bradley_terry`) the report shows; 0 takes the CGM sandwich's normal-theory
+        intervals instead (coverage alike in simulation, bench/bradley_terry.py).
     """
 
     n_boot: int = 1000
@@ -98,7 +99,7 @@ class ReportOptions:
     level: float = 0.95
     seed: int = 0
     gap_targets: tuple[float, ...] = (0.05, 0.01)
-    bt_boot: int = 0
+    bt_boot: int = 1000
 
     def as_dict(self) -> dict:
         return {"n_boot": self.n_boot, "fit_boot": self.fit_boot, "level": self.level, "seed": self.seed,
@@ -271,7 +272,7 @@ def study_bradley_terry(judgments: Judgments, keep: np.ndarray, options: ReportO
         return None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return bradley_terry(**study_trials(judgments, keep=keep), n_boot=options.bt_boot, level=options.level,
-                             seed=options.seed, method="sandwich")
+                             seed=options.seed, method="bootstrap" if options.bt_boot else "sandwich")
 
 
 def report_from_input(

@@ -14,7 +14,7 @@ from annotate.models import Study
 
 RENDERERS = {"html": report_html, "json": report_json_text, "csv": report_csv}
 # Steps reported by the build (services.study_report and reports.report_from_input), then rendering.
-STEPS = 5
+STEPS = 7
 
 
 class Command(BaseCommand):
@@ -33,16 +33,19 @@ class Command(BaseCommand):
                             help=f"two-way bootstrap resamples of the rates (default {defaults.n_boot})")
         parser.add_argument("--fit-boot", type=int, default=defaults.fit_boot,
                             help=f"two-way bootstrap refits per scaling fit (default {defaults.fit_boot})")
+        parser.add_argument("--bt-boot", type=int, default=defaults.bt_boot,
+                            help="two-way bootstrap refits of the Bradley-Terry fit; 0 takes the sandwich "
+                                 f"intervals (default {defaults.bt_boot})")
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--no-plan", action="store_true", help="leave the study's generators done as they are")
 
-    def handle(self, *args, study, format, out, boot, fit_boot, seed, no_plan, **options):
+    def handle(self, *args, study, format, out, boot, fit_boot, bt_boot, seed, no_plan, **options):
         found = Study.objects.select_related("workspace", "corpus").filter(slug=study).first()
         if found is None:
             raise CommandError(f"no study with the slug {study!r}")
-        if boot < 1 or fit_boot < 0:
-            raise CommandError("--boot must be at least 1 and --fit-boot at least 0")
-        report_options = ReportOptions(n_boot=boot, fit_boot=fit_boot, seed=seed)
+        if boot < 1 or fit_boot < 0 or bt_boot < 0:
+            raise CommandError("--boot must be at least 1, --fit-boot and --bt-boot at least 0")
+        report_options = ReportOptions(n_boot=boot, fit_boot=fit_boot, bt_boot=bt_boot, seed=seed)
         quiet = options["verbosity"] == 0
         with tqdm(total=STEPS, desc=f"Report of {found.slug}", unit=" steps", disable=quiet,
                   file=sys.stderr, dynamic_ncols=True) as bar:
