@@ -199,7 +199,7 @@ STUDY_EXAMPLE = {
         "invite_url": "http://127.0.0.1:8000/s/coco-ladder/",
         "prolific_url": "http://127.0.0.1:8000/s/coco-ladder/?" + selectors.PROLIFIC_QUERY,
     },
-    "created_at": "2025-05-01T09:12:00Z", "generator_history": [],
+    "created_at": "2025-05-01T09:12:00Z", "generator_history": [], "head_to_head_active": [],
 }
 OPENED_EXAMPLE = {
     **STUDY_EXAMPLE, "status": "open",
@@ -208,9 +208,11 @@ OPENED_EXAMPLE = {
 }
 PROGRESS_EXAMPLE = {
     "generators": [
-        {"generator_id": 7, "name": "ladder-M", "trials": 4997, "done": 5120, "needed": 14991},
-        {"generator_id": 8, "name": "ladder-L", "trials": 4997, "done": 5087, "needed": 14991},
+        {"generator_id": 7, "name": "ladder-M", "trials": 4997, "done": 5120, "needed": 14991, "anchor": False},
+        {"generator_id": 8, "name": "ladder-L", "trials": 4997, "done": 5087, "needed": 14991, "anchor": False},
     ],
+    "pairs": [{"generator_id": 7, "opponent_id": 8, "name": "ladder-M", "opponent_name": "ladder-L", "trials": 4997,
+               "done": 1200, "needed": 14991, "served": True}],
     "done": 10207, "needed": 29982, "catch": 1020, "catch_passed": 991, "catch_pass_rate": 0.9716,
     "calibration": 512, "calibration_left": 249, "calibration_left_rate": 0.4863,
     "active_annotators": 31, "open_assignments": 58, "participations": 212, "finished": 160,

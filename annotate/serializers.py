@@ -87,6 +87,11 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         "fields left out keep these defaults.",
     )
     status = serializers.CharField(read_only=True, help_text="draft, open or closed.")
+    head_to_head_active = serializers.JSONField(
+        read_only=True,
+        help_text="Pairs of generator ids whose head-to-head trials are served now: the neighbours, or the "
+        "uncertain pairs the analysis wrote.",
+    )
     generator_history = serializers.JSONField(
         read_only=True,
         help_text="Generators added to or removed from the study after its trials were built, oldest first: "
@@ -98,7 +103,7 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Study
         fields = ["id", "workspace", "slug", *CONFIG_FIELDS, "generators_done", "status", "trials", "links",
-                  "created_at", "generator_history"]
+                  "created_at", "generator_history", "head_to_head_active"]
         extra_kwargs = {setting.name: setting_kwargs(setting) for setting in study_settings.SETTINGS
                         if setting is not POLICY}
         # A slug clash is the service's to report (409 name_taken), race-free.
@@ -199,12 +204,25 @@ class GeneratorProgressSerializer(serializers.Serializer):
     trials = serializers.IntegerField(help_text="Its generated trials.")
     done = serializers.IntegerField(help_text="Judgments made on them.")
     needed = serializers.IntegerField(help_text="Judgments they need: trials × judgments_per_trial.")
+    anchor = serializers.BooleanField(help_text="An anchor generator of the study.")
+
+
+class PairProgressSerializer(serializers.Serializer):
+    generator_id = serializers.IntegerField()
+    opponent_id = serializers.IntegerField()
+    name = serializers.CharField(help_text="The first generator's name.")
+    opponent_name = serializers.CharField(help_text="The second generator's name.")
+    trials = serializers.IntegerField(help_text="Their head-to-head trials.")
+    done = serializers.IntegerField(help_text="Judgments made on them.")
+    needed = serializers.IntegerField(help_text="Judgments they need: trials × judgments_per_trial.")
+    served = serializers.BooleanField(help_text="The pair is served now (`head_to_head_active`).")
 
 
 class StudyProgressSerializer(serializers.Serializer):
     """`annotate.selectors.study_progress`."""
 
     generators = GeneratorProgressSerializer(many=True)
+    pairs = PairProgressSerializer(many=True, help_text="Head-to-head trials per pair of generators.")
     done = serializers.IntegerField(help_text="Judgments made on generated trials.")
     needed = serializers.IntegerField(help_text="Judgments the generated trials need in all.")
     catch = serializers.IntegerField(help_text="Judgments of catch trials.")

@@ -96,7 +96,7 @@ def test_create_with_the_full_configuration(api, studio):
         "links": {
             "invite_url": "http://testserver/s/ladder/", "prolific_url": f"http://testserver/s/ladder/?{PROLIFIC}",
         },
-        "created_at": created["created_at"], "generator_history": [],
+        "created_at": created["created_at"], "generator_history": [], "head_to_head_active": [],
     }
     study = Study.objects.get(slug="ladder")
     assert study.workspace.slug == "lab" and study.corpus == studio["lab"]["corpus"]
@@ -220,9 +220,10 @@ def test_progress(api, studio):
     g0, g1 = studio["lab"]["generators"]
     assert progress["generators"] == [
         {"generator_id": g.pk, "name": g.name, "trials": 6,
-         "done": int(g.pk == assignment.trial.generator_id), "needed": 12}
+         "done": int(g.pk == assignment.trial.generator_id), "needed": 12, "anchor": False}
         for g in (g0, g1)
     ]
+    assert progress["pairs"] == []
     assert (progress["done"], progress["needed"]) == (1, 24)
     assert (progress["catch"], progress["catch_passed"], progress["catch_pass_rate"]) == (0, 0, None)
     assert (progress["calibration"], progress["calibration_left"], progress["calibration_left_rate"]) == (0, 0, None)

@@ -171,6 +171,15 @@ def test_head_to_head_and_anchors_from_the_api_the_page_and_the_command(api, run
                                                      "anchor_share": 0.1}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["trials"]["head_to_head"] == 6
+    assert response.json()["head_to_head_active"] == [[first.pk, second.pk]]
+    progress = api.get("/api/v1/studies/ladder/progress/").json()
+    assert [(p["generator_id"], p["opponent_id"], p["trials"], p["served"]) for p in progress["pairs"]] == [
+        (first.pk, second.pk, 6, True)]
+    assert [g["anchor"] for g in progress["generators"]] == [True, False]
+    # Which pairs are served is the build's and the analysis' to say, not a client's.
+    written = api.patch("/api/v1/studies/ladder/", {"head_to_head_active": [[second.pk, first.pk]]}, format="json")
+    assert written.status_code in (400, 409)
+    assert Study.objects.get(slug="ladder").head_to_head_active == [[first.pk, second.pk]]
     # The one neighbour pair, a trial per prompt, served; the anchor marked on the page.
     html = session_client(researcher).get("/studies/ladder/").content.decode()
     assert f'data-pair="{first.name} vs {second.name}"' in html and 'class="anchor"' in html
