@@ -2,7 +2,8 @@
 
 It (ARCHITECTURE.md, path 4: Assign and judge) gives an annotator the next
 trial that still needs judgments, never the same trial or reference twice, never
-more than k judgments per trial, with control trials mixed in.
+more than k judgments per trial, with control trials and head-to-head trials (two
+generators' samples of one prompt, `head_to_head`) mixed in.
 
 Why it is race-free
 -------------------
@@ -178,7 +179,7 @@ def _issue(
             expires_at=now + timedelta(seconds=study.assignment_timeout_seconds),
         )
         db.assignment_insert(assignment=assignment)
-        if trial.generator_id is not None:
+        if trial.kind == Trial.Kind.GENERATED:
             counts = participation.issued_per_generator
             counts[str(trial.generator_id)] = counts.get(str(trial.generator_id), 0) + 1
         issued.append(assignment)
@@ -206,10 +207,11 @@ def _pick_trial(study: Study, annotator: Annotator, participation: Participation
     """Lock and return the next trial for the annotator, or None.
 
     A catch trial comes first with probability catch_rate, a calibration trial with
-    probability calibration_rate, else a generated one; an empty kind falls through
+    probability calibration_rate, else a head-to-head one with probability
+    head_to_head_share of the rest, else a generated one; an empty kind falls through
     to the others. Within a kind: fewest active assignments first; among generated
-    trials, then the generator the annotator has been issued least; then the trial's
-    random key.
+    trials, then the generator the annotator has been issued least (anchors take
+    anchor_share of these picks); then the trial's random key.
     """
     draw = _tie_break.random()
     controls = study.catch_rate + study.calibration_rate
