@@ -46,6 +46,9 @@ BACKGROUND = (128, 128, 128)
 
 FORMATS = {"JPEG": "jpg", "WEBP": "webp", "PNG": "png", "BMP": "bmp"}
 CROPS = ("center", "pad")
+# "native": each image is framed from all the pixels it has. "match": both images of a
+# pair are shown at the lower of their effective resolutions (`effective_size`).
+RESOLUTIONS = ("native", "match")
 MIN_SIZE, MAX_SIZE = 16, 4096
 
 # Fixed codec parameters: only `quality` is a policy choice. Encoder defaults are
@@ -90,6 +93,14 @@ class PresentationPolicy:
     is stored uncompressed, so every image of a policy has the same size whatever its
     content: the one format whose size says nothing even to someone who strips the
     padding (at the cost of width × height × 3 bytes an image).
+
+    `resolution` "native" frames each image from all its pixels, so a 256 px reference
+    is upscaled to `size` while a 1024 px sample is reduced to it: the sample shows
+    detail the reference cannot have. "match" shows both images of a pair at the lower
+    of their effective resolutions (`effective_size`): the framing keeps each image at
+    its effective size, no larger than the display, and `present_pair` reduces the
+    sharper one to the other's size (LANCZOS) before both are scaled to the display
+    size the same way.
     """
 
     size: int = 512
@@ -97,6 +108,7 @@ class PresentationPolicy:
     crop: str = "center"
     format: str = "JPEG"
     quality: int = 90
+    resolution: str = "native"
 
     def __post_init__(self):
         if not _is_int(self.size) or not MIN_SIZE <= self.size <= MAX_SIZE:
@@ -111,6 +123,8 @@ class PresentationPolicy:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
         if not _is_int(self.quality) or not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be an integer from 1 to 100, not {self.quality!r}")
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {self.resolution!r}")
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -143,10 +157,13 @@ class PresentationPolicy:
 
         Pillow is in it because another codec build may encode differently: images
         cached before an upgrade must not sit beside images rendered after it.
+        `resolution` "native" is left out, as it was before the field existed, so the
+        framings stored for a policy without the field are still found.
         """
-        payload = json.dumps(
-            {**self.to_dict(), "renderer": RENDERER_VERSION, "pillow": PIL.__version__}, sort_keys=True
-        )
+        values = self.to_dict()
+        if values["resolution"] == "native":
+            del values["resolution"]
+        payload = json.dumps({**values, "renderer": RENDERER_VERSION, "pillow": PIL.__version__}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def cache_name(self, source_sha256: str) -> str:
@@ -161,12 +178,35 @@ class PresentationPolicy:
         key = hashlib.sha256(f"{self.fingerprint}:{source_sha256}".encode()).hexdigest()
         return f"presented/{key[:2]}/{key}.png"
 
+    def effective_size(self, source_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) at which a source of `source_size` is framed: its effective resolution.
+
+        The display box (`dimensions`) measured in the source's own pixels: the shown
+        region for crop "center" (the source cropped to the aspect), the source and its
+        bars for "pad". A source whose shown region has at least the display's pixels
+        gives `dimensions`; a smaller one gives a box of the same aspect, scaled by
+        source pixels per display pixel (a 64×64 source at a 1:1 policy of 256 gives
+        64×64; at 4:3, 64×48). Always `dimensions` when `resolution` is "native".
+        """
+        width, height = self.dimensions
+        if self.resolution == "native":
+            return width, height
+        ratios = (width / source_size[0], height / source_size[1])
+        magnification = max(ratios) if self.crop == "center" else min(ratios)
+        if magnification <= 1:
+            return width, height
+        return max(1, round(width / magnification)), max(1, round(height / magnification))
+
     def frame(self, data: bytes) -> Image.Image:
-        """Encoded image bytes, upright, in sRGB, cropped and resized: the policy but its codec."""
+        """Encoded image bytes, upright, in sRGB, cropped and resized: the policy but its codec.
+
+        At `effective_size`: the display size, or smaller under `resolution` "match"
+        (`present_pair` brings it to the display size, and `render` for one image alone).
+        """
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             rgb = to_srgb(image)
-        width, height = self.dimensions
+        width, height = self.effective_size(rgb.size)
         if self.crop == "center":
             return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
         return ImageOps.pad(rgb, (width, height), method=Image.Resampling.LANCZOS, color=BACKGROUND)
@@ -180,8 +220,9 @@ class PresentationPolicy:
 
     def render(self, data: bytes) -> bytes:
         """Render encoded image bytes under this policy, unperturbed and unpadded; the
-        same bytes give the same output."""
-        return self.encode(self.frame(data))
+        same bytes give the same output. Under `resolution` "match" the image is shown
+        at its own effective resolution, as if paired with itself."""
+        return self.encode(_displayed(self, [self.frame(data)])[0])
 
     def encode(self, image: Image.Image) -> bytes:
         """One framed image in the policy's codec and parameters, with no metadata."""
@@ -218,13 +259,18 @@ def present_pair(policy: PresentationPolicy, frames: dict[str, bytes], *, secret
     larger plus `MIN_PADDING`, rounded up to a step of about 1/`PAD_STEPS` of it, plus
     a random part of a step. The length is a function of the pair and the secret, never
     of which slot holds which image. The same frames and secret give the same bytes,
-    so any process can answer either slot of an assignment alike.
+    so any process can answer either slot of an assignment alike. Under `resolution`
+    "match", the images are first brought to one effective resolution and then to the
+    display size (`_displayed`).
     """
-    encoded = {}
+    images = {}
     for slot, data in frames.items():
         with Image.open(io.BytesIO(data)) as image:
-            pixels = np.asarray(image.convert("RGB"))
-        perturbed = perturb(pixels, _rng(secret, f"perturb:{slot}"))
+            images[slot] = image.convert("RGB")
+    images = dict(zip(images, _displayed(policy, list(images.values()))))
+    encoded = {}
+    for slot, image in images.items():
+        perturbed = perturb(np.asarray(image), _rng(secret, f"perturb:{slot}"))
         encoded[slot] = _paddable(policy.format, policy.encode(Image.fromarray(perturbed)))
     if policy.format == "BMP":
         return encoded  # uncompressed: the same length for every image of the policy
@@ -234,6 +280,27 @@ def present_pair(policy: PresentationPolicy, frames: dict[str, bytes], *, secret
     length = -(-(longest + MIN_PADDING) // step) * step + int(rng.integers(0, step))
     length += length % 2  # a RIFF (WebP) file has an even length; harmless elsewhere
     return {slot: pad(policy.format, data, length, rng=_rng(secret, f"pad:{slot}")) for slot, data in encoded.items()}
+
+
+def _displayed(policy: PresentationPolicy, images: list[Image.Image]) -> list[Image.Image]:
+    """The framings of one pair at the display size, at one effective resolution.
+
+    Framings under "native" are at the display size already and pass unchanged. Under
+    "match" a framing is at its image's effective size (`effective_size`): every image
+    larger than the pair's smallest (by pixel count) is reduced to that size, then all
+    are scaled to the display size with the same filter, so each shows the detail of
+    the lower-resolution image, and the two images of a pair only differ in content.
+    """
+    dimensions = policy.dimensions
+    if policy.resolution == "native" or all(image.size == dimensions for image in images):
+        return images
+    smallest = min((image.size for image in images), key=lambda size: (size[0] * size[1], size))
+    out = []
+    for image in images:
+        if image.size != smallest:
+            image = image.resize(smallest, Image.Resampling.LANCZOS)
+        out.append(image.resize(dimensions, Image.Resampling.LANCZOS))
+    return out
 
 
 def perturb(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
