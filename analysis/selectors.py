@@ -9,7 +9,8 @@ Python object per value where the database allows, so that a study of a million
 judgments loads in seconds. Practice judgments are never analysed.
 
 Beside the judgments: what their codes stand for (generators with their series and
-scale axes, annotators by pseudonym and source), the study's exclusion rules as
+scale axes, annotators by pseudonym and source, items' metadata fields when a report
+asks for one), the study's exclusion rules as
 `ExclusionRules`, its configuration as plain values for a report, its provenance
 (software version, generators' checkpoints, trial seed, corpus hash), and a
 fingerprint that changes whenever a report of the study would.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -251,6 +253,7 @@ def study_configuration(*, study: Study) -> dict:
             joined[str(event["generator"])] = event["at"]
     configuration["generators_joined"] = joined
     configuration["generator_history"] = list(study.generator_history or ())
+    configuration["item_selection"] = dict(study.item_selection or {})
     configuration["created_at"] = study.created_at.isoformat()
     return configuration
 
@@ -362,6 +365,27 @@ def generator_info(generator: Generator) -> GeneratorInfo:
     )
 
 
+def item_meta_reader(item_ids) -> Callable[[str], list]:
+    """`ReportInput.item_values` for the items `item_ids` (item codes' labels): one field's
+    value per item, None where an item lacks it.
+
+    The items' metadata are read on the first field asked, never when no report breaks
+    down by one (most reports), and once for all the fields of a report. Whole dicts
+    rather than one key per query: any key, however odd its characters, reads the same
+    on every database.
+    """
+    ids = [int(pk) for pk in item_ids]
+    metas: dict[int, dict] = {}
+
+    def read(name: str) -> list:
+        if ids and not metas:
+            for chunk in _in_chunks(ids):
+                metas.update(Item.objects.filter(pk__in=chunk).values_list("id", "meta"))
+        return [meta.get(name) if isinstance(meta := metas.get(pk), dict) else None for pk in ids]
+
+    return read
+
+
 def report_input(*, study: Study, data: StudyData | None = None) -> ReportInput:
     """What `reports.report_from_input` needs of a study, read from the database."""
     data = study_data(study=study) if data is None else data
@@ -377,6 +401,7 @@ def report_input(*, study: Study, data: StudyData | None = None) -> ReportInput:
         rules=study_rules(study=study),
         target_half_width=study.target_half_width,
         provenance=study_provenance(study=study, generator_ids=data.generators),
+        item_values=item_meta_reader(judgments.item_labels),
     )
 
 

@@ -23,10 +23,10 @@ class StudyAdmin(admin.ModelAdmin):
         (None, {"fields": ["workspace", "name", "slug", "corpus", "generators", "status"]}),
         *((group, {"fields": names}) for group, names in study_settings.groups()),
         ("Written by the analysis", {"fields": ["generators_done", "head_to_head_active"]}),
-        ("Written by the services", {"fields": ["generator_history", "trial_seed"]}),
+        ("Written by the services", {"fields": ["generator_history", "trial_seed", "item_selection"]}),
     ]
     # The record of generators joining and leaving, and the seed the first build drew.
-    readonly_fields = ["generator_history", "trial_seed"]
+    readonly_fields = ["generator_history", "trial_seed", "item_selection"]
 
     def get_form(self, request, obj=None, **kwargs):
         help_texts = {setting.name: setting.describe(blank="blank") for setting in study_settings.SETTINGS}

@@ -199,7 +199,7 @@ STUDY_EXAMPLE = {
         "invite_url": "http://127.0.0.1:8000/s/coco-ladder/",
         "prolific_url": "http://127.0.0.1:8000/s/coco-ladder/?" + selectors.PROLIFIC_QUERY,
     },
-    "created_at": "2025-05-01T09:12:00Z", "generator_history": [], "head_to_head_active": [],
+    "created_at": "2025-05-01T09:12:00Z", "generator_history": [], "head_to_head_active": [], "item_selection": {},
 }
 OPENED_EXAMPLE = {
     **STUDY_EXAMPLE, "status": "open",

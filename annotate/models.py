@@ -64,6 +64,10 @@ class Study(models.Model):
         REALISM = "realism"
         CUSTOM = "custom"
 
+    class Allocation(models.TextChoices):
+        PROPORTIONAL = "proportional"
+        EQUAL = "equal"
+
     class Pairs(models.TextChoices):
         NEIGHBOURS = "neighbours"
         UNCERTAIN = "uncertain"
@@ -147,6 +151,29 @@ class Study(models.Model):
     # later ones, so a study's trials can be built again exactly; every report shows it.
     trial_seed = models.BigIntegerField(
         null=True, blank=True, help_text="Seed of the trial build (set by the first build; reports show it)."
+    )
+    # Which items of the corpus the study uses (`services.items`): fixed once open.
+    item_filters = models.JSONField(
+        default=list, blank=True,
+        help_text="Filters on the references' facts and the items' metadata, such as \"width>=512\" or "
+        "\"meta.pwatermark<0.5\"; an item must pass all.",
+    )
+    sample_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Use a seeded sample of this many of the items that pass the filters.",
+    )
+    sample_seed = models.PositiveIntegerField(default=0, help_text="Seed of the sample: the same seed, the same items.")
+    stratify_by = models.CharField(
+        max_length=200, blank=True, help_text="An item metadata field whose values each get their share of the sample.",
+    )
+    allocation = models.CharField(
+        max_length=12, choices=Allocation.choices, default=Allocation.PROPORTIONAL,
+        help_text="Each value's share of a stratified sample: `proportional` to its items, or `equal`.",
+    )
+    # What the last build's selection did: items, each filter's removals, the sample.
+    item_selection = models.JSONField(default=dict, blank=True)
+    report_categories = models.JSONField(
+        default=list, blank=True,
+        help_text="Item metadata fields the report gives results per value of (where parity comes first).",
     )
     # Head-to-head trials and anchors: they may change while the study runs.
     head_to_head_share = models.FloatField(

@@ -87,6 +87,11 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         "fields left out keep these defaults.",
     )
     status = serializers.CharField(read_only=True, help_text="draft, open or closed.")
+    item_selection = serializers.JSONField(
+        read_only=True,
+        help_text="What the last trial build's item filters and sample did: items, each filter's removals, "
+        "the sample and its strata.",
+    )
     head_to_head_active = serializers.JSONField(
         read_only=True,
         help_text="Pairs of generator ids whose head-to-head trials are served now: the neighbours, or the "
@@ -103,7 +108,7 @@ class StudySerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Study
         fields = ["id", "workspace", "slug", *CONFIG_FIELDS, "generators_done", "status", "trials", "links",
-                  "created_at", "generator_history", "head_to_head_active"]
+                  "created_at", "generator_history", "head_to_head_active", "item_selection"]
         extra_kwargs = {setting.name: setting_kwargs(setting) for setting in study_settings.SETTINGS
                         if setting is not POLICY}
         # A slug clash is the service's to report (409 name_taken), race-free.

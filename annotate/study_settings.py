@@ -165,6 +165,31 @@ SETTINGS: tuple[StudySetting, ...] = (
         help="Stop serving a generator once its 95% interval is at most this half-width; blank never stops.",
     ),
     StudySetting(
+        "item_filters", "json", list, group="Items",
+        help="Filters on the references' facts and the items' metadata, such as \"width>=512\" or "
+        "\"meta.pwatermark<0.5\"; an item must pass all.",
+    ),
+    StudySetting(
+        "sample_size", "int", None, min=1, max=100_000_000, nullable=True, group="Items",
+        help="Use a seeded sample of this many of the items that pass the filters.",
+    ),
+    StudySetting(
+        "sample_seed", "int", 0, min=0, max=2**31 - 1, group="Items",
+        help="Seed of the sample: the same seed, the same items.",
+    ),
+    StudySetting(
+        "stratify_by", "text", "", group="Items",
+        help="An item metadata field whose values each get their share of the sample.",
+    ),
+    StudySetting(
+        "allocation", "choice", "proportional", group="Items",
+        help="Each value's share of a stratified sample: `proportional` to its items, or `equal`.",
+    ),
+    StudySetting(
+        "report_categories", "json", list, group="Items", changes_after_open=True,
+        help="Item metadata fields the report gives results per value of (where parity comes first).",
+    ),
+    StudySetting(
         "head_to_head_share", "float", 0.0, min=0, max=1, group="Head-to-head and anchors",
         changes_after_open=True, rebuilds=True,
         help="Share of the judgments (after controls) given to head-to-head trials: two generators' "

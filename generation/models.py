@@ -19,6 +19,9 @@ class Corpus(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     source = models.CharField(max_length=1000, blank=True, help_text="Where it was imported from.")
+    # The import's filters and sample (`services.ImportSelection`) with what each filter
+    # removed: the same seed and source give the same items.
+    selection = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -52,10 +52,12 @@ def study_pairs(study: Study) -> list[tuple[int, int]]:
     return neighbour_pairs(served, study.head_to_head_axis)
 
 
-def head_to_head_trials(study: Study, pairs: list[tuple[int, int]], *, set_aside: set[int]) -> list[Trial]:
+def head_to_head_trials(study: Study, pairs: list[tuple[int, int]], *, set_aside: set[int],
+                        allowed: set[int] | None = None) -> list[Trial]:
     """The missing head-to-head trials of `pairs`, unsaved: per pair and prompt with
     samples of both, the i-th lowest seed of one against the i-th of the other, for i
-    below ``seeds_per_item``; prompts set aside for practice left out."""
+    below ``seeds_per_item``; prompts set aside for practice, or not `allowed` (the
+    study's selection of items, `services.items`), left out."""
     if not pairs:
         return []
     generator_ids = {g for pair in pairs for g in pair}
@@ -64,7 +66,8 @@ def head_to_head_trials(study: Study, pairs: list[tuple[int, int]], *, set_aside
         Sample.objects.filter(item__corpus_id=study.corpus_id, generator_id__in=generator_ids)
         .order_by("generator_id", "item_id", "seed", "id").values_list("id", "generator_id", "item_id")
     ):
-        if item_id not in set_aside and len(samples[generator_id, item_id]) < study.seeds_per_item:
+        if item_id not in set_aside and (allowed is None or item_id in allowed) \
+                and len(samples[generator_id, item_id]) < study.seeds_per_item:
             samples[generator_id, item_id].append(sample_id)
     built = Counter(Trial.objects.filter(study=study, kind=Trial.Kind.HEAD_TO_HEAD).values_list(
         "sample_id", "opponent_sample_id"))

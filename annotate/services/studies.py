@@ -21,9 +21,11 @@ from annotate.errors import (
 )
 from annotate.models import CONTROL_KINDS, Study, Trial
 from annotate.services.head_to_head import head_to_head_trials, study_pairs
+from annotate.services.items import study_items
 from generation.errors import InUse, NameTaken
 from generation.models import SCALE_AXES, SETTING_AXIS, Corpus, Generator, Item, Sample
 from generation.presentation import PresentationPolicy
+from generation.selection import SelectionError, parse_filters
 from workspaces.models import Workspace
 
 SHUFFLE_RANGE = 2**31 - 1
@@ -49,9 +51,13 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     if Study.objects.filter(pk=study.pk, status=Study.Status.CLOSED).exists():
         raise StudyClosed(f"study {study.slug!r} is closed: its trials can no longer change")
     rng = random.Random(_trial_seed(study, rng_seed))
+    selected, selection = study_items(study)
+    item_ids = selected if selected is not None else list(
+        Item.objects.filter(corpus_id=study.corpus_id).order_by("id").values_list("id", flat=True))
+    allowed = set(item_ids)
     trials = []
     if not Trial.objects.filter(study=study).exists():
-        trials += _practice_trials(study, rng)
+        trials += _practice_trials(study, rng, item_ids)
     set_aside = {t.item_id for t in trials} | set(
         Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True)
     )
@@ -68,23 +74,27 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
     )
     for sample in samples.iterator():
         pair = (sample.generator_id, sample.item_id)
-        if sample.id in built_samples or built[pair] >= study.seeds_per_item or sample.item_id in set_aside:
+        if sample.id in built_samples or built[pair] >= study.seeds_per_item or sample.item_id in set_aside \
+                or sample.item_id not in allowed:
             continue
         built[pair] += 1
         trials.append(Trial(study=study, kind=Trial.Kind.GENERATED, item_id=sample.item_id, sample_id=sample.id,
                             generator_id=sample.generator_id))
     if not Trial.objects.filter(study=study, kind__in=CONTROL_KINDS).exists():
-        trials += _control_trials(study, rng, exclude=set_aside)
+        trials += _control_trials(study, rng, [i for i in item_ids if i not in set_aside])
     pairs = []
     if study.head_to_head_share > 0:
         pairs = study_pairs(study)
-        trials += head_to_head_trials(study, pairs, set_aside=set_aside)
+        trials += head_to_head_trials(study, pairs, set_aside=set_aside, allowed=allowed)
     for trial in trials:
         trial.shuffle = rng.randrange(SHUFFLE_RANGE)
     with transaction.atomic():
         Trial.objects.bulk_create(trials, batch_size=1000)
         if study.head_to_head_share > 0:
             _pairs_save(study, pairs)
+        if selection != study.item_selection:
+            study.item_selection = selection
+            Study.objects.filter(pk=study.pk).update(item_selection=selection)
     return len(trials)
 
 
@@ -100,7 +110,8 @@ def study_head_to_head_pairs_write(*, study: Study, pairs: Iterable[tuple[int, i
                                field="head_to_head_active")
     set_aside = set(Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True))
     rng = random.Random()
-    trials = head_to_head_trials(study, pairs, set_aside=set_aside)
+    selected, _ = study_items(study)
+    trials = head_to_head_trials(study, pairs, set_aside=set_aside, allowed=None if selected is None else set(selected))
     for trial in trials:
         trial.shuffle = rng.randrange(SHUFFLE_RANGE)
     with transaction.atomic():
@@ -129,9 +140,8 @@ def _trial_seed(study: Study, rng_seed: int | None) -> int:
     return seed
 
 
-def _practice_trials(study: Study, rng: random.Random) -> list[Trial]:
-    items = list(Item.objects.filter(corpus_id=study.corpus_id).order_by("id"))
-    chosen = rng.sample(items, min(len(items), study.practice_trials))
+def _practice_trials(study: Study, rng: random.Random, item_ids: list[int]) -> list[Trial]:
+    chosen = _items_in_order(rng.sample(item_ids, min(len(item_ids), study.practice_trials)))
     return [
         Trial(study=study, kind=Trial.Kind.PRACTICE, item=item,
               control_image=_catch_image(item, seed=rng.randrange(SHUFFLE_RANGE)))
@@ -139,14 +149,19 @@ def _practice_trials(study: Study, rng: random.Random) -> list[Trial]:
     ]
 
 
-def _control_trials(study: Study, rng: random.Random, *, exclude: set[int]) -> list[Trial]:
-    items = [item for item in Item.objects.filter(corpus_id=study.corpus_id).order_by("id") if item.pk not in exclude]
+def _control_trials(study: Study, rng: random.Random, item_ids: list[int]) -> list[Trial]:
     trials = []
     for kind, rate in ((Trial.Kind.CATCH, study.catch_rate), (Trial.Kind.CALIBRATION, study.calibration_rate)):
-        for item in rng.sample(items, min(len(items), round(rate * len(items)))):
+        for item in _items_in_order(rng.sample(item_ids, min(len(item_ids), round(rate * len(item_ids))))):
             image = _catch_image(item, seed=rng.randrange(SHUFFLE_RANGE)) if kind == Trial.Kind.CATCH else ""
             trials.append(Trial(study=study, kind=kind, item=item, control_image=image))
     return trials
+
+
+def _items_in_order(ids: list[int]) -> list[Item]:
+    """The items of `ids`, in that order (the order the seeded draw chose them in)."""
+    found = Item.objects.in_bulk(ids)
+    return [found[i] for i in ids]
 
 
 def _catch_image(item: Item, *, seed: int) -> str:
@@ -333,7 +348,16 @@ def _study_save(
 
 
 def _check_head_to_head(study: Study, generators: list[Generator] | None) -> None:
-    """The choices, the axis, and anchors among `generators` (the study's own where None)."""
+    """The choices, the item filters' syntax, the axis, and anchors among `generators` (the study's own where None)."""
+    if not isinstance(study.item_filters, list) or not all(isinstance(f, str) for f in study.item_filters):
+        raise StudyInvalid("item filters must be a list of texts such as \"width>=512\"", field="item_filters")
+    try:
+        parse_filters(study.item_filters)
+    except SelectionError as exc:
+        raise StudyInvalid(str(exc), field="item_filters") from None
+    categories = study.report_categories
+    if not isinstance(categories, list) or not all(isinstance(c, str) and c.strip() for c in categories):
+        raise StudyInvalid("report categories must be a list of item metadata field names", field="report_categories")
     for setting in study_settings.SETTINGS:
         choices = [value for value, _ in Study._meta.get_field(setting.name).choices or ()]
         if setting.kind == "choice" and getattr(study, setting.name) not in choices:

@@ -20,13 +20,20 @@ from generation.services.generation_run import DEFAULT_WORKERS, generation_job_r
 from generation.services.generators import generator_create, generator_delete, generator_update, series_create
 from generation.services.heartbeat import generation_jobs_interrupt_lost
 from generation.services.import_jobs import import_job_cancel, import_job_create, import_job_run
-from generation.services.imports import archive_limits, corpus_import, sample_add, samples_import
+from generation.services.imports import (
+    ImportSelection,
+    archive_limits,
+    corpus_import,
+    sample_add,
+    samples_import,
+)
 from generation.services.uploads import upload_import
 
 __all__ = [
     "DEFAULT_WORKERS",
     "UPLOAD_BACKEND",
     "archive_limits",
+    "ImportSelection",
     "corpus_import",
     "generation_job_cancel",
     "generation_job_create",

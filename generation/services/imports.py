@@ -19,6 +19,7 @@ from generation.ingest.archives import ArchiveLimits
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
 from generation.models import Corpus, Generator, Item, Sample
+from generation.selection import FilterRun, Filtered, SelectionError, Where, facts_of, sample_keys
 from workspaces.models import Workspace
 
 BATCH = 256
@@ -31,6 +32,9 @@ class ImportResult:
     skipped: int = 0
     converted: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    # With a selection: per filter, the records it removed; the sample's size.
+    filtered: list[tuple[str, int]] = field(default_factory=list)
+    sampled: int | None = None
 
 
 def import_limits() -> ImageLimits:
@@ -43,6 +47,23 @@ def archive_limits() -> ArchiveLimits:
     return ArchiveLimits(members=settings.PARITY_MAX_ARCHIVE_MEMBERS, expanded=settings.PARITY_MAX_UPLOAD_BYTES)
 
 
+@dataclass(frozen=True)
+class ImportSelection:
+    """Which records of a source an import keeps (`generation.selection`): those passing
+    `wheres`, then, with `sample`, that many of them by `seed` (stratified by the
+    metadata field `stratify_by`, `allocation` as in a study)."""
+
+    wheres: tuple[Where, ...] = ()
+    sample: int | None = None
+    seed: int = 0
+    stratify_by: str = ""
+    allocation: str = "proportional"
+
+    def as_dict(self) -> dict:
+        return {"where": [w.text for w in self.wheres], "sample": self.sample, "seed": self.seed,
+                "stratify_by": self.stratify_by, "allocation": self.allocation}
+
+
 def corpus_import(
     *,
     workspace: Workspace,
@@ -51,12 +72,22 @@ def corpus_import(
     description: str = "",
     skip_bad: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    selection: ImportSelection = ImportSelection(),
 ) -> tuple[Corpus, ImportResult]:
-    """Create corpus `name` in `workspace` from the files at `source`."""
+    """Create corpus `name` in `workspace` from the files at `source`.
+
+    With a `selection`, only the records it keeps become items; each filter's count of
+    records removed and the sample are in the result (`filtered`, `sampled`) and on the
+    corpus (`Corpus.selection`). A sample reads the source twice: once for the keys and
+    metadata it draws from, once for the chosen records' images.
+    """
     limits = import_limits()
+    chosen, filtered = _chosen_keys(source, selection, limits) if selection.sample else (None, None)
     records = corpus_records(source, max_bytes=limits.max_bytes, limits=archive_limits())
     result = ImportResult()
     files = _StoredFiles(default_storage)
+    wheres = list(selection.wheres) if chosen is None else []
+    run = FilterRun(wheres)
     try:
         with transaction.atomic():
             if Corpus.objects.filter(workspace=workspace, name=name).exists():
@@ -79,6 +110,10 @@ def corpus_import(
                 except Rejection as rejection:
                     result.rejected.append(rejection)
                     continue
+                if chosen is not None and key not in chosen:
+                    continue
+                if wheres and not _passes(run, facts, record.meta):
+                    continue
                 if result.rejected and not skip_bad:
                     continue  # the import will be refused: validate the rest, store nothing more
                 result.converted += facts.converted
@@ -88,13 +123,70 @@ def corpus_import(
                     result.created += len(Item.objects.bulk_create(batch))
                     batch = []
             _refuse_if_bad(result, skip_bad, what="item")
+            if wheres:
+                filtered = _filtered(run)
             result.created += len(Item.objects.bulk_create(batch))
             if result.created == 0:
                 raise IngestError(f"{source}: no item to import", rejections=result.rejected)
+            if selection != ImportSelection():
+                result.filtered = filtered.removed if filtered else []
+                result.sampled = None if chosen is None else len(chosen)
+                corpus.selection = {**selection.as_dict(), "filters": [
+                    {"where": text, "removed": n} for text, n in result.filtered], "sampled": result.sampled}
+                corpus.save(update_fields=["selection"])
     except BaseException:
         files.remove_created()
         raise
     return corpus, result
+
+
+def _facts_for_filters(facts: ImageFacts) -> dict:
+    return facts_of(facts.width, facts.height, byte_size=facts.byte_size, format=facts.format, mode=facts.mode)
+
+
+def _passes(run: FilterRun, facts: ImageFacts, meta: dict) -> bool:
+    try:
+        return run.passes(_facts_for_filters(facts), meta)
+    except SelectionError as exc:
+        raise IngestError(str(exc)) from None
+
+
+def _filtered(run: FilterRun) -> Filtered:
+    try:
+        return run.result()
+    except SelectionError as exc:
+        raise IngestError(str(exc)) from None
+
+
+def _chosen_keys(source: str, selection: ImportSelection, limits: ImageLimits) -> tuple[set[str], Filtered]:
+    """First pass of a sampled import: the keys of the records that pass the filters, sampled.
+
+    Records that will be rejected are left to the second pass, which reports them.
+    """
+    keys, strata = [], []
+    run = FilterRun(list(selection.wheres))
+    for record in corpus_records(source, max_bytes=limits.max_bytes, limits=archive_limits()):
+        if isinstance(record, Rejection):
+            continue
+        try:
+            key = _checked_key(record)
+            facts = inspect_image(record.data, origin=record.origin, limits=limits)
+        except Rejection:
+            continue
+        if not _passes(run, facts, record.meta):
+            continue
+        keys.append(key)
+        strata.append((record.meta or {}).get(selection.stratify_by.removeprefix("meta.")) if selection.stratify_by
+                      else None)
+    filtered = _filtered(run)
+    try:
+        chosen = sample_keys(keys, selection.sample, seed=selection.seed,
+                             strata=[s if s is None or isinstance(s, (str, int, float, bool)) else str(s)
+                                     for s in strata] if selection.stratify_by else None,
+                             allocation=selection.allocation)
+    except SelectionError as exc:
+        raise IngestError(str(exc)) from None
+    return set(chosen), filtered
 
 
 def samples_import(

@@ -36,7 +36,7 @@ from workspaces.models import Workspace
 ROOT = Path(__file__).resolve().parents[2]
 # What a study has besides its settings: what names and compares, its state, what the analysis writes.
 NOT_SETTINGS = {"id", "workspace", "name", "slug", "corpus", "generators", "status", "generators_done", "created_at",
-                "generator_history", "trial_seed", "head_to_head_active"}
+                "generator_history", "trial_seed", "head_to_head_active", "item_selection"}
 KIND_FIELDS = {
     "int": models.IntegerField, "float": models.FloatField, "bool": models.BooleanField, "choice": models.CharField,
     "text": (models.CharField, models.TextField), "json": models.JSONField,
@@ -62,6 +62,10 @@ def other_value(setting):
     if setting.name == "anchor_generators":
         # Ids of the study's generators: the `study` fixture's one generator.
         return [Generator.objects.get(name="anchor").pk]
+    if setting.name == "item_filters":
+        return ["width>=512", "meta.aesthetic>=5"]
+    if setting.name == "report_categories":
+        return ["category"]
     if setting.kind == "json":
         return PresentationPolicy(size=256, format="PNG").to_dict()
     if setting.name == "head_to_head_axis":

@@ -61,12 +61,15 @@ def config(studio, **changes) -> dict:
         "instructions": "Pick the photograph.", "consent_text": "Pseudonymous.", "judgments_per_trial": 2,
         "catch_rate": 0.2, "calibration_rate": 0.2, "seeds_per_item": 1, "quota_per_annotator": 10,
         "assignment_timeout_seconds": 300, "exposure_ms": 1500, "break_every": 5, "practice_trials": 1,
-        "presentation_policy": {"size": 256, "aspect": "4:3", "crop": "pad", "format": "PNG", "quality": 80},
+        "presentation_policy": {"size": 256, "aspect": "4:3", "crop": "pad", "format": "PNG", "quality": 80,
+                                "resolution": "native"},
         "completion_code": "DONE42", "exclude_catch_accuracy_below": 0.75, "min_catch_trials": 3,
         "exclude_fast_share_above": None,
         "fast_response_ms": 300, "exclude_side_bias": True, "exclude_agreement_below": 0.6,
         "target_half_width": 0.04, "head_to_head_share": 0.0, "head_to_head_pairs": "uncertain",
-        "head_to_head_axis": "params", "anchor_generators": [], "anchor_share": 0.0, **changes,
+        "head_to_head_axis": "params", "anchor_generators": [], "anchor_share": 0.0,
+        "item_filters": [], "sample_size": None, "sample_seed": 5, "stratify_by": "", "allocation": "equal",
+        "report_categories": ["category"], **changes,
     }
 
 
@@ -97,6 +100,7 @@ def test_create_with_the_full_configuration(api, studio):
             "invite_url": "http://testserver/s/ladder/", "prolific_url": f"http://testserver/s/ladder/?{PROLIFIC}",
         },
         "created_at": created["created_at"], "generator_history": [], "head_to_head_active": [],
+        "item_selection": {},
     }
     study = Study.objects.get(slug="ladder")
     assert study.workspace.slug == "lab" and study.corpus == studio["lab"]["corpus"]

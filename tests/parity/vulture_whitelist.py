@@ -23,6 +23,8 @@ Media
 # per-vendor SQL, a system check's arguments, state set on a model or a session.
 Command, add_arguments
 clean_names, clean_anchor_generators
+# Choices named only by their value ("equal") in settings and requests.
+EQUAL
 arity, output_field, as_postgresql, as_sqlite
 app_configs
 adding, _session_key

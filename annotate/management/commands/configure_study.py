@@ -25,6 +25,11 @@ def parse(setting: study_settings.StudySetting, text: str, study: Study):
         if text.lower() not in TRUE | FALSE:
             raise ValueError(f"{text!r} is not true or false")
         return text.lower() in TRUE
+    if setting.name == "item_filters":
+        # Filters, semicolon-separated (a filter may hold a comma), or a JSON list.
+        return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(";") if v.strip()]
+    if setting.name == "report_categories":
+        return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
     if setting.kind == "json" and setting.default_value() == []:
         # A list of generators (the anchors): names or ids, comma-separated, or a JSON list.
         values = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
