@@ -74,10 +74,33 @@ PROVENANCE_EXAMPLE = {
                     "samples": 1496,
                     "samples_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
 }
+CATEGORY_RATE_EXAMPLE = {
+    "id": 7, "name": "ladder-M", "series": "ladder", "rate": 0.462, "low": 0.401, "high": 0.523,
+    "adjusted_low": 0.377, "adjusted_high": 0.551, "n": 402, "wins": 186, "n_items": 131, "n_annotators": 58,
+    "gap": 0.038, "flags": [],
+}
+CATEGORIES_EXAMPLE = {"category": {
+    "values": ["landscape", "people"], "items": 1500, "items_without_value": 12, "message": None,
+    "note": "8 intervals over 2 values and 4 generators: at the 95% level about 0.4 of them (5%) would miss "
+            "their true rate by chance alone, ... Bonferroni-adjusted intervals (level 1 − 0.05/8 = 0.9938) ...",
+    "level": 0.95, "bonferroni_level": 0.99375, "intervals": 8,
+    "by_value": {"landscape": {
+        "n_items": 702, "n_judgments": 2210, "generators": [CATEGORY_RATE_EXAMPLE, {"...": "..."}],
+        "fits": [{"series": "ladder", "series_id": 2, "axis": "params", "generators": [5, 6, 7], "x": [3e7, 6e7, 1.2e8],
+                  "fitted": True, "reason": None, "form": "saturating", "params": {"A": 31.0, "alpha": 0.27},
+                  "intervals": {"A": [9.1, 120.0], "alpha": [0.2, 0.35]}, "flags": [],
+                  "x_at_gap": {"0.05": {"x": 1.1e9, "low": 3e8, "high": 9e9, "reached": True,
+                                        "conditional_on": "reaching parity: ..."}}}],
+        "best": {"id": 7, "name": "ladder-M", "rate": 0.462, "low": 0.401, "high": 0.523, "gap": 0.038}},
+        "people": {"...": "..."}},
+    "where_first": [{"rank": 1, "value": "landscape", "best": {"id": 7, "name": "ladder-M", "gap": 0.038, "...": "..."},
+                     "x_at_gap": {"ladder/params": 1.1e9}, "gap_target": 0.05},
+                    {"rank": 2, "value": "people", "...": "..."}],
+}}
 JSON_EXAMPLE = {
-    "version": 8, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
+    "version": 9, "built_at": "2025-05-02T10:00:00+00:00", "seconds": 1.4,
     "options": {"n_boot": 1000, "fit_boot": 200, "level": 0.95, "seed": 0, "gap_targets": [0.05, 0.01], "bt_boot": 1000,
-                "version": 8},
+                "category_fields": [], "version": 9},
     "study": {"id": 4, "name": "COCO ladder", "slug": "coco-ladder", "workspace": "lab", "status": "open",
               **{setting.name: setting.default_value() for setting in study_settings.SETTINGS if setting.in_report},
               "target_half_width": 0.05, "generators_done": [7], "...": "corpus, generators, created_at"},
@@ -143,6 +166,7 @@ JSON_EXAMPLE = {
                              "judgments_needed": 716, "judgments_more": 0, "prompts_needed": 236,
                              "prompts_min": 120, "done": True, "one_way_fallback": False, "basis": "two-way",
                              "flags": []}]},
+    "categories": CATEGORIES_EXAMPLE,
 }
 CSV_EXAMPLE = (
     ",".join(exports.CSV_COLUMNS) + "\r\n"
@@ -265,7 +289,7 @@ frozen keeps its metadata and hash, and asking for its content is a 410 Gone.
 Members of the study's workspace read; owners and members (not viewers) freeze."""
 RECORD_EXAMPLE = {
     "id": 41, "built_at": "2025-05-02T10:00:00Z", "judgments": 4790,
-    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 8,
+    "content_hash": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "version": 9,
     "frozen": True, "frozen_at": "2025-05-03T09:12:00Z", "frozen_by": "ada", "note": "Final for the paper.",
     "has_content": True,
 }

@@ -5,7 +5,8 @@ become null (an infinite scale at a target gap, a fit that never closes it, also
 says ``"reached": false``). Annotators appear only by pseudonym.
 
 CSV (`report_csv`) is the per-generator table, one row per generator and exclusion
-setting (long format: twice as many rows as generators). Columns, in this order
+setting (long format: twice as many rows as generators); the results per category
+have their own (`category_exports`). Columns, in this order
 (stable names):
 
 =============== ================================================================
@@ -268,7 +269,9 @@ def _plan_rows(report: Report) -> list[dict]:
 
 def report_json(report: Report) -> dict:
     """Everything in the report as plain JSON values (module docstring)."""
-    from analysis.reports import REPORT_VERSION  # loaded by now: a report exists (see the imports above)
+    # Loaded by now: a report exists (see the imports above).
+    from analysis.categories import field_json
+    from analysis.reports import REPORT_VERSION
     analysis = report.analysis
     rows, rows_all = analysis.rates.rows(), analysis.rates_all.rows()
     exclusions = analysis.exclusions
@@ -317,6 +320,8 @@ def report_json(report: Report) -> dict:
         "bradley_terry": _bradley_terry_json(report),
         "timeline": _timeline_json(report),
         "alignment": [asdict(a) for a in report.alignment.values()],
+        "categories": {section.field: field_json(section, report.generators, report.order, report.options.level,
+                                                 CONDITIONS["saturating"]) for section in report.categories},
         "plan": None if report.plan is None else {
             "target_half_width": report.plan.target, "done": list(report.done_ids or ()),
             "generators": _plan_rows(report),

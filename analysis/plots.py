@@ -138,6 +138,49 @@ def forest_plot(names, rate, low, high, rate_all=None, low_all=None, high_all=No
     return _svg(figure, "forest")
 
 
+def category_forest_plot(values, names, rate, low, high, adjusted_low, adjusted_high, *, n=None,
+                         title: str = "") -> str:
+    """One small forest plot per category value (two columns), the parity line in each.
+
+    rate, low, high, adjusted_* : (values, generators). Each rate's interval is drawn
+    over its Bonferroni-adjusted one (thin and faint); a rate without an interval is a
+    cross; a generator without judgments of the value is left out of its panel.
+    """
+    values, names = list(values), list(names)
+    rate, low, high, adjusted_low, adjusted_high = (np.asarray(a, float).reshape(len(values), len(names))
+                                                    for a in (rate, low, high, adjusted_low, adjusted_high))
+    counts = np.ones_like(rate) if n is None else np.asarray(n, float).reshape(rate.shape)
+    columns = 2 if len(values) > 1 else 1
+    rows = math.ceil(len(values) / columns) if values else 1
+    figure = _figure(7.5, rows * (0.9 + 0.26 * max(len(names), 1)))
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False, sharex=True)).ravel()
+    y = np.arange(len(names))[::-1].astype(float)
+    for ax, v in zip(axes, range(len(values))):
+        judged = counts[v] > 0
+        ok = _finite(rate[v], low[v], high[v]) & judged
+        wide = _finite(rate[v], adjusted_low[v], adjusted_high[v]) & judged
+        ax.hlines(y[wide], adjusted_low[v][wide], adjusted_high[v][wide], color=FAINT, linewidth=1)
+        ax.errorbar(rate[v][ok], y[ok], xerr=[rate[v][ok] - low[v][ok], high[v][ok] - rate[v][ok]], fmt="o",
+                    color=INK, capsize=2, markersize=4)
+        bare = _finite(rate[v]) & judged & ~ok
+        ax.plot(rate[v][bare], y[bare], "x", color=INK)
+        ax.axvline(0.5, color=ACCENT, linestyle="--", linewidth=1)
+        ax.set_yticks(y, [literal(name, limit=24) for name in names], fontsize="x-small")
+        ax.set_ylim(-0.7, len(names) - 0.3)
+        ax.set_xlim(0, 1)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(literal(values[v], limit=30), fontsize="small")
+    for ax in axes[len(values):]:
+        ax.set_axis_off()
+    # The last panel of each column carries the scale, whichever row it is in.
+    for ax in axes[max(len(values) - columns, 0):len(values)]:
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.set_xlabel("preference rate (thin: Bonferroni-adjusted)", fontsize="x-small")
+    if title:
+        figure.suptitle(literal(title), fontsize="small")
+    return _svg(figure, f"categories-{title}")
+
+
 def _curve(form: str, params: dict, grid: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
     """The form at x = grid (and D = other for the joint form), from natural parameters (arrays broadcast)."""
     def term(coefficient, exponent, x):

@@ -17,7 +17,9 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from analysis import plots
+from analysis.category_exports import categories_context
 from analysis.exports import CONDITIONS, annotator_rows, json_safe, timeline_order
+from analysis.formatting import flag_list, interval, num, pct, sig
 from analysis.stats.asymptote import VERDICTS
 from analysis.stats.bradley_terry import BT_FLAGS
 from analysis.stats.fits import FIT_FLAGS
@@ -37,49 +39,6 @@ RULE_MEANINGS = {
     "side_bias": "significant side bias (Bonferroni)",
     "agreement": "agreement with the majority below",
 }
-
-
-def num(value, digits: int = 3) -> str:
-    value = json_safe(value)
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def sig(value, digits: int = 3) -> str:
-    """A value of any size in `digits` significant figures (scales: 1.2e+09)."""
-    value = json_safe(value)
-    if value is None or isinstance(value, str):
-        return "—" if value is None else value
-    return f"{value:.{digits}g}"
-
-
-def pct(value) -> str:
-    value = json_safe(value)
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
-def _bound(value, fmt) -> str:
-    if value == math.inf:
-        return "∞"
-    if value == -math.inf:
-        return "−∞"
-    return fmt(value)
-
-
-def interval(low, high, digits: int = 3, fmt=None) -> str:
-    """"[low, high]" with infinite bounds as ∞; "—" where there is no interval (NaN)."""
-    fmt = fmt or (lambda v: num(v, digits))
-    low, high = (None if v is None else float(v) for v in (low, high))
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
-        return "—"
-    return f"[{_bound(low, fmt)}, {_bound(high, fmt)}]"
-
-
-def flag_list(names, meanings: dict) -> list[dict]:
-    return [{"name": name, "meaning": meanings.get(name, name)} for name in names]
 
 
 def _generator_rows(report: Report) -> list[dict]:
@@ -349,6 +308,7 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "agreement_alpha": num(report.analysis.quality.agreement.krippendorff_alpha),
         "annotators": _annotator_context(report),
         "alignment": _alignment_context(report),
+        "categories": categories_context(report),
         "configuration": json.dumps(json_safe(configuration), indent=2, ensure_ascii=False, sort_keys=True),
         "policy": json.dumps(json_safe(policy), indent=2, ensure_ascii=False, sort_keys=True),
         "rules": json.dumps(json_safe(asdict(exclusions.rules)), indent=2, sort_keys=True),

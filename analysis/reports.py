@@ -34,19 +34,23 @@ What a report holds, in the order the HTML shows it:
 - rank correlation of the human rate with each automatic metric of the generators;
 - with a target half-width, the plan: judgments and prompts each generator still
   needs, and which generators are done (written to `Study.generators_done` by
-  `services.study_report`).
+  `services.study_report`);
+- results per category: per value of each item metadata field named, the rates,
+  Bonferroni-adjusted intervals, saturating fits and where parity comes first
+  (`categories`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 
+from analysis.categories import CategoryField, category_fields, fields_for
 from analysis.scaling import GeneratorInfo, SeriesFit, pooled_series_fits, series_fits
 from analysis.stats import (
     CALIBRATION,
@@ -72,7 +76,7 @@ from analysis.stats.timeline import Timeline, rate_timeline
 
 # Bump when the content of a report changes for the same data (it is in the fingerprint
 # of stored reports, so a stored one built by older code is rebuilt).
-REPORT_VERSION = 8
+REPORT_VERSION = 9
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class ReportOptions:
         whose percentile intervals (mapped onto the cluster-robust covariance,
         `stats.bradley_terry`) the report shows; 0 takes the CGM sandwich's normal-theory
         intervals instead (coverage alike in simulation, bench/bradley_terry.py).
+    category_fields : item metadata fields to break the results down by (`categories`);
+        empty takes the study's `report_categories` setting where it has one.
     """
 
     n_boot: int = 1000
@@ -100,10 +106,12 @@ class ReportOptions:
     seed: int = 0
     gap_targets: tuple[float, ...] = (0.05, 0.01)
     bt_boot: int = 1000
+    category_fields: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {"n_boot": self.n_boot, "fit_boot": self.fit_boot, "level": self.level, "seed": self.seed,
-                "gap_targets": list(self.gap_targets), "bt_boot": self.bt_boot, "version": REPORT_VERSION}
+                "gap_targets": list(self.gap_targets), "bt_boot": self.bt_boot,
+                "category_fields": list(self.category_fields), "version": REPORT_VERSION}
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,10 @@ class ReportInput:
     provenance : what the report was made from and with, as JSON values
         (`selectors.study_provenance`: software version, generators' backends and
         checkpoints, trial seed, corpus hash); empty where built from plain columns.
+    item_values : reads a metadata field: its value per item code (None where an item
+        lacks it), for the results per category; the database's reader
+        (`selectors.report_input`) reads only the fields asked, when asked
+        (`categories.item_values_from` wraps plain dicts). None: no item has metadata.
     """
 
     judgments: Judgments
@@ -137,6 +149,7 @@ class ReportInput:
     rules: ExclusionRules
     target_half_width: float | None = None
     provenance: dict = field(default_factory=dict)
+    item_values: Callable[[str], Sequence] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +168,7 @@ class Report:
         is judged; pooled_fits: `fits` refitted to its pooled rates, where the study
         has head-to-head judgments (`scaling.pooled_series_fits`).
     anchors : codes of the study's anchor generators (`Study.anchor_generators`).
+    categories : per item metadata field broken down by, its results (`categories`).
     """
 
     configuration: dict
@@ -178,6 +192,7 @@ class Report:
     bradley_terry: BradleyTerry | None = None
     pooled_fits: tuple[SeriesFit, ...] = ()
     anchors: tuple[int, ...] = ()
+    categories: tuple[CategoryField, ...] = ()
 
     @property
     def simulated(self) -> np.ndarray:
@@ -299,6 +314,13 @@ def report_from_input(
                                     targets=options.gap_targets)
     step("rates over time")
     timeline = rate_timeline(judgments, keep=analysis.exclusions.keep)
+    names = fields_for(options.category_fields, data.configuration)
+    categories = ()
+    if names:
+        step(f"results per category of {', '.join(names)}")
+        categories = category_fields(judgments, analysis.exclusions.keep, data.item_values, names, fits,
+                                     n_boot=options.n_boot, fit_boot=options.fit_boot, level=options.level,
+                                     seed=options.seed, targets=options.gap_targets)
     step("metric alignment")
     metrics = _metric_columns(data.generators)
     alignment = metric_alignment(rates, metrics, level=options.level, seed=options.seed) if metrics else {}
@@ -336,6 +358,7 @@ def report_from_input(
         bradley_terry=bt,
         pooled_fits=tuple(pooled),
         anchors=_anchor_codes(data),
+        categories=categories,
     )
 
 

@@ -4,6 +4,7 @@ Modules, by question:
 
 - judgments    the input: `Judgments`, equal-length columns, one row per judgment
 - rates        preference rate per generator, position-balanced, clustered intervals
+- categories   the same per value of an item metadata field, with Bonferroni-adjusted intervals
 - bradley_terry  generator strengths from vs-real and head-to-head judgments at once
 - pairs        which generator pairs' order is most in doubt (head-to-head trials to serve)
 - bootstrap    the vectorised two-way (prompt x annotator) cluster bootstrap
