@@ -57,6 +57,8 @@ n_head_to_head  the generator's kept head-to-head judgments (either side)
 bt_flags        the Bradley-Terry flags (`stats.bradley_terry.BT_FLAGS`), separated
                 by ``;``
 anchor          ``true`` for an anchor generator of the study
+blank_samples   the generator's blank or near-constant samples of the corpus (safety-
+                filtered outputs), left out of trials unless the study includes them
 =============== ================================================================
 
 Columns are only ever added at the end, so a column keeps its position.
@@ -87,7 +89,7 @@ CSV_COLUMNS = (
     "wilson_low", "wilson_high", "cgm_se", "cgm_low", "cgm_high", "boot_se", "design_effect", "effective_n",
     "n_items", "n_annotators", "level", "n_boot", "cp_low", "cp_high", "flags", "verdicts", "fit_flags",
     "n_samples", "seed_share", "prompt_share", "time_adjusted", "drift_slope", "drift_p",
-    "pooled_rate", "pooled_low", "pooled_high", "n_head_to_head", "bt_flags", "anchor",
+    "pooled_rate", "pooled_low", "pooled_high", "n_head_to_head", "bt_flags", "anchor", "blank_samples",
 )
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_START = frozenset("=+-@\t\r")
@@ -114,7 +116,7 @@ def json_safe(value):
 def _generator_meta(g) -> dict:
     return {"id": g.id, "name": g.name, "series": g.series, "series_id": g.series_id, "params": g.params,
             "train_images": g.train_images, "train_flops": g.train_flops, "train_step": g.train_step,
-            "settings": g.settings, "metrics": g.metrics}
+            "settings": g.settings, "metrics": g.metrics, "blank_samples": g.blank_samples}
 
 
 def _strip(row: dict) -> dict:
@@ -401,5 +403,6 @@ def report_csv(report: Report) -> str:
                     values.update(pooled_rate=bt.rate[c], pooled_low=bt.rate_low[c], pooled_high=bt.rate_high[c],
                                   n_head_to_head=int(bt.n[c] - bt.n_vs_real[c]), bt_flags=";".join(bt.flags[c]))
             values["anchor"] = c in report.anchors
+            values["blank_samples"] = g.blank_samples
             writer.writerow([_cell(values.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()

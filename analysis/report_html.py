@@ -293,6 +293,8 @@ def html_context(report: Report, *, standalone: bool) -> dict:
         "fits": [_fit_context(report, fit, report.options.gap_targets) for fit in report.fits],
         "pooled_fits": [_fit_context(report, fit, report.options.gap_targets) for fit in report.pooled_fits],
         "bradley_terry": _bradley_terry_context(report),
+        "blank_samples": [(report.generators[c].name, report.generators[c].blank_samples) for c in report.order
+                          if report.generators[c].blank_samples],
         "timeline": _timeline_context(report),
         "calibration": _calibration_context(report),
         "exclusions": {

@@ -75,7 +75,7 @@ LOCKSTEP = 0.995
 
 @dataclass(frozen=True)
 class GeneratorInfo:
-    """What a report needs of a generator: names, series, scale axes, settings, metrics."""
+    """What a report needs of a generator: names, series, scale axes, settings, metrics, blank samples."""
 
     id: int
     name: str
@@ -87,6 +87,8 @@ class GeneratorInfo:
     train_step: int | None = None
     settings: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # Its blank or near-constant samples of the study's corpus (`Sample.blank`).
+    blank_samples: int = 0
 
     def axis_value(self, axis: str) -> float | None:
         """The generator's positive value on a scale axis (``settings.<key>`` for a setting), else None."""

@@ -36,7 +36,7 @@ from analysis.scaling import GeneratorInfo
 from analysis.stats import KINDS, ExclusionRules, Judgments
 from annotate import study_settings
 from annotate.models import Annotator, Judgment, Side, Study, Trial
-from generation.models import Generator, Item
+from generation.models import Generator, Item, Sample
 
 CHUNK_ROWS = 50_000
 # Bits of the judgment table's flags column: the probe's side and whether it was chosen.
@@ -355,14 +355,22 @@ def study_provenance(*, study: Study, generator_ids=()) -> dict:
     }
 
 
-def generator_info(generator: Generator) -> GeneratorInfo:
+def generator_info(generator: Generator, *, blank_samples: int = 0) -> GeneratorInfo:
     series = generator.series
     return GeneratorInfo(
         id=generator.pk, name=generator.name, series_id=generator.series_id,
         series=series.name if series is not None else None,
         params=generator.params, train_images=generator.train_images, train_flops=generator.train_flops,
         train_step=generator.train_step, settings=dict(generator.settings or {}), metrics=dict(generator.metrics or {}),
+        blank_samples=blank_samples,
     )
+
+
+def blank_samples(*, study: Study, generator_ids) -> dict[int, int]:
+    """Blank or near-constant samples of the study's corpus, per generator (those with any)."""
+    return dict(Sample.objects.filter(item__corpus_id=study.corpus_id, generator_id__in=list(generator_ids),
+                                      blank=True).values("generator_id").annotate(n=Count("id"))
+                .values_list("generator_id", "n"))
 
 
 def item_meta_reader(item_ids) -> Callable[[str], list]:
@@ -390,9 +398,11 @@ def report_input(*, study: Study, data: StudyData | None = None) -> ReportInput:
     """What `reports.report_from_input` needs of a study, read from the database."""
     data = study_data(study=study) if data is None else data
     judgments = data.judgments
+    blank = blank_samples(study=study, generator_ids=data.generators)
     return ReportInput(
         judgments=judgments,
-        generators=tuple(generator_info(data.generators[int(label)]) for label in judgments.generator_labels),
+        generators=tuple(generator_info(data.generators[int(label)], blank_samples=blank.get(int(label), 0))
+                         for label in judgments.generator_labels),
         annotators=tuple(
             AnnotatorInfo(pseudonym=data.pseudonyms[int(label)], source=data.sources[int(label)])
             for label in judgments.annotator_labels

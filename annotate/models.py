@@ -169,6 +169,9 @@ class Study(models.Model):
         max_length=12, choices=Allocation.choices, default=Allocation.PROPORTIONAL,
         help_text="Each value's share of a stratified sample: `proportional` to its items, or `equal`.",
     )
+    include_blank_samples = models.BooleanField(
+        default=False, help_text="Build trials on blank or near-constant samples too (safety-filtered outputs).",
+    )
     # What the last build's selection did: items, each filter's removals, the sample.
     item_selection = models.JSONField(default=dict, blank=True)
     report_categories = models.JSONField(

@@ -186,6 +186,10 @@ SETTINGS: tuple[StudySetting, ...] = (
         help="Each value's share of a stratified sample: `proportional` to its items, or `equal`.",
     ),
     StudySetting(
+        "include_blank_samples", "bool", False, group="Items",
+        help="Build trials on blank or near-constant samples too (safety-filtered outputs).",
+    ),
+    StudySetting(
         "report_categories", "json", list, group="Items", changes_after_open=True,
         help="Item metadata fields the report gives results per value of (where parity comes first).",
     ),

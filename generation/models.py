@@ -217,6 +217,9 @@ class Sample(StoredImage):
     job = models.ForeignKey(
         GenerationJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="samples"
     )
+    # Blank or near-constant (a safety filter's output): kept, counted, left out of trials
+    # unless a study includes them (`Study.include_blank_samples`).
+    blank = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -63,7 +63,8 @@ def head_to_head_trials(study: Study, pairs: list[tuple[int, int]], *, set_aside
     generator_ids = {g for pair in pairs for g in pair}
     samples: dict[tuple[int, int], list[int]] = defaultdict(list)
     for sample_id, generator_id, item_id in (
-        Sample.objects.filter(item__corpus_id=study.corpus_id, generator_id__in=generator_ids)
+        Sample.objects.filter(item__corpus_id=study.corpus_id, generator_id__in=generator_ids,
+                              **({} if study.include_blank_samples else {"blank": False}))
         .order_by("generator_id", "item_id", "seed", "id").values_list("id", "generator_id", "item_id")
     ):
         if item_id not in set_aside and (allowed is None or item_id in allowed) \

@@ -68,7 +68,8 @@ def study_build_trials(*, study: Study, rng_seed: int | None = None) -> int:
         built[generator_id, item_id] += 1
         built_samples.add(sample_id)
     samples = (
-        Sample.objects.filter(item__corpus_id=study.corpus_id, generator__in=study.generators.all())
+        Sample.objects.filter(item__corpus_id=study.corpus_id, generator__in=study.generators.all(),
+                              **({} if study.include_blank_samples else {"blank": False}))
         .order_by("generator_id", "item_id", "seed")
         .only("id", "generator_id", "item_id")
     )

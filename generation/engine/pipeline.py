@@ -60,9 +60,25 @@ class Encoded:
     width: int
     height: int
     mode: str
+    blank: bool = False
 
 
 STORED_MODES = ("RGB", "RGBA", "L")
+# An image whose grey levels (0 to 255) vary less than this, as a standard deviation over
+# a thumbnail, is blank: a safety filter's black square, a constant fill.
+BLANK_STD = 2.0
+THUMBNAIL = 64
+
+
+def near_constant(image: Image.Image) -> bool:
+    """Whether the image is blank or near-constant (`BLANK_STD`)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        grey = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0 if image.mode.startswith("I;16") else 1.0)
+    else:
+        small = image.copy()
+        small.thumbnail((THUMBNAIL, THUMBNAIL))
+        grey = np.asarray(small.convert("L"), dtype=np.float32)
+    return bool(grey.size) and float(grey.std()) < BLANK_STD
 
 
 def encode_png(image: Image.Image) -> Encoded:
@@ -74,7 +90,8 @@ def encode_png(image: Image.Image) -> Encoded:
     out = io.BytesIO()
     image.save(out, "PNG")
     data = out.getvalue()
-    return Encoded(data, hashlib.sha256(data).hexdigest(), image.width, image.height, image.mode)
+    return Encoded(data, hashlib.sha256(data).hexdigest(), image.width, image.height, image.mode,
+                   blank=near_constant(image))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from generation.engine.pipeline import near_constant
 from generation.errors import Rejection
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -36,6 +37,8 @@ class ImageFacts:
     format: str
     mode: str
     byte_size: int
+    # Blank or near-constant (`engine.pipeline.near_constant`): a safety-filtered output.
+    blank: bool = False
 
     @property
     def extension(self) -> str:
@@ -94,4 +97,5 @@ def _check_open_image(image: Image.Image, data: bytes, *, origin: str, limits: I
         format=image.format,
         mode=mode,
         byte_size=len(data),
+        blank=near_constant(image),
     )

@@ -285,7 +285,7 @@ class _Run:
         row = Sample(
             generator_id=self.job.generator_id, item_id=item_id, seed=work.seed, job_id=self.job.pk,
             image=name, sha256=encoded.sha256, width=encoded.width, height=encoded.height,
-            format="PNG", mode=encoded.mode, byte_size=len(encoded.data),
+            format="PNG", mode=encoded.mode, byte_size=len(encoded.data), blank=encoded.blank,
         )
         with self.lock:
             self.pending.append((work, row))

@@ -35,6 +35,8 @@ class ImportResult:
     # With a selection: per filter, the records it removed; the sample's size.
     filtered: list[tuple[str, int]] = field(default_factory=list)
     sampled: int | None = None
+    # Samples stored that are blank or near-constant (`ImageFacts.blank`).
+    blank: int = 0
 
 
 def import_limits() -> ImageLimits:
@@ -206,7 +208,8 @@ def samples_import(
     """
     corpus = corpus or _only_corpus(generator.workspace)
     limits = import_limits()
-    if records is None:
+    bundle = records is None
+    if bundle:
         records = bundle_records(source, max_bytes=limits.max_bytes, limits=archive_limits())
     result = ImportResult()
     files = _StoredFiles(default_storage)
@@ -234,6 +237,10 @@ def samples_import(
                     pending = []
             _store_samples(pending, generator, corpus, files, result, skip_bad)
             _refuse_if_bad(result, skip_bad, what="sample")
+            if bundle and result.created > 1 and result.blank == result.created:
+                raise IngestError(
+                    f"{source}: all {result.created} samples are blank (one colour, as a safety filter returns "
+                    "them): nothing imported; check the generator's output")
     except BaseException:
         files.remove_created()
         raise
@@ -298,7 +305,8 @@ def _store_samples(pending, generator, corpus, files, result, skip_bad) -> None:
         if result.rejected and not skip_bad:
             continue
         result.converted += facts.converted
-        rows.append(Sample(generator=generator, item_id=item_id, seed=record.seed,
+        result.blank += facts.blank
+        rows.append(Sample(generator=generator, item_id=item_id, seed=record.seed, blank=facts.blank,
                            image=files.save(facts, record.data), **_fact_fields(facts)))
     try:
         result.created += len(Sample.objects.bulk_create(rows))

@@ -69,7 +69,7 @@ def config(studio, **changes) -> dict:
         "target_half_width": 0.04, "head_to_head_share": 0.0, "head_to_head_pairs": "uncertain",
         "head_to_head_axis": "params", "anchor_generators": [], "anchor_share": 0.0,
         "item_filters": [], "sample_size": None, "sample_seed": 5, "stratify_by": "", "allocation": "equal",
-        "report_categories": ["category"], **changes,
+        "report_categories": ["category"], "include_blank_samples": True, **changes,
     }
 
 

@@ -14,7 +14,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 # ------------------------------------------------------------------------------
 # Image bytes
@@ -32,16 +32,30 @@ def colour(index: int) -> tuple[int, int, int]:
     return (index * 37 % 256, index * 91 % 256, (index * 53 + 11) % 256)
 
 
+def striped(index: int, size: tuple[int, int]) -> Image.Image:
+    """A distinct colour per index with a stripe of its opposite across it: a picture, not
+    the one-colour image a safety filter returns (which imports flag as blank)."""
+    image = Image.new("RGB", size, colour(index))
+    opposite = tuple(255 - c for c in colour(index))
+    ImageDraw.Draw(image).rectangle((0, 0, max(0, size[0] // 3 - 1), size[1]), fill=opposite)
+    return image
+
+
+def blank(size: tuple[int, int] = (16, 12), fill=(0, 0, 0)) -> bytes:
+    """What a safety filter returns: one colour."""
+    return encode(Image.new("RGB", size, fill), "PNG")
+
+
 def jpeg(index: int = 0, size: tuple[int, int] = (16, 12)) -> bytes:
-    return encode(Image.new("RGB", size, colour(index)), "JPEG", quality=90)
+    return encode(striped(index, size), "JPEG", quality=90)
 
 
 def png(index: int = 0, size: tuple[int, int] = (16, 12), mode: str = "RGB") -> bytes:
-    return encode(Image.new(mode, size, colour(index) if mode == "RGB" else 0), "PNG")
+    return encode(striped(index, size) if mode == "RGB" else Image.new(mode, size, 0), "PNG")
 
 
 def webp(index: int = 0, size: tuple[int, int] = (16, 12)) -> bytes:
-    return encode(Image.new("RGB", size, colour(index)), "WEBP", lossless=True)
+    return encode(striped(index, size), "WEBP", lossless=True)
 
 
 def noisy_jpeg(size: tuple[int, int] = (256, 256)) -> bytes:
