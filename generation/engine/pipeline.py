@@ -65,8 +65,10 @@ class Encoded:
 
 STORED_MODES = ("RGB", "RGBA", "L")
 # An image whose grey levels (0 to 255) vary less than this, as a standard deviation over
-# a thumbnail, is blank: a safety filter's black square, a constant fill.
-BLANK_STD = 2.0
+# a thumbnail, is blank: a safety filter's black square, a constant fill. Low on purpose:
+# a model that draws a faint, empty background has failed, and annotators must see that
+# (the demo's weakest generators make such images, sd 0.6 to 2).
+BLANK_STD = 0.5
 THUMBNAIL = 64
 
 
