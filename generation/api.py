@@ -101,6 +101,7 @@ class CorpusViewSet(UploadView, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         return import_upload(
             request=request, upload=fields["file"], kind=ImportJob.Kind.CORPUS, workspace=fields["workspace"],
             name=fields["name"], description=fields["description"], skip_bad=skip_bad,
+            selection=upload.selection(),
         )
 
 

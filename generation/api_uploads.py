@@ -128,17 +128,21 @@ def received_archive(upload) -> ReceivedArchive:
 
 
 def import_upload(*, request, upload, kind: str, workspace, generator=None, corpus=None,
-                  name: str = "", description: str = "", skip_bad: bool = False) -> Response:
+                  name: str = "", description: str = "", skip_bad: bool = False,
+                  selection: dict | None = None) -> Response:
     """Import an uploaded bundle now (201 with the counts) or queue it (202 with the job)."""
     archive = received_archive(upload)
     fields = {"kind": kind, "workspace": workspace, "generator": generator, "corpus": corpus, "name": name,
-              "description": description, "skip_bad": skip_bad}
+              "description": description, "skip_bad": skip_bad, "selection": selection}
     if archive.images <= settings.PARITY_API_INLINE_IMPORT_MAX:
         corpus, result = services.upload_import(path=archive.upload.temporary_file_path(), label=archive.name, **fields)
         body = {
             "corpus": corpus.pk if corpus else None, "created": result.created, "skipped": result.skipped,
             "converted": result.converted, "rejected": result.rejected,
         }
+        if selection and (selection.get("where") or selection.get("sample")):
+            body.update(filtered=[{"where": text, "removed": n} for text, n in result.filtered],
+                        sampled=result.sampled)
         return Response(ImportResultSerializer(body).data, status=status.HTTP_201_CREATED)
     job = services.import_job_create(
         upload=upload, filename=archive.name, total=archive.images, created_by=request.user, **fields

@@ -268,6 +268,8 @@ class ImportJob(models.Model):
     name = models.CharField(max_length=200, blank=True, help_text="Corpus: the name of the corpus to make.")
     description = models.TextField(blank=True)
     skip_bad = models.BooleanField(default=False)
+    # Corpus: the filters and sample of the import (`services.ImportSelection.as_dict`).
+    selection = models.JSONField(default=dict, blank=True)
     upload = models.CharField(max_length=300, blank=True, help_text="Storage name of the upload; emptied when the job ends.")
     filename = models.CharField(max_length=255, help_text="The uploaded file's name, as the client gave it.")
     total = models.PositiveIntegerField(default=0, help_text="Images in the upload.")

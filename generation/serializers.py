@@ -11,6 +11,7 @@ from generation import selectors
 from generation.backends import backend_check
 from generation.errors import BackendError
 from generation.models import Corpus, GenerationJob, Generator, ImportJob, Item, Sample, Series
+from generation.selection import ALLOCATIONS, SelectionError, parse_where
 from generation.services import UPLOAD_BACKEND
 from generation.untrusted import JSONField
 from workspaces.serializers import StrictFieldsMixin, WorkspaceField, request_user
@@ -213,6 +214,36 @@ class CorpusUploadSerializer(StrictFieldsMixin, serializers.Serializer):
         "A tar or zip with captions.jsonl or captions.csv (key, caption, file) at its top, "
         "or a WebDataset shard (.tar)."
     ))
+    where = serializers.ListField(
+        child=serializers.CharField(max_length=500), required=False, default=list,
+        help_text="Keep only items passing FIELD OP VALUE (repeat for several; all must pass): width, height, "
+        "aspect, byte_size, format, mode or meta.<key>, e.g. width>=512, meta.pwatermark<0.5.",
+    )
+    sample = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None,
+                                      help_text="Import a seeded sample of this many of the items kept.")
+    seed = serializers.IntegerField(min_value=0, required=False, default=0, help_text="Seed of the sample.")
+    stratify_by = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                        help_text="An item metadata field whose values each get their share.")
+    allocation = serializers.ChoiceField(choices=ALLOCATIONS, required=False, default="proportional")
+
+    def validate_where(self, texts: list[str]) -> list[str]:
+        for text in texts:
+            try:
+                parse_where(text)
+            except SelectionError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return texts
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("stratify_by") and not attrs.get("sample"):
+            raise serializers.ValidationError({"stratify_by": ["needs sample"]})
+        return attrs
+
+    def selection(self) -> dict:
+        """The import's filters and sample, as `services.ImportSelection.as_dict` writes them."""
+        data = self.validated_data
+        return {"where": data["where"], "sample": data["sample"], "seed": data["seed"],
+                "stratify_by": data["stratify_by"], "allocation": data["allocation"]}
 
 
 class RejectionSerializer(serializers.Serializer):
@@ -228,6 +259,11 @@ class ImportResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Samples already there with the same bytes.")
     converted = serializers.IntegerField(help_text="Images shown as 8-bit sRGB by the presentation policy (CMYK, 16-bit).")
     rejected = RejectionSerializer(many=True, help_text="With ?skip_bad=true: the records left out.")
+    filtered = serializers.ListField(
+        child=serializers.DictField(), required=False,
+        help_text="Corpus with `where`: per filter, in order, {where, removed}: the items it removed.",
+    )
+    sampled = serializers.IntegerField(required=False, help_text="Corpus with `sample`: items drawn (null without).")
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
@@ -240,7 +276,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "status", "progress", "workspace", "generator", "corpus", "name", "filename",
             "skip_bad", "total", "done", "created", "skipped", "converted", "rejections", "rejection_count", "error",
-            "cancel_requested", "created_at", "started_at", "finished_at",
+            "cancel_requested", "created_at", "started_at", "finished_at", "selection",
         ]
         read_only_fields = fields
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from generation.errors import ImportCancelled, IngestError, NotCancellable, Rejection
 from generation.models import Corpus, Generator, ImportJob
 from generation.services.enqueue import IMPORT_JOB_TASK, enqueue_on_commit
-from generation.services.imports import ImportResult, corpus_import, samples_import
+from generation.services.imports import ImportResult, ImportSelection, corpus_import, samples_import
 from workspaces.errors import ParityError
 from workspaces.models import Workspace
 
@@ -52,12 +52,13 @@ def bundle_import(
     description: str = "",
     skip_bad: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    selection: dict | None = None,
 ) -> tuple[Corpus | None, ImportResult]:
     """Import the bundle at `source` as the CLI would; `label` (the upload's name) becomes a new corpus's source."""
     if kind == ImportJob.Kind.CORPUS:
         corpus, result = corpus_import(
             workspace=workspace, name=name, source=source, description=description,
-            skip_bad=skip_bad, on_progress=on_progress,
+            skip_bad=skip_bad, on_progress=on_progress, selection=ImportSelection.from_dict(selection),
         )
         Corpus.objects.filter(pk=corpus.pk).update(source=label)
         corpus.source = label
@@ -81,6 +82,7 @@ def import_job_create(
     name: str = "",
     description: str = "",
     skip_bad: bool = False,
+    selection: dict | None = None,
 ) -> ImportJob:
     """Keep `upload` (a Django File) in the default storage and queue its import on a worker."""
     stored = default_storage.save(f"{UPLOADS}/{uuid4().hex}/{filename}", upload)
@@ -89,6 +91,7 @@ def import_job_create(
             job = ImportJob.objects.create(
                 workspace=workspace, kind=kind, generator=generator, corpus=corpus, name=name,
                 description=description, skip_bad=skip_bad, upload=stored, filename=filename,
+                selection=selection or {},
                 total=total, created_by=created_by,
             )
             enqueue_on_commit(IMPORT_JOB_TASK, job.pk)
@@ -116,6 +119,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
                     kind=job.kind, workspace=job.workspace, source=source, label=job.filename,
                     generator=job.generator, corpus=job.corpus, name=job.name,
                     description=job.description, skip_bad=job.skip_bad, on_progress=progress,
+                    selection=job.selection,
                 )
             except ImportCancelled:
                 outcome = {"status": ImportJob.Status.CANCELLED, "error": "Cancelled; nothing was written."}

@@ -19,7 +19,15 @@ from generation.ingest.archives import ArchiveLimits
 from generation.ingest.images import ImageFacts, ImageLimits, inspect_image
 from generation.ingest.sources import Record, bundle_records, corpus_records
 from generation.models import Corpus, Generator, Item, Sample
-from generation.selection import FilterRun, Filtered, SelectionError, Where, facts_of, sample_keys
+from generation.selection import (
+    FilterRun,
+    Filtered,
+    SelectionError,
+    Where,
+    facts_of,
+    parse_where,
+    sample_keys,
+)
 from workspaces.models import Workspace
 
 BATCH = 256
@@ -64,6 +72,14 @@ class ImportSelection:
     def as_dict(self) -> dict:
         return {"where": [w.text for w in self.wheres], "sample": self.sample, "seed": self.seed,
                 "stratify_by": self.stratify_by, "allocation": self.allocation}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "ImportSelection":
+        """The selection `as_dict` wrote (an import job keeps it); an empty dict selects everything."""
+        data = data or {}
+        return cls(wheres=tuple(parse_where(text) for text in data.get("where") or ()), sample=data.get("sample"),
+                   seed=data.get("seed") or 0, stratify_by=data.get("stratify_by") or "",
+                   allocation=data.get("allocation") or "proportional")
 
 
 def corpus_import(

@@ -30,6 +30,7 @@ def upload_import(
     name: str = "",
     description: str = "",
     skip_bad: bool = False,
+    selection: dict | None = None,
 ) -> tuple[Corpus | None, ImportResult]:
     """Import the bundle at `path` (a temporary file) now, as `bundle_import` does, as if it were named `label`."""
     with _named(path, label) as source:
@@ -37,7 +38,7 @@ def upload_import(
         try:
             corpus, result = bundle_import(
                 kind=kind, workspace=workspace, source=source, label=label, generator=generator,
-                corpus=corpus, name=name, description=description, skip_bad=skip_bad,
+                corpus=corpus, name=name, description=description, skip_bad=skip_bad, selection=selection,
             )
         except IngestError as exc:
             raise shown_error(exc, folder) from None

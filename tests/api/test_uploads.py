@@ -521,3 +521,37 @@ def test_large_jsonl_corpus_is_a_job(api, lab, inline_max, django_capture_on_com
     assert response.json()["total"] == 3
     assert import_job_task(response.json()["id"]) == "succeeded"
     assert Item.objects.filter(corpus__name="inline").count() == 3
+
+
+def sized_pairs(count: int) -> list:
+    """Pairs whose images alternate between 16 and 40 px wide."""
+    return [b.Pair(f"k{i:03d}", f"a photo of thing number {i}", b.jpeg(i, size=(40, 30) if i % 2 else (16, 12)))
+            for i in range(count)]
+
+
+def test_a_corpus_upload_takes_filters_and_a_sample(api, lab, media_root):
+    form = {"workspace": "lab", "name": "wide", "file": corpus_zip(sized_pairs(8)), "where": ["width>=40"],
+            "sample": 3, "seed": 1}
+    response = api.post("/api/v1/corpora/", form, format="multipart")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["created"], body["sampled"], body["filtered"]) == (3, 3, [{"where": "width>=40", "removed": 4}])
+    corpus = Corpus.objects.get(name="wide")
+    assert {int(key[1:]) % 2 for key in corpus.items.values_list("key", flat=True)} == {1}
+    assert corpus.selection["where"] == ["width>=40"] and corpus.selection["seed"] == 1
+    bad = api.post("/api/v1/corpora/", {**form, "name": "bad", "file": corpus_zip(sized_pairs(2)),
+                                        "where": ["resolution>=40"]}, format="multipart")
+    assert (bad.status_code, bad.json()["error"]["field"]) == (400, "where")
+    nothing = api.post("/api/v1/corpora/", {**form, "name": "none", "file": corpus_zip(sized_pairs(2)),
+                                            "where": ["width>=4000"], "sample": ""}, format="multipart")
+    assert nothing.status_code == 400 and "leave no item" in nothing.content.decode()
+    assert not Corpus.objects.filter(name__in=["bad", "none"]).exists()
+
+
+def test_a_queued_corpus_upload_keeps_its_selection(api, lab, inline_max, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        response = api.post("/api/v1/corpora/", {"workspace": "lab", "name": "wide", "file": corpus_zip(sized_pairs(6)),
+                                                 "where": ["width>=40"]}, format="multipart")
+    assert response.status_code == 202 and response.json()["selection"]["where"] == ["width>=40"]
+    assert import_job_task(response.json()["id"]) == "succeeded"
+    assert Corpus.objects.get(name="wide").items.count() == 3
