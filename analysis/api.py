@@ -1,6 +1,6 @@
 """analysis endpoints of the researcher API: a study's report, and the history of its reports.
 
-    GET /api/v1/studies/<slug>/report/?format=json|csv|html
+    GET /api/v1/studies/<slug>/report/?format=json|csv|html|csv-categories[&by=FIELD...]
     GET /api/v1/studies/<slug>/reports/                        (every report built, newest first)
     GET /api/v1/studies/<slug>/reports/<id>/?format=json|csv|html
     POST /api/v1/studies/<slug>/reports/<id>/freeze/            {"note": "..."}, owners and members
@@ -21,9 +21,23 @@ again, so until they change the same answer comes at once.
 
 `?format=` names the file format here, as for the judgments export: this view
 negotiates nothing, its errors are always JSON.
+
+Results per category: the stored report breaks its results down by the study's
+`report_categories` setting (item metadata fields), in the JSON (`categories`), the
+HTML page and `?format=csv-categories`, their own CSV (one row per field, value and
+generator); csv-categories of a study whose setting names no field is a 400
+(`no_category_field`). `?by=FIELD` (repeatable, at most `MAX_BY`, each a plain field
+name: letters, digits, `_`, `.`, `-`) breaks json, html or csv-categories down by
+those fields instead: that report is built during the request and stored nowhere
+(nor written to the history), so a study of more than `PARITY_REPORT_INLINE_MAX`
+judgments answers 409 (`report_too_large`): set its `report_categories`, or run
+`manage.py report --by FIELD`. `by` naming exactly the setting's fields, in its order,
+is the stored report. `by` with `format=csv` is a 400: the per-generator CSV has no
+category rows.
 """
 
 import logging
+import re
 from http import HTTPStatus
 
 from django.conf import settings
@@ -47,6 +61,11 @@ FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "html": ("text/html; charset=utf-8", "html"),
 }
+# The study's current report has one more format than a kept record: the results per category.
+REPORT_FORMATS = {**FORMATS, "csv-categories": ("text/csv; charset=utf-8", "csv")}
+# `?by=`: a plain item metadata field name, and how many a request may name.
+FIELD_NAME = re.compile(r"\w[\w.-]{0,99}")
+MAX_BY = 10
 # The HTML report is one page made to be saved and opened from disk, with its styles
 # in a <style> element. It is sent as an attachment, so the site never shows it; should
 # a browser show it all the same, its own policy, in place of the site's, lets those
@@ -112,7 +131,8 @@ JSON_EXAMPLE = {
     "warnings": [],
     "generators": [{"id": 7, "name": "ladder-M", "series": "ladder", "series_id": 2, "params": 120000000,
                     "train_images": None, "train_flops": None, "train_step": None, "settings": {"steps": 50},
-                    "metrics": {"val_loss": 0.412}, "rate": RATE_EXAMPLE, "rate_all": RATE_EXAMPLE, "done": True}],
+                    "metrics": {"val_loss": 0.412}, "blank_samples": 0, "rate": RATE_EXAMPLE,
+                    "rate_all": RATE_EXAMPLE, "done": True}],
     "exclusions": {"by_rule": {"catch_accuracy": {"annotators": 1, "judgments": 40, "judgments_only": 40},
                                "too_fast": {"annotators": 1, "judgments": 40, "judgments_only": 40}},
                    "n_judgments": 4790, "n_excluded": 80, "share_excluded": 0.0167, "excluded_annotators": 2,
@@ -172,12 +192,26 @@ CSV_EXAMPLE = (
     ",".join(exports.CSV_COLUMNS) + "\r\n"
     "coco-ladder,7,ladder-M,ladder,120000000,,,,applied,1512,598,0.3955,0.3611,0.4297,0.0344,0.3976,0.3934,"
     "0.3955,0.3711,0.4204,0.0151,0.3659,0.4251,0.0174,1.43,1057.3,498,61,0.95,1000,0.3707,0.4207,,"
-    "params=undetermined,params/free=not_identified,498,,,0.4012,-0.03,0.13,0.3961,0.3702,0.4226,480,,true\r\n"
+    "params=undetermined,params/free=not_identified,498,,,0.4012,-0.03,0.13,0.3961,0.3702,0.4226,480,,true,0\r\n"
+)
+CATEGORIES_CSV_EXAMPLE = (
+    "study,field,value,rank,generator_id,generator,series,n,wins,rate,low,high,adjusted_low,adjusted_high,"
+    "bonferroni_level,n_items,n_annotators,level,n_boot,flags,best,gap,x_at_gap\r\n"
+    "coco-ladder,category,landscape,1,7,ladder-M,ladder,402,186,0.462,0.401,0.523,0.377,0.551,0.99375,131,58,"
+    "0.95,1000,,true,0.038,params/0.05=1100000000.0\r\n"
 )
 HTML_EXAMPLE = (
     '<!doctype html>\n<html lang="en">\n<head>…inline CSS…</head>\n'
     "<body>…tables and inline SVG plots…</body>\n</html>\n"
 )
+NO_FIELD = {"error": {"code": "no_category_field", "field": "by", "message": (
+    "format=csv-categories needs a field to break the results down by: by=FIELD, or the study's "
+    "report_categories setting."
+)}}
+BAD_BY = {"error": {"code": "invalid", "field": "by", "message": (
+    "'category;drop' is no item metadata field name: give one of letters, digits, _ . - (at most 100), "
+    "such as by=category."
+)}}
 # As often as the study page polls its panel.
 RETRY_AFTER_SECONDS = 10
 BUILDING = {
@@ -186,7 +220,8 @@ BUILDING = {
 }
 
 
-def _format_responses(json_description: str, csv_description: str, html_description: str) -> dict:
+def _format_responses(json_description: str, csv_description: str, html_description: str,
+                      csv_examples: list | None = None) -> dict:
     """The 200 answers of a report in each of its formats, for the schema."""
     return {
         (200, "application/json"): OpenApiResponse(
@@ -195,7 +230,7 @@ def _format_responses(json_description: str, csv_description: str, html_descript
         ),
         (200, "text/csv"): OpenApiResponse(
             OpenApiTypes.STR, description=csv_description,
-            examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")],
+            examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv"), *(csv_examples or [])],
         ),
         (200, "text/html"): OpenApiResponse(
             OpenApiTypes.STR, description=html_description,
@@ -212,8 +247,45 @@ class ReportQuery(serializers.Serializer):
     )
 
 
+class StudyReportQuery(ReportQuery):
+    format = serializers.ChoiceField(
+        choices=list(REPORT_FORMATS), default="json",
+        help_text="json (default): everything; csv: the per-generator table with and without exclusions; "
+        "html: one self-contained page with plots; csv-categories: the results per category, one row per "
+        "field, value and generator (a 400 where neither `by` nor the study's report_categories names a field).",
+    )
+    by = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False, default=list,
+        help_text=f"An item metadata field to break the results down by, instead of the study's "
+        f"report_categories setting (repeatable, at most {MAX_BY}; letters, digits, _ . -). For json, html and "
+        "csv-categories; the report is built during the request and not stored.",
+    )
+
+    def validate_by(self, value: list[str]) -> tuple[str, ...]:
+        for name in value:
+            if not FIELD_NAME.fullmatch(name):
+                raise serializers.ValidationError(
+                    f"{name[:100]!r} is no item metadata field name: give one of letters, digits, _ . - "
+                    "(at most 100), such as by=category.")
+        fields = tuple(dict.fromkeys(value))
+        if len(fields) > MAX_BY:
+            raise serializers.ValidationError(f"at most {MAX_BY} fields at once, not {len(fields)}.")
+        return fields
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["by"] and attrs["format"] == "csv":
+            raise serializers.ValidationError(
+                {"by": "The per-generator CSV has no category rows: ask for format=csv-categories (or json, html)."})
+        return attrs
+
+
+class NoCategoryField(ParityError):
+    code = "no_category_field"
+    field = "by"
+
+
 class StudyReport(APIView):
-    """A study's report as JSON, CSV or a self-contained HTML page."""
+    """A study's report as JSON, CSV, a self-contained HTML page or its results per category as CSV."""
 
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = NoNegotiation
@@ -224,7 +296,7 @@ class StudyReport(APIView):
         description=(__doc__ or "") + "\n\n" + (exports.__doc__ or ""),
         tags=["studies"],
         parameters=[
-            ReportQuery,
+            StudyReportQuery,
             OpenApiParameter(
                 "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[202],
                 description="Seconds to wait before asking again.",
@@ -233,8 +305,23 @@ class StudyReport(APIView):
         responses={
             **_format_responses(
                 "Everything in the report.",
-                "The per-generator table: one row per generator and exclusion setting.",
+                "The per-generator table (format=csv): one row per generator and exclusion setting; or the "
+                "results per category (format=csv-categories): one row per field, value and generator, columns "
+                "as in the second example.",
                 "One self-contained page: inline CSS and SVG, nothing fetched.",
+                csv_examples=[OpenApiExample("csv-categories", value=CATEGORIES_CSV_EXAMPLE, media_type="text/csv")],
+            ),
+            (400, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="A format or `by` refused, or format=csv-categories where neither `by` nor the "
+                "study's report_categories names a field.",
+                examples=[OpenApiExample("no_category_field", value=NO_FIELD, media_type="application/json"),
+                          OpenApiExample("bad by", value=BAD_BY, media_type="application/json")],
+            ),
+            (409, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="`by` on a study of more than PARITY_REPORT_INLINE_MAX judgments, whose report is "
+                "not built during a request.",
             ),
             (202, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT,
@@ -250,9 +337,16 @@ class StudyReport(APIView):
         study = selectors.study_for_user(user=request.user, slug=slug)
         if study is None:
             raise Http404("no such study")
-        query = ReportQuery(data=request.query_params)
+        query = StudyReportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        file_format = query.validated_data["format"]
+        file_format, by = query.validated_data["format"], query.validated_data["by"]
+        stored_fields = services.stored_category_fields(study)
+        if file_format == "csv-categories" and not (by or stored_fields):
+            raise NoCategoryField(
+                "format=csv-categories needs a field to break the results down by: by=FIELD, or the study's "
+                "report_categories setting.")
+        if by and by != stored_fields:
+            return self._built(study, file_format, by)
         try:
             delivery = services.report_delivery(study=study)
         except Exception as exc:  # numerical code on any data: a JSON error, never Django's HTML page
@@ -267,14 +361,39 @@ class StudyReport(APIView):
         snapshot = delivery.snapshot
         if delivery.how == services.Delivery.FAILED:  # logged with its traceback when it failed
             raise services.ReportBuildFailed(services.one_line(snapshot.error))
-        body = {"json": snapshot.report_json, "csv": snapshot.report_csv, "html": snapshot.report_html}[file_format]
-        content_type, extension = FORMATS[file_format]
-        response = HttpResponse(body, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{study.slug}-report.{extension}"'
-        if file_format == "html":
-            response["Content-Security-Policy"] = REPORT_HTML_POLICY  # django-csp keeps a header already set
-        response["Cache-Control"] = "no-store"
-        return response
+        body = {"json": snapshot.report_json, "csv": snapshot.report_csv, "html": snapshot.report_html,
+                "csv-categories": snapshot.report_categories_csv}[file_format]
+        return _report_response(study, file_format, body)
+
+    @staticmethod
+    def _built(study, file_format: str, by: tuple[str, ...]) -> HttpResponse:
+        """The report broken down by `by`, built now and stored nowhere (`services.study_report_by`)."""
+        from analysis import services
+        from analysis.category_exports import report_categories_csv
+        from analysis.exports import report_json_text
+        from analysis.report_html import report_html
+
+        try:
+            report = services.study_report_by(study=study, fields=by)
+            render = {"json": report_json_text, "html": report_html, "csv-categories": report_categories_csv}
+            body = render[file_format](report)
+        except ParityError:
+            raise
+        except Exception as exc:  # as for the stored report: a JSON error, never Django's HTML page
+            log.exception("report of study %s by %s failed", study.slug, ", ".join(by))
+            raise services.ReportBuildFailed(services.one_line(f"{type(exc).__name__}: {exc}")) from exc
+        return _report_response(study, file_format, body)
+
+
+def _report_response(study, file_format: str, body: str) -> HttpResponse:
+    content_type, extension = REPORT_FORMATS[file_format]
+    name = f"{study.slug}-report-categories" if file_format == "csv-categories" else f"{study.slug}-report"
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
+    if file_format == "html":
+        response["Content-Security-Policy"] = REPORT_HTML_POLICY  # django-csp keeps a header already set
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # ------------------------------------------------------------------------------

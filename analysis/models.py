@@ -1,9 +1,10 @@
 """Analysis stores no results of its own: reports are computed from judgments.
 
-`ReportSnapshot` only keeps the last report built for a study, in every format, so
-that the study page and downloads of a large study need not wait for a rebuild. It
-lives in the database because that is what the web processes and the workers share
-in every deployment (a file under var/ or a per-process cache would not be).
+`ReportSnapshot` only keeps the last report built for a study, in every format (the
+categories CSV among them), so that the study page and downloads of a large study
+need not wait for a rebuild. It lives in the database because that is what the web
+processes and the workers share in every deployment (a file under var/ or a
+per-process cache would not be).
 
 `ReportRecord` is the history: every report built, with its time, judgment count and
 content hash; a researcher freezes one as final and cites it by id.
@@ -31,6 +32,9 @@ class ReportSnapshot(models.Model):
     report_html = models.TextField(blank=True)
     report_json = models.TextField(blank=True)
     report_csv = models.TextField(blank=True)
+    report_categories_csv = models.TextField(
+        blank=True, help_text="The results per category of the study's report_categories (header only without)."
+    )
     building_since = models.DateTimeField(
         null=True, blank=True, help_text="Set while a worker builds a newer one."
     )

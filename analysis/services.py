@@ -20,7 +20,12 @@ their missing head-to-head trials.
 Stored reports (`models.ReportSnapshot`): the study page and the API serve the last
 report while its fingerprint (`selectors.study_fingerprint`) still matches, and both
 ask `report_delivery` what to do otherwise: build it during the request for a small
-study, ask a worker for a large one (`report_snapshot_request`).
+study, ask a worker for a large one (`report_snapshot_request`). A snapshot holds
+each of `STORED_FORMATS`; its fingerprint covers that list, so a snapshot stored
+before a format was added is stale once and rebuilt, never served without it.
+
+Reports broken down by other fields than the study's (`study_report_by`, the API's
+`?by=`) are built during the request and stored nowhere.
 
 History (`models.ReportRecord`): every successful build also appends a record, with
 the content hash of its JSON (`report_content_hash`), and empties the content of the
@@ -49,6 +54,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analysis import selectors
+from analysis.categories import fields_for
+from analysis.category_exports import report_categories_csv
 from analysis.exports import report_csv, report_json_text
 from analysis.models import ReportRecord, ReportSnapshot
 from analysis.report_html import report_pages
@@ -65,6 +72,8 @@ log = logging.getLogger(__name__)
 STORED_OPTIONS = ReportOptions()
 # An error message short enough for one line of an API answer.
 ERROR_LINE_CHARS = 300
+# The formats every stored report holds (`ReportSnapshot`), part of its fingerprint.
+STORED_FORMATS = ("json", "csv", "html", "csv-categories")
 
 
 def task_send(*, name: str, args: tuple = ()) -> None:
@@ -187,6 +196,44 @@ def one_line(text: str) -> str:
     return line if len(line) <= ERROR_LINE_CHARS else line[:ERROR_LINE_CHARS - 1] + "…"
 
 
+def stored_fingerprint(*, study: Study) -> tuple[str, int]:
+    """`selectors.study_fingerprint` of the stored report: its options and formats; and the judgment count."""
+    return selectors.study_fingerprint(study=study, extra={**STORED_OPTIONS.as_dict(), "formats": STORED_FORMATS})
+
+
+class ReportTooLarge(ParityError):
+    """A report other than the stored one asked of a study too large to build during a request."""
+
+    code = "report_too_large"
+    status = HTTPStatus.CONFLICT
+    field = "by"
+
+
+def stored_category_fields(study: Study) -> tuple[str, ...]:
+    """The fields the study's stored report breaks down by: its `report_categories` setting."""
+    return fields_for((), {"report_categories": study.report_categories})
+
+
+def study_report_by(*, study: Study, fields: tuple[str, ...]) -> Report:
+    """The study's report broken down by `fields`, with the stored report's other options,
+    built now and stored nowhere; its plan (generators done, head-to-head pairs) left as it is.
+
+    Raises `ReportTooLarge` for a study of more than `settings.PARITY_REPORT_INLINE_MAX`
+    judgments: its stored report breaks down by the `report_categories` setting, and
+    `manage.py report --by` builds any other offline.
+    """
+    _, count = selectors.study_fingerprint(study=study)
+    if count > settings.PARITY_REPORT_INLINE_MAX:
+        by = " ".join(f"--by {name}" for name in fields)
+        raise ReportTooLarge(
+            f"This study has {count:,} judgments, more than the {settings.PARITY_REPORT_INLINE_MAX:,} a report is "
+            f"built for during a request: set its report_categories to the fields (its stored report then breaks "
+            f"down by them) or run `manage.py report {study.slug} {by}`."
+        )
+    return study_report(study=study, options=replace(STORED_OPTIONS, category_fields=tuple(fields)),
+                        write_plan=False)
+
+
 def _snapshot_row(study: Study) -> ReportSnapshot:
     try:
         with transaction.atomic():
@@ -205,7 +252,7 @@ def report_snapshot_build(*, study: Study) -> ReportSnapshot:
     started = time.perf_counter()
     # Taken before reading: judgments that arrive during the build change it, so the
     # next look finds this report stale.
-    fingerprint, count = selectors.study_fingerprint(study=study, extra=STORED_OPTIONS.as_dict())
+    fingerprint, count = stored_fingerprint(study=study)
     snapshot = _snapshot_row(study)
     try:
         report = study_report(study=study, options=STORED_OPTIONS)
@@ -214,6 +261,7 @@ def report_snapshot_build(*, study: Study) -> ReportSnapshot:
             "fingerprint": fingerprint, "judgments": count, "built_at": timezone.now(),
             "panel_html": panel, "report_html": page,
             "report_json": report_json_text(report), "report_csv": report_csv(report),
+            "report_categories_csv": report_categories_csv(report),
             "building_since": None, "error": "", "failed_fingerprint": "",
         }
     except Exception as exc:
@@ -299,7 +347,7 @@ def report_snapshot_current(*, study: Study) -> ReportSnapshot:
     Raises `ReportBuildFailed` without building where a build already failed on these
     data (it fails the same way again); a build that fails now raises its own error.
     """
-    fingerprint, _ = selectors.study_fingerprint(study=study, extra=STORED_OPTIONS.as_dict())
+    fingerprint, _ = stored_fingerprint(study=study)
     snapshot = ReportSnapshot.objects.filter(study=study).first()
     if snapshot is not None and snapshot.fingerprint == fingerprint:
         return snapshot
@@ -370,7 +418,7 @@ def report_delivery(*, study: Study, max_age: float = 0) -> ReportDelivery:
         return ReportDelivery(Delivery.BUILDING, snapshot)
     if _younger_than(snapshot, max_age):
         return ReportDelivery(Delivery.STORED, snapshot)
-    fingerprint, count = selectors.study_fingerprint(study=study, extra=STORED_OPTIONS.as_dict())
+    fingerprint, count = stored_fingerprint(study=study)
     if snapshot is not None and snapshot.fingerprint == fingerprint:
         return ReportDelivery(Delivery.STORED, snapshot, count)
     if snapshot is not None and snapshot.failed_fingerprint == fingerprint:

@@ -43,7 +43,7 @@ get_cache_key, get_rate, parse_rate
 max_page_size, page_size_query_param
 default_error_messages, extra_kwargs, read_only_fields, to_representation, validators
 validate, validate_backend_config, validate_generator, validate_metrics, validate_presentation_policy
-validate_settings
+validate_by, validate_settings
 get_links, get_trials  # SerializerMethodField: get_<field>
 default_code, default_detail
 upload_handlers
