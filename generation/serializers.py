@@ -224,7 +224,9 @@ class CorpusUploadSerializer(StrictFieldsMixin, serializers.Serializer):
     seed = serializers.IntegerField(min_value=0, required=False, default=0, help_text="Seed of the sample.")
     stratify_by = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
                                         help_text="An item metadata field whose values each get their share.")
-    allocation = serializers.ChoiceField(choices=ALLOCATIONS, required=False, default="proportional")
+    # Labelled as the study's own setting is (`Study.Allocation`), so the schema has one enum.
+    allocation = serializers.ChoiceField(choices=[(a, a.capitalize()) for a in ALLOCATIONS], required=False,
+                                         default="proportional")
 
     def validate_where(self, texts: list[str]) -> list[str]:
         for text in texts:

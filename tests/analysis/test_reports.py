@@ -158,7 +158,8 @@ def test_csv_ends_with_the_clopper_pearson_interval_beside_wilson(report):
     assert CSV_COLUMNS[30:32] == ("cp_low", "cp_high") and CSV_COLUMNS.index("n_boot") == 29
     assert CSV_COLUMNS[32:41] == ("flags", "verdicts", "fit_flags", "n_samples", "seed_share", "prompt_share",
                                  "time_adjusted", "drift_slope", "drift_p")
-    assert CSV_COLUMNS[41:] == ("pooled_rate", "pooled_low", "pooled_high", "n_head_to_head", "bt_flags", "anchor")
+    assert CSV_COLUMNS[41:] == ("pooled_rate", "pooled_low", "pooled_high", "n_head_to_head", "bt_flags", "anchor",
+                                "blank_samples")
     rows = list(csv.DictReader(io.StringIO(report_csv(report))))
     body = report_json(report)
     for row in rows[::2]:

@@ -22,7 +22,7 @@ Media
 # Django: a command's hooks, a form's clean_<field>, a query expression's options and
 # per-vendor SQL, a system check's arguments, state set on a model or a session.
 Command, add_arguments
-clean_names, clean_anchor_generators
+clean_names, clean_anchor_generators, validate_where
 # Choices named only by their value ("equal") in settings and requests.
 EQUAL
 arity, output_field, as_postgresql, as_sqlite
