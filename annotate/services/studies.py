@@ -109,10 +109,20 @@ def study_head_to_head_pairs_write(*, study: Study, pairs: Iterable[tuple[int, i
         if a == b or a not in members or b not in members:
             raise StudyInvalid(f"pair ({a}, {b}) is not two generators of study {study.slug!r}",
                                field="head_to_head_active")
-    set_aside = set(Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True))
+    served = {tuple(pair) for pair in
+              Study.objects.filter(pk=study.pk).values_list("head_to_head_active", flat=True).first() or ()}
+    # A pair served already has its trials: the item selection (seconds on a large corpus)
+    # and the build run only for pairs new to the list, which every report build rewrites.
+    fresh = [pair for pair in pairs if pair not in served]
+    if not fresh and len(pairs) == len(served):
+        return 0
+    trials = []
+    if fresh:
+        set_aside = set(Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True))
+        selected, _ = study_items(study)
+        trials = head_to_head_trials(study, fresh, set_aside=set_aside,
+                                     allowed=None if selected is None else set(selected))
     rng = random.Random()
-    selected, _ = study_items(study)
-    trials = head_to_head_trials(study, pairs, set_aside=set_aside, allowed=None if selected is None else set(selected))
     for trial in trials:
         trial.shuffle = rng.randrange(SHUFFLE_RANGE)
     with transaction.atomic():
